@@ -1,0 +1,28 @@
+"""The `kirec` command line: the same engine pipeline as the TUI, headless.
+
+Heavy libraries (torch, transformers) are imported inside commands so that `kirec --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from kirec_tui.cli import data, items, runs
+from kirec_tui.cli.run import run_command
+
+app = typer.Typer(
+    name="kirec",
+    help="Knowledge injection for sequential recommendation: train, evaluate, inspect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("run")(run_command)
+app.add_typer(data.app, name="data")
+app.add_typer(runs.app, name="runs")
+app.command("recommend")(items.recommend_command)
+app.command("item")(items.item_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,86 @@
+"""`kirec data list | show NAME | download NAME`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kirec_tui.cli.errors import err_console, friendly_errors
+
+app = typer.Typer(help="Datasets: where they are, their statistics, downloading them.", no_args_is_help=True)
+DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder holding the datasets (or KIREC_DATA).")]
+
+
+def _data_root(flag: str | None) -> str | None:
+    return flag if flag is not None else os.environ.get("KIREC_DATA")
+
+
+@app.command("list")
+def list_command(data_root: DataRoot = None) -> None:
+    """Known datasets and where each was found."""
+    from engine.data import DataError
+    from engine.data.registry import list_datasets
+    from engine.data.root import find_dataset
+
+    table = Table()
+    for column in ("name", "format", "location", "description"):
+        table.add_column(column)
+    for spec in list_datasets():
+        try:
+            _, path = find_dataset(spec.name, _data_root(data_root))
+            where = str(path)
+        except DataError:
+            where = "[yellow]missing[/] (kirec data download " + spec.name + ")"
+        table.add_row(spec.name, spec.format, where, spec.description)
+    Console().print(table)
+
+
+@app.command("show")
+def show_command(
+    name: str,
+    data_root: DataRoot = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Statistics of a dataset after preprocessing (users, items, interactions, lengths, text coverage)."""
+    from engine.config import load_config
+    from engine.data.preprocess import load_dataset
+    from engine.data.stats import dataset_stats
+
+    with friendly_errors():
+        cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root})
+        stats = dataset_stats(load_dataset(cfg.data, cwd=Path.cwd()))
+    if as_json:
+        typer.echo(json.dumps(stats, default=str))
+        return
+    table = Table(title=name)
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                table.add_row(f"{key}: {sub}", _fmt(v))
+        else:
+            table.add_row(key, _fmt(value))
+    Console().print(table)
+
+
+@app.command("download")
+def download_command(name: str, data_root: DataRoot = None) -> None:
+    """Fetch a dataset from its canonical address, verifying checksums."""
+    from engine.data.download import download_dataset
+    from engine.events import Status
+
+    root = Path(_data_root(data_root) or "data")
+    with friendly_errors():
+        path = download_dataset(name, root, on_event=lambda e: isinstance(e, Status) and err_console.print(e.message))
+    typer.echo(str(path))
+
+
+def _fmt(value) -> str:
+    return f"{value:,.4f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)

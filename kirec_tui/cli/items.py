@@ -1,0 +1,69 @@
+"""`kirec recommend` and `kirec item`: what a run recommends to a user, and what the project knows of an item."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kirec_tui.cli.errors import EXIT_NOT_FOUND, fail, friendly_errors
+from kirec_tui.cli.runs import DbOption, open_db
+
+
+def recommend_command(
+    run: Annotated[int, typer.Option("--run", help="Run id (see kirec runs list).")],
+    user: Annotated[str, typer.Option("--user", help="User id as in the dataset.")],
+    k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
+    db: DbOption = None,
+    include_history: Annotated[bool, typer.Option("--include-history", help="Also rank items the user already has.")] = False,
+) -> None:
+    """Top-k items a trained run recommends after the user's whole history."""
+    from engine.evaluation.recommend import recommend
+    from engine.trained import RunNotReadyError, load_trained_run
+
+    with friendly_errors():
+        try:
+            trained = load_trained_run(open_db(db), run)
+        except RunNotReadyError as exc:
+            raise fail(str(exc), EXIT_NOT_FOUND) from None
+        dataset = trained.dataset
+        if user not in dataset.user_ids:
+            raise fail(f"user '{user}' is not in dataset '{dataset.name}' (after preprocessing)", EXIT_NOT_FOUND)
+        uid = dataset.user_ids.index(user)
+        recs = recommend(trained.model, dataset, uid, k=k, exclude_history=not include_history, history="all")
+    table = Table(title=f"run {run}: top {k} for user {user} ({len(dataset.sequences[uid])} interactions)")
+    for column in ("rank", "item", "title", "score", "in history"):
+        table.add_column(column)
+    for r in recs:
+        table.add_row(str(r.rank), r.raw_id, r.title, f"{r.score:.3f}", "yes" if r.in_history else "")
+    Console().print(table)
+
+
+def item_command(
+    item_id: Annotated[str, typer.Argument(help="Item id as in the dataset.")],
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name or folder.")] = None,
+    data_root: Annotated[Optional[str], typer.Option("--data-root")] = None,
+) -> None:
+    """An item's text fields and popularity."""
+    from engine.config import load_config
+    from engine.data.preprocess import load_dataset
+
+    with friendly_errors():
+        cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root})
+        ds = load_dataset(cfg.data, cwd=Path.cwd())
+    if item_id not in ds.item_ids[1:]:
+        raise fail(f"item '{item_id}' is not in dataset '{ds.name}' (after preprocessing)", EXIT_NOT_FOUND)
+    index = ds.item_ids.index(item_id)
+    popularity = ds.item_popularity()
+    rank = int((popularity[1:] > popularity[index]).sum()) + 1
+    table = Table(title=f"{ds.name} item {item_id}", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in ds.item_text[index].items():
+        table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    table.add_row("popularity", f"{popularity[index]} training interactions (rank {rank} of {ds.num_items})")
+    Console().print(table)

@@ -1,0 +1,154 @@
+"""`kirec runs list | show | compare | export | delete`: the runs store from the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kirec_tui.cli.errors import friendly_errors
+
+app = typer.Typer(help="Past runs in runs.db: list, inspect, compare, export, delete.", no_args_is_help=True)
+DbOption = Annotated[Optional[str], typer.Option("--db", help="Runs database (default runs.db, or KIREC_DB).")]
+KEY_METRICS = ("HR@10", "NDCG@10")
+
+
+def open_db(db: str | None):
+    from engine.config import load_config
+    from engine.store import open_store
+
+    return open_store(load_config(env=os.environ, flags={"db": db}).db)
+
+
+def _fmt_metric(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+@app.command("list")
+def list_command(
+    db: DbOption = None,
+    status: Annotated[Optional[str], typer.Option(help="RUNNING | FINISHED | FAILED | INTERRUPTED")] = None,
+    dataset: Annotated[Optional[str], typer.Option()] = None,
+    method: Annotated[Optional[str], typer.Option()] = None,
+    text: Annotated[Optional[str], typer.Option("--filter", help="Text to find in the name/dataset/method.")] = None,
+    limit: Annotated[Optional[int], typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Runs, newest first."""
+    with friendly_errors():
+        store = open_db(db)
+        store.mark_orphans()
+        runs = store.list_runs(status=status, dataset=dataset, method=method, text=text, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([r.__dict__ if not hasattr(r, "_asdict") else r._asdict() for r in runs], default=str))
+        return
+    table = Table()
+    for column in ("id", "status", "name", "dataset", "method", "backbone", *(f"test {k}" for k in KEY_METRICS), "started", "duration"):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            str(r.id), r.status, r.name, r.dataset, r.method, r.backbone,
+            *(_fmt_metric(r.test.get(k)) for k in KEY_METRICS),
+            f"{r.started_at:%Y-%m-%d %H:%M}", "" if r.duration_seconds is None else f"{r.duration_seconds:.0f}s",
+        )
+    Console().print(table)
+
+
+@app.command("show")
+def show_command(run_id: int, db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A run's parameters, tags, artifacts and final metrics."""
+    with friendly_errors():
+        detail = open_db(db).get_run(run_id)
+    if as_json:
+        typer.echo(json.dumps(detail, default=lambda o: getattr(o, "__dict__", str(o))))
+        return
+    console = Console()
+    console.print(f"[bold]run {detail.id}[/] {detail.name}: {detail.status} on {detail.device}")
+    if detail.error:
+        console.print(f"[red]{detail.error}[/]")
+    metrics = Table(title="metrics")
+    metrics.add_column("metric")
+    metrics.add_column("valid", justify="right")
+    metrics.add_column("test", justify="right")
+    for key in sorted(set(detail.valid) | set(detail.test)):
+        metrics.add_row(key, _fmt_metric(detail.valid.get(key)), _fmt_metric(detail.test.get(key)))
+    console.print(metrics)
+    params = Table(title="parameters")
+    params.add_column("key")
+    params.add_column("value")
+    for key, value in sorted(detail.params.items()):
+        params.add_row(key, str(value))
+    console.print(params)
+    for artifact in detail.artifacts:
+        console.print(f"{artifact.kind}: {artifact.path}")
+
+
+@app.command("compare")
+def compare_command(
+    run_ids: list[int],
+    db: DbOption = None,
+    all_params: Annotated[bool, typer.Option("--all", help="Show every parameter, not only those that differ.")] = False,
+) -> None:
+    """Parameters that differ and metrics side by side."""
+    with friendly_errors():
+        comparison = open_db(db).compare_runs(run_ids)
+    console = Console()
+    params = Table(title="parameters" + ("" if all_params else " that differ"))
+    params.add_column("key")
+    for rid in run_ids:
+        params.add_column(f"run {rid}")
+    shown = comparison.all_params if all_params else comparison.differing_params
+    for key, values in sorted(shown.items()):
+        params.add_row(key, *(str(values.get(rid, "")) for rid in run_ids))
+    console.print(params)
+    metrics = Table(title="metrics")
+    metrics.add_column("metric")
+    for rid in run_ids:
+        metrics.add_column(f"run {rid}", justify="right")
+    if len(run_ids) == 2:
+        metrics.add_column("difference", justify="right")
+    for key, values in sorted(comparison.metrics.items()):
+        row = [_fmt_metric(values.get(rid)) for rid in run_ids]
+        if len(run_ids) == 2 and None not in (values.get(run_ids[0]), values.get(run_ids[1])):
+            row.append(f"{values[run_ids[1]] - values[run_ids[0]]:+.4f}")
+        metrics.add_row(key, *row)
+    console.print(metrics)
+
+
+@app.command("export")
+def export_command(
+    run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to export (default: all).")] = None,
+    db: DbOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default stdout).")] = None,
+) -> None:
+    """Runs with their parameters and final metrics as CSV or JSON."""
+    if fmt not in ("csv", "json"):
+        raise typer.BadParameter("expected csv or json", param_hint="--format")
+    with friendly_errors():
+        text = open_db(db).export_runs(run_ids or None, fmt)
+    if output:
+        output.write_text(text)
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command("delete")
+def delete_command(
+    run_id: int,
+    db: DbOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Hide a run (soft delete: its rows stay in the database)."""
+    with friendly_errors():
+        store = open_db(db)
+        detail = store.get_run(run_id)
+        if not yes:
+            typer.confirm(f"Delete run {run_id} ({detail.name})?", abort=True)
+        store.soft_delete(run_id)
+    typer.echo(f"deleted run {run_id}")

@@ -1,0 +1,61 @@
+"""Renders engine events on a terminal with Rich: epoch and batch bars with ETA, a line per epoch."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from engine.events import EpochEnd, EpochStarted, Event, RunFinished, RunStarted, Status, StepLoss
+
+
+class ConsoleProgress:
+    """An event sink for the CLI. Use as a context manager so the live bars are torn down cleanly."""
+
+    def __init__(self, console: Console, total_epochs: int):
+        self.console = console
+        self.total_epochs = total_epochs
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.epoch_task = None
+        self.batch_task = None
+
+    def __enter__(self) -> "ConsoleProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Status):
+            style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
+            self.console.print(f"[{style}]{event.message}[/]")
+        elif isinstance(event, RunStarted):
+            self.console.print(f"run [bold]{event.run_id}[/] {event.name} on {event.device}")
+            self.epoch_task = self.progress.add_task("epochs", total=self.total_epochs, info="")
+        elif isinstance(event, EpochStarted):
+            if self.batch_task is not None:
+                self.progress.remove_task(self.batch_task)
+            self.batch_task = self.progress.add_task(f"epoch {event.epoch}", total=event.steps, info="")
+        elif isinstance(event, StepLoss) and self.batch_task is not None:
+            self.progress.update(self.batch_task, completed=event.step, info=f"loss {event.loss:.4f}")
+        elif isinstance(event, EpochEnd):
+            best = " [green]best[/]" if event.is_best else ""
+            ndcg, hr = event.valid.get("NDCG@10", float("nan")), event.valid.get("HR@10", float("nan"))
+            self.console.print(
+                f"epoch {event.epoch:3d}  loss {event.train_loss:.4f}  valid NDCG@10 {ndcg:.4f}  HR@10 {hr:.4f}"
+                f"  ({event.train_seconds:.1f}s + {event.eval_seconds:.1f}s eval){best}"
+            )
+            if self.epoch_task is not None:
+                self.progress.update(self.epoch_task, completed=event.epoch, info=f"NDCG@10 {ndcg:.4f}")
+        elif isinstance(event, RunFinished):
+            colour = "green" if event.status == "FINISHED" else "red"
+            self.console.print(f"run {event.run_id} [{colour}]{event.status}[/]" + (f": {event.error}" if event.error else ""))
