@@ -26,7 +26,7 @@ class DataConfig:
     min_user_interactions: int = 5  # iterative k-core
     min_item_interactions: int = 5
     max_history: int | None = None  # keep only each user's last N interactions (before the split)
-    cache_dir: str | None = None  # preprocessing cache; None: <data root>/../.cache or ./.cache
+    cache_dir: str | None = None  # preprocessing cache; None: <cwd>/.cache/datasets
 
 
 @dataclass
