@@ -12,14 +12,14 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the run or command failed
 EXIT_USAGE = 2  # bad flags, config or input file (Typer/Click also use 2 for usage errors)
 EXIT_DATA = 3  # a dataset is missing or cannot be downloaded
-EXIT_NOT_FOUND = 4  # a run or item that does not exist
+EXIT_NOT_FOUND = 4  # a run, user or item that does not exist
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -27,38 +27,16 @@ def fail(message: str, code: int) -> typer.Exit:
 def friendly_errors() -> Iterator[None]:
     """Map known engine exceptions to exit codes; anything else is a real bug and keeps its traceback."""
     from engine.config import ConfigError
-    from engine.data import DataError
-    from engine.data.download import DownloadError
-    from engine.store.queries import RunNotFoundError
+    from engine.data import DataError, DatasetNotFoundError, DownloadError
+    from engine.store import RunNotFoundError, StoreError
 
     try:
         yield
     except KeyboardInterrupt:
         raise fail("interrupted", EXIT_INTERRUPTED) from None
-    except ConfigError as exc:
+    except (DatasetNotFoundError, DownloadError) as exc:
+        raise fail(str(exc), EXIT_DATA) from None
+    except (ConfigError, DataError, StoreError) as exc:  # a file or value the user gave is wrong
         raise fail(str(exc), EXIT_USAGE) from None
-    except (DownloadError, DataError) as exc:
-        code = EXIT_DATA if isinstance(exc, DownloadError) or type(exc).__name__ == "DatasetNotFoundError" else EXIT_USAGE
-        raise fail(str(exc), code) from None
     except RunNotFoundError as exc:
         raise fail(str(exc), EXIT_NOT_FOUND) from None
-    except _input_errors() as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-
-
-def _input_errors() -> tuple[type[BaseException], ...]:
-    """Errors about files a person wrote (prompts, stores), from packages that may not be imported yet."""
-    found: list[type[BaseException]] = []
-    with contextlib.suppress(ImportError):
-        from engine.extraction.prompts import PromptError
-
-        found.append(PromptError)
-    with contextlib.suppress(ImportError):
-        from engine.store.db import StoreError
-
-        found.append(StoreError)
-    return tuple(found) or (ConfigErrorPlaceholder,)
-
-
-class ConfigErrorPlaceholder(Exception):
-    """Never raised; keeps the except clause valid when no optional error type is importable."""

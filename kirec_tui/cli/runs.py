@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -45,7 +46,7 @@ def list_command(
         store.mark_orphans()
         runs = store.list_runs(status=status, dataset=dataset, method=method, text=text, limit=limit)
     if as_json:
-        typer.echo(json.dumps([r.__dict__ if not hasattr(r, "_asdict") else r._asdict() for r in runs], default=str))
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in runs], default=str))
         return
     table = Table()
     for column in ("id", "status", "name", "dataset", "method", "backbone", *(f"test {k}" for k in KEY_METRICS), "started", "duration"):
@@ -53,7 +54,7 @@ def list_command(
     for r in runs:
         table.add_row(
             str(r.id), r.status, r.name, r.dataset, r.method, r.backbone,
-            *(_fmt_metric(r.test.get(k)) for k in KEY_METRICS),
+            *(_fmt_metric(r.test_metrics.get(f"test/{k}")) for k in KEY_METRICS),
             f"{r.started_at:%Y-%m-%d %H:%M}", "" if r.duration_seconds is None else f"{r.duration_seconds:.0f}s",
         )
     Console().print(table)
@@ -65,18 +66,21 @@ def show_command(run_id: int, db: DbOption = None, as_json: Annotated[bool, type
     with friendly_errors():
         detail = open_db(db).get_run(run_id)
     if as_json:
-        typer.echo(json.dumps(detail, default=lambda o: getattr(o, "__dict__", str(o))))
+        typer.echo(json.dumps(dataclasses.asdict(detail), default=str))
         return
+    run = detail.summary
     console = Console()
-    console.print(f"[bold]run {detail.id}[/] {detail.name}: {detail.status} on {detail.device}")
+    console.print(f"[bold]run {run.id}[/] {run.name}: {run.status} on {run.device} ({run.dataset}, code {detail.code_version})")
     if detail.error:
         console.print(f"[red]{detail.error}[/]")
     metrics = Table(title="metrics")
     metrics.add_column("metric")
     metrics.add_column("valid", justify="right")
     metrics.add_column("test", justify="right")
-    for key in sorted(set(detail.valid) | set(detail.test)):
-        metrics.add_row(key, _fmt_metric(detail.valid.get(key)), _fmt_metric(detail.test.get(key)))
+    valid = {k.removeprefix("valid/"): v for k, v in detail.valid_metrics.items()}
+    test = {k.removeprefix("test/"): v for k, v in detail.test_metrics.items()}
+    for key in sorted(set(valid) | set(test)):
+        metrics.add_row(key, _fmt_metric(valid.get(key)), _fmt_metric(test.get(key)))
     console.print(metrics)
     params = Table(title="parameters")
     params.add_column("key")
@@ -102,9 +106,9 @@ def compare_command(
     params.add_column("key")
     for rid in run_ids:
         params.add_column(f"run {rid}")
-    shown = comparison.all_params if all_params else comparison.differing_params
+    shown = comparison.params if all_params else comparison.differing_params
     for key, values in sorted(shown.items()):
-        params.add_row(key, *(str(values.get(rid, "")) for rid in run_ids))
+        params.add_row(key, *("" if v is None else v for v in values))
     console.print(params)
     metrics = Table(title="metrics")
     metrics.add_column("metric")
@@ -113,9 +117,9 @@ def compare_command(
     if len(run_ids) == 2:
         metrics.add_column("difference", justify="right")
     for key, values in sorted(comparison.metrics.items()):
-        row = [_fmt_metric(values.get(rid)) for rid in run_ids]
-        if len(run_ids) == 2 and None not in (values.get(run_ids[0]), values.get(run_ids[1])):
-            row.append(f"{values[run_ids[1]] - values[run_ids[0]]:+.4f}")
+        row = [_fmt_metric(v) for v in values]
+        if len(values) == 2 and None not in values:
+            row.append(f"{values[1] - values[0]:+.4f}")
         metrics.add_row(key, *row)
     console.print(metrics)
 
@@ -149,6 +153,6 @@ def delete_command(
         store = open_db(db)
         detail = store.get_run(run_id)
         if not yes:
-            typer.confirm(f"Delete run {run_id} ({detail.name})?", abort=True)
+            typer.confirm(f"Delete run {run_id} ({detail.summary.name})?", abort=True)
         store.soft_delete(run_id)
     typer.echo(f"deleted run {run_id}")

@@ -1,0 +1,3 @@
+from kirec_tui.cli import main
+
+main()
