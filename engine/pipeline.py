@@ -40,7 +40,7 @@ def flatten_config(cfg: RunConfig) -> dict[str, Any]:
             for key, value in values.items():
                 flat[f"{section}.{key}"] = value
         else:
-            flat[section] = value
+            flat[section] = values
     return flat
 
 

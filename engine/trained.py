@@ -34,11 +34,11 @@ def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = 
     cfg = RunConfig.from_dict(detail.config, source=f"run {run_id} config")
     checkpoints = [a.path for a in detail.artifacts if a.kind == "checkpoint"]
     if not checkpoints or not Path(checkpoints[-1]).exists():
-        raise RunNotReadyError(f"run {run_id} ({detail.status}) has no checkpoint on disk to load")
+        raise RunNotReadyError(f"run {run_id} ({detail.summary.status}) has no checkpoint on disk to load")
     dataset = load_dataset(cfg.data, cwd=cwd)
     if dataset.fingerprint != detail.dataset_fingerprint:
         raise RunNotReadyError(
-            f"run {run_id} was trained on dataset '{detail.dataset}' fingerprint {detail.dataset_fingerprint[:12]}, "
+            f"run {run_id} was trained on dataset '{detail.summary.dataset}' fingerprint {detail.dataset_fingerprint[:12]}, "
             f"but preprocessing now gives {dataset.fingerprint[:12]}: the data or its options changed"
         )
     torch_device = torch.device(device)

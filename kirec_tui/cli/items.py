@@ -34,12 +34,13 @@ def recommend_command(
         if user not in dataset.user_ids:
             raise fail(f"user '{user}' is not in dataset '{dataset.name}' (after preprocessing)", EXIT_NOT_FOUND)
         uid = dataset.user_ids.index(user)
-        recs = recommend(trained.model, dataset, uid, k=k, exclude_history=not include_history, history="all")
+        recs = recommend(trained.model, dataset, uid, k=k, exclude_history=not include_history, history="all",
+                         max_len=trained.config.model.max_len)
     table = Table(title=f"run {run}: top {k} for user {user} ({len(dataset.sequences[uid])} interactions)")
     for column in ("rank", "item", "title", "score", "in history"):
         table.add_column(column)
     for r in recs:
-        table.add_row(str(r.rank), r.raw_id, r.title, f"{r.score:.3f}", "yes" if r.in_history else "")
+        table.add_row(str(r.rank), r.item_id, r.title, f"{r.score:.3f}", "yes" if r.in_history else "")
     Console().print(table)
 
 

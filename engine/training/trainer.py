@@ -1,0 +1,182 @@
+"""The training loop: AdamW, early stopping on validation NDCG@10, best-checkpoint keeping, progress events.
+
+Validation is supplied by the caller (a function of the model returning metrics), so this module knows nothing
+about evaluation protocols; it only needs the "NDCG@10" entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from engine.config import RunConfig
+from engine.data.dataset import SequenceDataset
+from engine.events import DeviceStats, EpochEnd, EpochStarted, EventSink, StepLoss
+from engine.models.base import SequentialBackbone
+from engine.models.losses import LOSSES, sequence_loss
+from engine.training.batches import SequenceBatcher
+from engine.training.device import device_stats, resolve_device
+from engine.training.seeding import seed_everything
+
+SELECTION_METRIC = "NDCG@10"
+
+Validate = Callable[[SequentialBackbone], dict[str, float]]
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int | None  # None when no epoch finished
+    best_valid: dict[str, float]
+    epochs_run: int
+    checkpoint_path: Path | None
+    train_seconds: float  # optimisation time only, summed over epochs (validation excluded)
+    history: list[dict[str, Any]] = field(default_factory=list)  # per epoch: epoch, train_loss, seconds, metrics
+    stopped_early: bool = False  # patience ran out or the time budget was spent
+    stop_reason: str = "epochs"  # epochs | patience | time-budget
+
+
+class TrainingInterrupted(Exception):
+    """should_stop() asked to stop. Raised between steps; the model holds the best weights seen so far
+    (the checkpoint file, if any, is complete) and `result` describes the finished epochs."""
+
+    def __init__(self, result: TrainResult):
+        super().__init__(f"training interrupted after {result.epochs_run} complete epoch(s)")
+        self.result = result
+
+
+def _save_atomically(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Write then rename, so an interruption never leaves a truncated checkpoint behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _mixed_precision(device: torch.device, enabled: bool) -> tuple[Callable[[], Any], Any]:
+    """(a context-manager factory, a GradScaler or None). Mixed precision on CUDA only: bf16 where supported
+    (no scaler needed), else fp16 with a GradScaler."""
+    if device.type != "cuda" or not enabled:
+        return contextlib.nullcontext, None
+    if torch.cuda.is_bf16_supported():
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16), None
+    return lambda: torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+
+
+def train(
+    model: SequentialBackbone,
+    dataset: SequenceDataset,
+    cfg: RunConfig,
+    validate: Validate,
+    on_event: EventSink,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint_path: Path | None = None,
+) -> TrainResult:
+    """Train until `cfg.train.epochs`, `patience` epochs without a better validation NDCG@10, or the time budget.
+
+    Seeds the global generators with `cfg.train.seed` (dropout); shuffling, masking and negatives use their own.
+    At the end the model holds the best epoch's weights: read back from `checkpoint_path` with
+    `weights_only=True`, or from memory when no path is given.
+    """
+    tc = cfg.train
+    if tc.loss not in LOSSES:
+        raise ValueError(f"train.loss: unknown loss {tc.loss!r}; expected one of {', '.join(LOSSES)}")
+    if tc.epochs < 1:
+        raise ValueError(f"train.epochs: must be at least 1, got {tc.epochs}")
+    if tc.patience < 1:
+        raise ValueError(f"train.patience: must be at least 1, got {tc.patience}")
+    device = resolve_device(tc.device)
+    seed_everything(tc.seed)
+    model.to(device)
+    batcher = SequenceBatcher(dataset, model.objective, cfg.model.max_len, tc.batch_size, cfg.model.mask_prob, tc.seed)
+    negatives_generator = torch.Generator().manual_seed(tc.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    autocast, scaler = _mixed_precision(device, tc.amp)
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+
+    result = TrainResult(None, {}, 0, checkpoint_path, 0.0)
+    best_state: dict[str, torch.Tensor] | None = None  # in memory when there is no checkpoint path
+    best_score = -math.inf
+    started = time.perf_counter()
+
+    def restore_best() -> None:
+        if result.best_epoch is None:
+            return
+        if checkpoint_path is not None:
+            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        else:
+            state = best_state
+        model.load_state_dict(state)
+
+    for epoch in range(1, tc.epochs + 1):
+        steps = len(batcher)
+        on_event(EpochStarted(epoch=epoch, steps=steps))
+        model.train()
+        epoch_start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        for step, batch in enumerate(batcher.epoch(), start=1):
+            if should_stop is not None and should_stop():
+                result.train_seconds += time.perf_counter() - epoch_start
+                restore_best()
+                raise TrainingInterrupted(result)
+            batch = batch.to(device)
+            with autocast():
+                hidden = model(batch.inputs)
+                loss = sequence_loss(tc.loss, hidden, batch.targets, model, tc.num_negatives, negatives_generator)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"train: loss became {value} at epoch {epoch}, step {step} (try a lower train.lr)")
+            loss_sum += loss.detach()
+            on_event(StepLoss(epoch=epoch, step=step, steps=steps, loss=value))
+        train_seconds = time.perf_counter() - epoch_start
+        result.train_seconds += train_seconds
+
+        eval_start = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            valid = {k: float(v) for k, v in validate(model).items()}
+        eval_seconds = time.perf_counter() - eval_start
+        if SELECTION_METRIC not in valid:
+            raise KeyError(f"validate: returned {sorted(valid)} but early stopping needs {SELECTION_METRIC!r}")
+
+        score = valid[SELECTION_METRIC]
+        is_best = score > best_score
+        if is_best:
+            best_score, result.best_epoch, result.best_valid = score, epoch, dict(valid)
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if checkpoint_path is not None:
+                _save_atomically(state, checkpoint_path)
+            else:
+                best_state = state
+        result.epochs_run = epoch
+        train_loss = float(loss_sum) / steps
+        result.history.append({"epoch": epoch, "train_loss": train_loss, "train_seconds": train_seconds,
+                               "eval_seconds": eval_seconds, **valid})
+        on_event(EpochEnd(epoch=epoch, train_loss=train_loss, valid=valid, train_seconds=train_seconds,
+                          eval_seconds=eval_seconds, is_best=is_best))
+        stats: DeviceStats = device_stats(device)
+        on_event(stats)
+
+        if epoch - result.best_epoch >= tc.patience:
+            result.stopped_early, result.stop_reason = True, "patience"
+            break
+        if tc.max_train_seconds is not None and time.perf_counter() - started >= tc.max_train_seconds:
+            result.stopped_early, result.stop_reason = True, "time-budget"
+            break
+
+    restore_best()
+    return result

@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny dataset in the documented generic format, and the shared real data when present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def write_generic_dataset(folder: Path, users: int = 60, items: int = 30, length: int = 8) -> Path:
+    """Users walk through items in a fixed cyclic order, so next-item prediction is learnable."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["user,item,timestamp"]
+    for u in range(users):
+        for t in range(length + u % 4):
+            lines.append(f"u{u},i{(u + t) % items},{1000 + 10 * t}")
+    (folder / "interactions.csv").write_text("\n".join(lines) + "\n")
+    with (folder / "items.jsonl").open("w") as fh:
+        for i in range(items):
+            fh.write(json.dumps({"id": f"i{i}", "title": f"Item number {i}", "genres": ["Drama" if i % 2 else "Comedy"]}) + "\n")
+    return folder
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    return write_generic_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "ml-latest-small" / "ratings.csv").exists():
+        pytest.skip("../shared/data is not beside this checkout")
+    return SHARED_DATA

@@ -1,0 +1,127 @@
+"""The `kirec` CLI end to end on a tiny generic-format dataset: run, runs, recommend, item, errors, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kirec_tui.cli import app
+
+SMALL = ["--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu"]
+
+
+def invoke(*args: str, cwd: Path):
+    old = Path.cwd()
+    os.chdir(cwd)  # runs.db, checkpoints and caches land in the test's folder
+    try:
+        return CliRunner().invoke(app, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture
+def finished_run(tiny_dataset: Path, tmp_path: Path):
+    db = tmp_path / "runs.db"
+    result = invoke("run", "--dataset", str(tiny_dataset), "--epochs", "2", "--db", str(db), "--json", *SMALL, cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    return db, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_run_json_reports_metrics_and_stores_the_run(finished_run, tmp_path):
+    db, payload = finished_run
+    assert payload["status"] == "FINISHED" and isinstance(payload["run_id"], int)
+    for split in ("valid", "test"):
+        assert 0.0 <= payload[split]["NDCG@10"] <= payload[split]["HR@10"] <= 1.0
+    listed = invoke("runs", "list", "--db", str(db), "--json", cwd=tmp_path)
+    runs = json.loads(listed.stdout)
+    assert [r["id"] for r in runs] == [payload["run_id"]] and runs[0]["status"] == "FINISHED"
+    assert abs(runs[0]["test_metrics"]["test/NDCG@10"] - payload["test"]["NDCG@10"]) < 1e-9
+
+
+def test_runs_show_compare_export(finished_run, tiny_dataset, tmp_path):
+    db, first = finished_run
+    second = invoke("run", "--dataset", str(tiny_dataset), "--epochs", "1", "--seed", "7", "--db", str(db), "--json",
+                    *SMALL, cwd=tmp_path)
+    second_id = json.loads(second.stdout.strip().splitlines()[-1])["run_id"]
+    shown = invoke("runs", "show", str(first["run_id"]), "--db", str(db), cwd=tmp_path)
+    assert shown.exit_code == 0 and "train.epochs" in shown.stdout
+    compared = invoke("runs", "compare", str(first["run_id"]), str(second_id), "--db", str(db), cwd=tmp_path)
+    assert compared.exit_code == 0
+    assert "train.seed" in compared.stdout and "model.backbone" not in compared.stdout  # only what differs
+    exported = invoke("runs", "export", "--format", "json", "--db", str(db), cwd=tmp_path)
+    assert {r["id"] for r in json.loads(exported.stdout)} == {first["run_id"], second_id}
+
+
+def test_recommend_lists_titles_and_excludes_history(finished_run, tmp_path):
+    db, payload = finished_run
+    result = invoke("recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "5", "--db", str(db), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("Item number") == 5
+    unknown = invoke("recommend", "--run", str(payload["run_id"]), "--user", "nobody", "--db", str(db), cwd=tmp_path)
+    assert unknown.exit_code == 4 and "nobody" in unknown.output
+
+
+def test_item_shows_text_and_popularity(tiny_dataset, tmp_path):
+    result = invoke("item", "i5", "--dataset", str(tiny_dataset), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "Item number 5" in result.stdout and "popularity" in result.stdout
+
+
+def test_missing_dataset_is_a_clear_data_error(tmp_path):
+    result = invoke("run", "--dataset", "no-such-data", "--data-root", str(tmp_path / "empty"), "--db",
+                    str(tmp_path / "r.db"), cwd=tmp_path)
+    assert result.exit_code == 3
+    assert "no-such-data" in result.output and str(tmp_path / "empty") in result.output
+    assert not (tmp_path / "r.db").exists() or "RUNNING" not in (tmp_path / "r.db").read_bytes().decode("latin-1")
+
+
+def test_bad_config_file_names_the_field(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[train]\nepochs = 'lots'\n")
+    result = invoke("run", "--config", str(config), cwd=tmp_path)
+    assert result.exit_code == 2 and "train.epochs" in result.output and "bad.toml" in result.output
+
+
+def test_unknown_run_exit_code(tmp_path):
+    result = invoke("runs", "show", "999", "--db", str(tmp_path / "runs.db"), cwd=tmp_path)
+    assert result.exit_code == 4 and "999" in result.output
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tiny_dataset, tmp_path):
+    db = tmp_path / "runs.db"
+    cmd = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(tiny_dataset), "--epochs", "100000",
+           "--patience", "100000", "--db", str(db), *SMALL]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until training really started (the run is RUNNING)
+            if db.exists():
+                with sqlite3.connect(db) as con:
+                    rows = con.execute("select status from runs").fetchall() if _has_runs(con) else []
+                if rows == [("RUNNING",)]:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run never started")
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, proc.stderr.read().decode()[-2000:]
+    with sqlite3.connect(db) as con:
+        assert con.execute("select status from runs").fetchall() == [("INTERRUPTED",)]
+
+
+def _has_runs(con) -> bool:
+    return bool(con.execute("select 1 from sqlite_master where name='runs'").fetchall())
