@@ -7,12 +7,55 @@ each stage lives in its own package (engine.extraction, engine.semantic) and thi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from engine.config import RunConfig
 from engine.data.dataset import SequenceDataset
-from engine.events import EventSink, ignore_events
+from engine.events import EventSink, Status, ignore_events
 from engine.models.base import IdEmbedding, ItemRepresentation
+
+
+def resolve_prompt(cfg: RunConfig, dataset: SequenceDataset):
+    """The prompt a run uses (the configured one, or the dataset's default), validated against the dataset."""
+    from engine.extraction import dataset_fields, default_prompt_for, load_prompt, validate_prompt
+
+    k = cfg.knowledge
+    prompt = load_prompt(k.prompt) if k.prompt else default_prompt_for(dataset.name)
+    validate_prompt(prompt, dataset_fields(dataset.item_text[1:]))
+    return prompt
+
+
+def extract_attributes(
+    cfg: RunConfig,
+    dataset: SequenceDataset,
+    cwd: Path,
+    on_event: EventSink = ignore_events,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:
+    """Attributes per item index (None where the LLM gave none), extracting only what the cache lacks."""
+    from engine.extraction import ExtractionCache, cached_attributes, create_backend, default_cache_path, extract_items
+    from engine.extraction.shipped import import_shipped_extractions
+
+    k = cfg.knowledge
+    prompt = resolve_prompt(cfg, dataset)
+    backend = create_backend(k.extractor, k.llm_model, k.llm_url)
+    with ExtractionCache(default_cache_path(cwd)) as cache:
+        imported = import_shipped_extractions(cache, backend.fingerprint, prompt.content_hash)
+        if imported:
+            on_event(Status(f"extraction: {imported} answers imported from the project's shipped extractions"))
+        report = extract_items(dataset, prompt, backend, cache, on_event=on_event, should_stop=should_stop)
+        found = cached_attributes(dataset, prompt, backend.fingerprint, cache)
+    attributes = [None] + [found.get(i) for i in range(1, dataset.num_items + 1)]
+    info = {
+        "prompt": prompt.name,
+        "prompt_hash": prompt.content_hash,
+        "extractor_model": backend.fingerprint,
+        "extracted": report.extracted,
+        "extracted_from_cache": report.from_cache,
+        "extraction_failed": report.failed,
+        "extraction_items_per_second": round(report.items_per_second, 3),
+    }
+    return attributes, info
 
 
 def build_items(
@@ -21,8 +64,31 @@ def build_items(
     cwd: Path,
     on_event: EventSink = ignore_events,
     device: Any = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[ItemRepresentation, dict[str, Any]]:
-    method = cfg.knowledge.method
-    if method == "id":
+    k = cfg.knowledge
+    if k.method == "id":
         return IdEmbedding(dataset.num_items, cfg.model.hidden_size), {}
-    raise ValueError(f"knowledge.method: '{method}' is not available yet (choose: id)")
+
+    from engine.semantic.embedding_cache import EmbeddingCache, embed_item_table
+    from engine.semantic.encoders import make_encoder
+    from engine.semantic.fusion import build_item_representation
+    from engine.semantic.texts import item_texts
+
+    info: dict[str, Any] = {}
+    attributes = None
+    if k.embed_text in ("attributes", "both"):
+        attributes, info = extract_attributes(cfg, dataset, cwd, on_event, should_stop)
+    texts = item_texts(dataset.item_text, attributes, k.embed_text)
+    if texts.fell_back_to_raw:
+        on_event(Status(f"embedding: {texts.fell_back_to_raw} items without attributes use their raw text", "warning"))
+    encoder = make_encoder(k.encoder, k.llm_model, str(device) if device is not None else None)
+    with EmbeddingCache.in_working_dir(cwd) as cache:
+        table, stats = embed_item_table(texts.texts, encoder, cache)
+    on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded with {encoder.name}"))
+    items, rep_info = build_item_representation(k, dataset.num_items, cfg.model.hidden_size, table, seed=cfg.train.seed)
+    info.update(stats.as_info())
+    info.update({key: value for key, value in rep_info.items() if key != "notes"})
+    for note in rep_info.get("notes", []):
+        on_event(Status(f"knowledge: {note}"))
+    return items, info

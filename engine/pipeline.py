@@ -71,7 +71,7 @@ def run_experiment(
     device = resolve_device(cfg.train.device)  # a bad device spec fails before anything is stored
     dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
     seed_everything(cfg.train.seed)
-    items, knowledge_info = build_items(cfg, dataset, cwd=cwd, on_event=on_event, device=device)
+    items, knowledge_info = build_items(cfg, dataset, cwd=cwd, on_event=on_event, device=device, should_stop=should_stop)
     model = build_model(cfg.model, dataset.num_items, items).to(device)
 
     store = open_store(cfg.db)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from kirec_tui.cli import data, items, runs
+from kirec_tui.cli.extract import extract_command
 from kirec_tui.cli.run import run_command
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run_command)
+app.command("extract")(extract_command)
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.command("recommend")(items.recommend_command)
@@ -25,4 +27,7 @@ app.command("item")(items.item_command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's own handler
+        raise SystemExit(130) from None

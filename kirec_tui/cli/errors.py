@@ -28,6 +28,8 @@ def friendly_errors() -> Iterator[None]:
     """Map known engine exceptions to exit codes; anything else is a real bug and keeps its traceback."""
     from engine.config import ConfigError
     from engine.data import DataError, DatasetNotFoundError, DownloadError
+    from engine.extraction import BackendError, PromptError
+    from engine.semantic.encoders import EncoderError
     from engine.store import RunNotFoundError, StoreError
 
     try:
@@ -36,7 +38,7 @@ def friendly_errors() -> Iterator[None]:
         raise fail("interrupted", EXIT_INTERRUPTED) from None
     except (DatasetNotFoundError, DownloadError) as exc:
         raise fail(str(exc), EXIT_DATA) from None
-    except (ConfigError, DataError, StoreError) as exc:  # a file or value the user gave is wrong
+    except (ConfigError, DataError, StoreError, PromptError, BackendError, EncoderError) as exc:  # a file or value the user gave is wrong
         raise fail(str(exc), EXIT_USAGE) from None
     except RunNotFoundError as exc:
         raise fail(str(exc), EXIT_NOT_FOUND) from None

@@ -1,0 +1,21 @@
+"""LLM attribute extraction, the first stage of knowledge injection: prompt files → LLM → validated attributes → cache."""
+
+from engine.extraction.backends import BackendError, ExtractionBackend, create_backend
+from engine.extraction.cache import ExtractionCache, default_cache_path, item_text_hash
+from engine.extraction.extractor import ExtractionProgress, ExtractionReport, cached_attributes, extract_items
+from engine.extraction.prompts import (
+    Prompt,
+    PromptError,
+    dataset_fields,
+    default_prompt_for,
+    load_prompt,
+    save_prompt_version,
+    validate_prompt,
+)
+from engine.extraction.schema import render_attributes
+
+__all__ = [
+    "BackendError", "ExtractionBackend", "ExtractionCache", "ExtractionProgress", "ExtractionReport", "Prompt",
+    "PromptError", "cached_attributes", "create_backend", "dataset_fields", "default_cache_path", "default_prompt_for",
+    "extract_items", "item_text_hash", "load_prompt", "render_attributes", "save_prompt_version", "validate_prompt",
+]

@@ -1,0 +1,136 @@
+"""`kirec-tui`: the Textual workbench over kirec's headless engine (runs, training, items, prompts).
+
+The app holds only what every screen shares: where the runs database and the data live, the environment
+that `load_config` merges, and one lazily opened `RunStore`. Screens call engine functions in thread
+workers and render engine events; none of them re-implements engine logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from kirec_tui.screens.help import HelpScreen
+from kirec_tui.screens.items import ItemsScreen
+from kirec_tui.screens.prompts import PromptsScreen
+from kirec_tui.screens.runs import RunsScreen
+from kirec_tui.screens.train import TrainScreen
+
+SCREEN_TITLES = {"runs": "Runs", "train": "Train", "items": "Items", "prompts": "Prompts"}
+
+
+class KirecApp(App[None]):
+    """The workbench. `env` is the environment `load_config` merges (main passes os.environ; tests pass {})."""
+
+    TITLE = "kirec"
+    CSS_PATH = "kirec.tcss"
+    MODES = {"runs": RunsScreen, "train": TrainScreen, "items": ItemsScreen, "prompts": PromptsScreen}
+    DEFAULT_MODE = "runs"
+    BINDINGS = [
+        Binding("1", "switch_mode('runs')", "Runs"),
+        Binding("2", "switch_mode('train')", "Train"),
+        Binding("3", "switch_mode('items')", "Items"),
+        Binding("4", "switch_mode('prompts')", "Prompts"),
+        Binding("f1,question_mark", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        db_path: str | Path = "runs.db",
+        data_root: str | None = None,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        prompts_dir: str | Path | None = None,
+        poll_seconds: float = 2.0,
+        extraction_backend: Callable[[], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.cwd = Path(cwd or Path.cwd()).resolve()
+        db = Path(db_path).expanduser()
+        self.db_path = db if db.is_absolute() else self.cwd / db
+        self.data_root = data_root
+        self.env: dict[str, str] = dict(env or {})
+        self.prompts_dir = Path(prompts_dir) if prompts_dir is not None else None
+        self.poll_seconds = poll_seconds
+        self._extraction_backend = extraction_backend
+        self._store: Any = None
+        self._store_lock = threading.Lock()
+
+    @property
+    def store(self) -> Any:
+        """The runs store, opened on first use (from a worker thread, so start-up never waits on SQLAlchemy)."""
+        with self._store_lock:
+            if self._store is None:
+                from engine.store import open_store
+
+                self._store = open_store(self.db_path)
+            return self._store
+
+    def make_extraction_backend(self) -> Any:
+        """The LLM backend the config names (knowledge.extractor / llm_model / llm_url); tests pass a factory."""
+        if self._extraction_backend is not None:
+            return self._extraction_backend()
+        from engine.config import load_config
+        from engine.extraction.backends import create_backend
+
+        knowledge = load_config(env=self.env).knowledge
+        return create_backend(knowledge.extractor, knowledge.llm_model, knowledge.llm_url)
+
+    def on_unmount(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, title in SCREEN_TITLES.items():
+            yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen", lambda m=mode: self.switch_mode(m))
+        yield SystemCommand("Help: key bindings", "Every key binding of every screen", self.action_help)
+        commands = getattr(screen, "palette_commands", None)
+        if commands is not None:
+            yield from commands()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kirec-tui", description="kirec's Textual workbench")
+    parser.add_argument("--db", help="runs database (default runs.db, or KIREC_DB)")
+    parser.add_argument("--data-root", help="folder holding the datasets (or KIREC_DATA)")
+    parser.add_argument("--prompts-dir", help="folder of prompt files (default prompts/)")
+    return parser.parse_args(argv)
+
+
+def build_app(argv: list[str] | None, env: Mapping[str, str]) -> KirecApp:
+    """The app for these arguments and environment: flags beat KIREC_DB / KIREC_DATA, which beat the defaults."""
+    from engine.config import load_config
+
+    args = parse_args(argv)
+    cfg = load_config(env=env, flags={"db": args.db, "data.data_root": args.data_root})
+    return KirecApp(db_path=cfg.db, data_root=cfg.data.data_root, env=env, prompts_dir=args.prompts_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from engine.config import ConfigError
+
+    try:
+        # Validates every KIREC_* variable up front, so no screen meets a bad environment later.
+        app = build_app(argv, dict(os.environ))
+    except ConfigError as exc:
+        sys.exit(f"kirec-tui: {exc}")
+    app.run()
+
+
+if __name__ == "__main__":
+    main()

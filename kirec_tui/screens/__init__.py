@@ -1,0 +1,1 @@
+"""The workbench's screens: Runs (home), Train, Items, Prompts, and their modals."""

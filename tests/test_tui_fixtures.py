@@ -1,0 +1,93 @@
+"""Shared builders for the TUI tests: a small runs database with fixed timestamps (stable snapshots).
+
+Not a test module of its own beyond a check that the builder gives what the other tests assume.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from engine.store import open_store
+from engine.store import queries as store_queries
+
+BASE_TIME = 1767261600.0  # 2026-01-01 10:00:00 UTC
+
+# (name, dataset, method, backbone, fusion, final status, per-epoch valid NDCG@10, test HR@10, test NDCG@10)
+RUN_SPECS = (
+    ("id-sasrec-ml", "ml-latest-small", "id", "sasrec", None, "FINISHED", [0.02, 0.035, 0.041, 0.044], 0.081, 0.0441),
+    ("id-gru-ml", "ml-latest-small", "id", "gru4rec", None, "FINISHED", [0.015, 0.028, 0.033], 0.066, 0.0352),
+    ("kirec-gate-beauty", "amazon-beauty", "kirec", "sasrec", "gate", "FINISHED", [0.021, 0.03, 0.038, 0.042, 0.043], 0.079, 0.0428),
+    ("bert-fail", "amazon-beauty", "id", "bert4rec", None, "FAILED", [0.01], None, None),
+    ("kirec-add-ml", "ml-latest-small", "kirec", "sasrec", "add", "INTERRUPTED", [0.018, 0.025], None, None),
+)
+
+
+class FixedClock:
+    """time.time() for the store: starts at BASE_TIME and moves only when told."""
+
+    def __init__(self, start: float = BASE_TIME) -> None:
+        self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+
+def build_runs_db(path: Path, clock: FixedClock, specs=RUN_SPECS) -> list[int]:
+    """Write `specs` into a fresh runs.db through the real store; returns the run ids in spec order."""
+    ids = []
+    with open_store(path) as store:
+        for index, (name, dataset, method, backbone, fusion, status, curve, hr, ndcg) in enumerate(specs):
+            clock.now = BASE_TIME + 3600 * index
+            params = {"model.backbone": backbone, "knowledge.method": method, "train.lr": 0.001 * (1 + index % 2),
+                      "train.epochs": len(curve), "train.seed": 42}
+            if fusion:
+                params["knowledge.fusion"] = fusion
+                params["knowledge.prompt_hash"] = f"abc{index}def0123"
+            run_id = store.create_run(name=name, config={"name": name}, dataset=dataset, dataset_fingerprint="f" * 16,
+                                      backbone=backbone, method=method, device="cpu", params=params,
+                                      code_version="test")
+            for epoch, value in enumerate(curve, start=1):
+                clock.now += 60
+                store.log_metrics(run_id, {"valid/NDCG@10": value, "valid/HR@10": 2 * value,
+                                           "train/loss": 8.0 / (epoch + index)}, step=epoch)
+            if hr is not None:
+                store.log_metrics(run_id, {"test/HR@10": hr, "test/NDCG@10": ndcg,
+                                           "valid/NDCG@10": max(curve)}, step=None)
+            clock.now += 30
+            store.finish_run(run_id, status, error="boom" if status == "FAILED" else None)
+            ids.append(run_id)
+    return ids
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch) -> FixedClock:
+    clock = FixedClock()
+    monkeypatch.setattr(store_queries, "time", SimpleNamespace(time=clock.time, perf_counter=clock.time))
+    return clock
+
+
+@pytest.fixture
+def runs_db(tmp_path: Path, fixed_clock: FixedClock) -> tuple[Path, list[int]]:
+    path = tmp_path / "runs.db"
+    return path, build_runs_db(path, fixed_clock)
+
+
+def test_fixture_db_holds_the_specified_runs(runs_db):
+    path, ids = runs_db
+    with open_store(path) as store:
+        runs = {r.id: r for r in store.list_runs()}
+    assert sorted(runs) == sorted(ids)
+    first = runs[ids[0]]
+    assert first.test_metrics["test/NDCG@10"] == pytest.approx(0.0441)
+    assert first.started_at.timestamp() == BASE_TIME
+    assert math.isclose(first.duration_seconds, 4 * 60 + 30)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests run on asyncio (Textual's loop) through anyio's pytest plugin."""
+    return "asyncio"
