@@ -1,16 +1,19 @@
-"""Benchmark of the foundation (issue #2): quality, speed and memory of the ID-only backbones.
+"""Benchmark of the engine on a real dataset: quality, speed and memory, one subprocess per (variant, seed).
 
-Each configuration runs in its own subprocess so its peak memory (max RSS) is its own. Prints a table and writes
-JSON to bench-results/engine.json. Figures are medians over epochs / repeats; the machine is shared and noisy.
+Each run gets its own process so its peak memory (max RSS) is its own. Prints a line per run and a summary
+(mean ± std over seeds), and writes JSON. The machine is shared and noisy: epoch times are medians over epochs,
+evaluation times medians of 5 repeats.
 
-    .venv/bin/python benchmarks/bench_engine.py                      # SASRec, GRU4Rec, BERT4Rec on Amazon Beauty
-    .venv/bin/python benchmarks/bench_engine.py --backbones sasrec --seeds 1 2 3
+    .venv/bin/python benchmarks/bench_engine.py                       # SASRec, GRU4Rec, BERT4Rec on Amazon Beauty
+    .venv/bin/python benchmarks/bench_engine.py --variants sasrec --seeds 1 2 3
+    .venv/bin/python benchmarks/bench_engine.py --variant kirec-gate=knowledge.method=kirec,knowledge.fusion=gate
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -21,26 +24,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# The issue's configuration: full CE, hidden 64, 2 blocks, 2 heads, length 50, batch 256.
+# The foundation issue's configuration: full CE, hidden 64, 2 blocks, 2 heads, length 50, batch 256, ID-only.
 TARGET = {
     "model.hidden_size": 64, "model.num_layers": 2, "model.num_heads": 2, "model.max_len": 50,
-    "train.batch_size": 256, "train.loss": "ce", "eval.exclude_history": True, "eval.protocol": "full",
+    "train.batch_size": 256, "train.loss": "ce", "knowledge.method": "id",
+    "eval.exclude_history": True, "eval.protocol": "full",
 }
+BACKBONES = {name: {"model.backbone": name} for name in ("sasrec", "gru4rec", "bert4rec")}
 
 
-def one_run(backbone: str, dataset: str, seed: int, db: str, extra: dict) -> dict:
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """"label=key=value,key=value" → (label, {key: value})."""
+    label, _, rest = text.partition("=")
+    settings = dict(pair.split("=", 1) for pair in rest.split(",") if pair)
+    return label, settings
+
+
+def one_run(settings: dict, dataset: str, seed: int, db: str) -> dict:
     """Runs inside the child process: trains, then times full-ranking evaluation of every user 5 times."""
     import torch
 
     from engine.config import load_config
-    from engine.data.preprocess import load_dataset
     from engine.evaluation.evaluator import RankingEvaluator
     from engine.events import EpochEnd
     from engine.pipeline import run_experiment
-    from engine.trained import load_trained_run
     from engine.store import open_store
+    from engine.trained import load_trained_run
 
-    flags = {**TARGET, **extra, "model.backbone": backbone, "data.dataset": dataset, "train.seed": seed, "db": db,
+    flags = {**TARGET, **settings, "data.dataset": dataset, "train.seed": seed, "db": db,
              "train.checkpoint_dir": str(Path(db).parent / "checkpoints")}
     cfg = load_config(flags=flags)
     epochs: list[EpochEnd] = []
@@ -52,6 +63,7 @@ def one_run(backbone: str, dataset: str, seed: int, db: str, extra: dict) -> dic
             epochs.append(event)
             if event.is_best:
                 best_at[0] = time.perf_counter() - t0
+            print(f"  epoch {event.epoch} NDCG@10 {event.valid['NDCG@10']:.4f} {event.train_seconds:.1f}s", file=sys.stderr, flush=True)
 
     result = run_experiment(cfg, on_event=sink, cwd=ROOT)
     total = time.perf_counter() - t0
@@ -64,65 +76,73 @@ def one_run(backbone: str, dataset: str, seed: int, db: str, extra: dict) -> dic
         evaluator.evaluate(trained.model, torch.device("cpu"))
         eval_times.append(time.perf_counter() - start)
     return {
-        "backbone": backbone, "dataset": dataset, "seed": seed, "run_id": result.run_id, "status": result.status,
+        "settings": settings, "dataset": dataset, "seed": seed, "run_id": result.run_id, "status": result.status,
         "best_epoch": result.best_epoch, "epochs_run": len(epochs),
-        "test": {k: result.test[k] for k in ("HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR@10") if k in result.test},
+        "test": {k: v for k, v in result.test.items() if k.split("@")[0] in ("HR", "NDCG", "MRR")},
         "valid_NDCG@10": result.valid.get("NDCG@10"),
+        "trainable_parameters": sum(p.numel() for p in trained.model.parameters() if p.requires_grad),
         "median_epoch_s": statistics.median(e.train_seconds for e in epochs),
         "median_valid_eval_s": statistics.median(e.eval_seconds for e in epochs),
         "median_full_test_eval_s": statistics.median(eval_times),
         "users_evaluated": int(result.test.get("users", 0)),
         "time_to_best_valid_s": best_at[0], "total_s": total,
+        "knowledge": {k: v for k, v in result.info.items() if isinstance(v, (int, float, str))},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="amazon-beauty")
-    parser.add_argument("--backbones", nargs="+", default=["sasrec", "gru4rec", "bert4rec"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
-    parser.add_argument("--set", nargs="*", default=[], help="extra config KEY=VALUE")
-    parser.add_argument("--out", default=str(ROOT / "bench-results" / "engine.json"))
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    extra = dict(pair.split("=", 1) for pair in args.set)
-    if args.child:
-        backbone, seed, db = args.child.split(",")
-        print(json.dumps(one_run(backbone, args.dataset, int(seed), db, extra)))
-        return
-
-    out = Path(args.out)
+def run_variants(variants: dict[str, dict], dataset: str, seeds: list[int], out: Path) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     db = str(out.parent / "bench-runs.db")
     results = []
-    for backbone in args.backbones:
-        for seed in args.seeds:
-            cmd = [sys.executable, __file__, "--dataset", args.dataset, "--child", f"{backbone},{seed},{db}",
-                   "--set", *args.set]
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    for label, settings in variants.items():
+        for seed in seeds:
+            cmd = [sys.executable, __file__, "--dataset", dataset, "--child", json.dumps([settings, seed, db])]
+            proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
             if proc.returncode != 0:
-                print(proc.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"{backbone} seed {seed} failed")
-            row = json.loads(proc.stdout.strip().splitlines()[-1])
+                raise SystemExit(f"{label} seed {seed} failed (exit {proc.returncode})")
+            row = {"variant": label, **json.loads(proc.stdout.strip().splitlines()[-1])}
             results.append(row)
-            print(f"{backbone:9s} seed {seed}: test HR@10 {row['test']['HR@10']:.4f} NDCG@10 {row['test']['NDCG@10']:.4f}"
-                  f" | best epoch {row['best_epoch']} at {row['time_to_best_valid_s']:.0f}s"
+            print(f"{label:14s} seed {seed}: test HR@10 {row['test']['HR@10']:.4f} NDCG@10 {row['test']['NDCG@10']:.4f}"
+                  f" | best epoch {row['best_epoch']} at {row['time_to_best_valid_s']:.0f}s of {row['total_s']:.0f}s"
                   f" | epoch {row['median_epoch_s']:.2f}s | full eval {row['median_full_test_eval_s']:.3f}s"
-                  f" ({row['users_evaluated']} users) | peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+                  f" ({row['users_evaluated']} users) | peak RSS {row['peak_rss_mb']:.0f} MB"
+                  f" | {row['trainable_parameters']:,} params", flush=True)
     summary = {}
-    for backbone in args.backbones:
-        rows = [r for r in results if r["backbone"] == backbone]
-        summary[backbone] = {
+    for label in variants:
+        rows = [r for r in results if r["variant"] == label]
+        summary[label] = {
             key: {"mean": statistics.mean(r["test"][key] for r in rows),
-                  "std": statistics.stdev(r["test"][key] for r in rows) if len(rows) > 1 else 0.0}
+                  "std": statistics.stdev(r["test"][key] for r in rows) if len(rows) > 1 else 0.0, "n": len(rows)}
             for key in ("HR@10", "NDCG@10")
         }
-    report = {"dataset": args.dataset, "config": {**TARGET, **extra}, "runs": results, "summary": summary,
-              "machine": {"cpus": __import__("os").cpu_count()}}
+        summary[label]["median_epoch_s"] = statistics.median(r["median_epoch_s"] for r in rows)
+        s = summary[label]
+        print(f"{label:14s} HR@10 {s['HR@10']['mean']:.4f} ± {s['HR@10']['std']:.4f}  "
+              f"NDCG@10 {s['NDCG@10']['mean']:.4f} ± {s['NDCG@10']['std']:.4f}  (n={len(rows)})")
+    report = {"dataset": dataset, "base_config": TARGET, "variants": variants, "runs": results, "summary": summary,
+              "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()}}
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="amazon-beauty")
+    parser.add_argument("--variants", nargs="+", default=list(BACKBONES), help="backbone names")
+    parser.add_argument("--variant", action="append", default=[], help="LABEL=key=value,key=value (repeatable)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument("--out", default=str(ROOT / "bench-results" / "engine.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        settings, seed, db = json.loads(args.child)
+        print(json.dumps(one_run(settings, args.dataset, seed, db)))
+        return
+    variants = dict(parse_variant(v) for v in args.variant) or {name: BACKBONES[name] for name in args.variants}
+    run_variants(variants, args.dataset, args.seeds, Path(args.out))
 
 
 if __name__ == "__main__":

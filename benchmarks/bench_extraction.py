@@ -81,7 +81,7 @@ def time_repeats(run, n_items: int, repeats: int) -> tuple[list[float], list[flo
 def bench_naive(model_path: Path, prompt, texts: list[str], threads: int, repeats: int) -> dict[str, Any]:
     import llama_cpp
 
-    llm = llama_cpp.Llama(str(model_path), n_ctx=1024, n_threads=threads, verbose=False)
+    llm = llama_cpp.Llama(str(model_path), n_ctx=1024, n_threads=threads, n_threads_batch=threads, verbose=False)
     grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(prompt.json_schema()), verbose=False)
 
     def one(text: str) -> str:

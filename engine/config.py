@@ -69,7 +69,7 @@ class EvalConfig:
 class KnowledgeConfig:
     """The LLM knowledge-injection stage (issue #3). `method = "id"` is the plain baseline."""
 
-    method: str = "id"  # id | kirec | init | semantic-only
+    method: str = "kirec"  # kirec (the default) | id (the plain baseline) | init | semantic-only
     fusion: str = "gate"  # add | concat | gate
     reduction: str = "pca"  # pca | pca-whiten | random | adapter-linear | adapter-mlp
     freeze_semantic: bool = True

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from kirec_tui.cli import app
 
-SMALL = ["--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu"]
+SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu"]
 
 
 def invoke(*args: str, cwd: Path):

@@ -93,7 +93,7 @@ texts = [{{}}, {{"title": "Toy Story (1995)", "year": "1995", "genres": ["Animat
          {{"title": "Sense and Sensibility (1995)", "year": "1995", "genres": ["Drama", "Romance"]}}]
 ds = SequenceDataset("ml-latest-small", ["[PAD]", "1", "6", "17"], ["u"], [np.array([1, 2, 3])], texts, "fp")
 prompt = load_prompt("movies")
-backend = create_backend("llama-cpp", None, parallel=3)
+backend = create_backend("llama-cpp", None, parallel=3, n_threads=1)  # one thread: immune to spin-waits on a busy machine
 cache = ExtractionCache({db!r})
 report = extract_items(ds, prompt, backend, cache)
 print(json.dumps({{"extracted": report.extracted, "failed": report.failed, "fingerprint": backend.fingerprint,
