@@ -68,6 +68,8 @@ def run_experiment(
     from engine.training.trainer import TrainingInterrupted, train
 
     cwd = Path(cwd or Path.cwd())
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
     device = resolve_device(cfg.train.device)  # a bad device spec fails before anything is stored
     dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
     seed_everything(cfg.train.seed)
