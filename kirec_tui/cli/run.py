@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.table import Table
 
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fail, friendly_errors
+
+
+@contextlib.contextmanager
+def stop_on_first_ctrl_c() -> Iterator[threading.Event]:
+    """The first Ctrl-C asks the pipeline to stop at its next step (the run ends INTERRUPTED, its rows intact);
+    a second one interrupts at once. A KeyboardInterrupt in the middle of a store write is what this avoids."""
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err_console.print("[yellow]stopping after this step (Ctrl-C again to abort at once)[/]")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def parse_set_options(pairs: list[str]) -> dict[str, str]:
@@ -82,9 +104,9 @@ def run_command(
     merged = {**parse_set_options(set_), **{k: v for k, v in flags.items() if v is not None}}
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=merged)
-        with ConsoleProgress(err_console, cfg.train.epochs) as progress:
+        with ConsoleProgress(err_console, cfg.train.epochs) as progress, stop_on_first_ctrl_c() as stop:
             try:
-                result = run_experiment(cfg, on_event=progress)
+                result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set)
             except KeyboardInterrupt:
                 if as_json:
                     typer.echo(json.dumps({"run_id": None, "status": "INTERRUPTED"}))
