@@ -17,7 +17,8 @@ from engine.extraction.prompts import (
     save_prompt_version,
     validate_prompt,
 )
-from engine.extraction.schema import OutputError, parse_json_object, render_attributes
+from engine.extraction.schema import OutputError, parse_json_object
+from engine.semantic.texts import render_attribute_text
 
 VALID = '''
 name = "toy"
@@ -166,8 +167,8 @@ def test_save_prompt_version_never_overwrites(tmp_path: Path) -> None:
     assert default_prompt_for("toy-data", tmp_path).path == tmp_path / "toy.toml"
 
 
-def test_render_attributes() -> None:
-    text = render_attributes({"genre": "sci-fi", "mood": "dark", "themes": ["space", "survival"], "empty": [], "year": 1979})
+def test_attributes_render_as_the_text_that_is_embedded() -> None:
+    text = render_attribute_text({"genre": "sci-fi", "mood": "dark", "themes": ["space", "survival"], "empty": [], "year": 1979})
     assert text == "genre: sci-fi; mood: dark; themes: space, survival; year: 1979"
     assert json.loads(json.dumps(text))  # plain str
     assert PROMPTS_DIR.is_dir()

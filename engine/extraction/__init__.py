@@ -12,10 +12,9 @@ from engine.extraction.prompts import (
     save_prompt_version,
     validate_prompt,
 )
-from engine.extraction.schema import render_attributes
 
 __all__ = [
     "BackendError", "ExtractionBackend", "ExtractionCache", "ExtractionProgress", "ExtractionReport", "Prompt",
     "PromptError", "cached_attributes", "create_backend", "dataset_fields", "default_cache_path", "default_prompt_for",
-    "extract_items", "item_text_hash", "load_prompt", "render_attributes", "save_prompt_version", "validate_prompt",
+    "extract_items", "item_text_hash", "load_prompt", "save_prompt_version", "validate_prompt",
 ]

@@ -171,15 +171,3 @@ def parse_json_object(text: str) -> Any:
         except json.JSONDecodeError:
             start = text.find("{", start + 1)
     raise OutputError(f"no JSON object in output: {text[:80]!r}")
-
-
-def render_attributes(attributes: dict[str, Any]) -> str:
-    """Attributes as one line of text for embedding: "mood: dark; themes: space, survival". Empty values are left out."""
-    parts = []
-    for name, value in attributes.items():
-        if isinstance(value, (list, tuple)):
-            value = ", ".join(str(v) for v in value if str(v).strip())
-        value = str(value).strip() if value is not None else ""
-        if value:
-            parts.append(f"{name.replace('_', ' ')}: {value}")
-    return "; ".join(parts)
