@@ -57,6 +57,15 @@ def send(session: str, *keys: str, literal: bool = False) -> None:
         time.sleep(0.05)
 
 
+def _shows(session: str, text: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in screen_text(session):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_a_run_started_in_the_terminal_appears_in_runs(tmp_path, tiny_dataset):
     session = f"kirec-e2e-{time.monotonic_ns()}"
     command = (f"cd {tmp_path} && TERM=xterm-256color {sys.executable} -m kirec_tui.app "
@@ -81,8 +90,13 @@ def test_a_run_started_in_the_terminal_appears_in_runs(tmp_path, tiny_dataset):
         send(session, SMALL, literal=True)
         send(session, "C-r")
         wait_for(session, " FINISHED", timeout=240, fail_on="failed")
-        send(session, "Escape")  # leave the form field, so that "1" switches to Runs
-        send(session, "1")
+        # Leave the form field, so that "1" switches to Runs; under load a key can land before the field
+        # lets go of focus, so retry until the Runs screen is up.
+        for _ in range(10):
+            send(session, "Escape")
+            send(session, "1")
+            if _shows(session, "kirec — Runs", timeout=5):
+                break
         # The Runs screen polls the database: wait for the run's row to show its final status.
         deadline = time.monotonic() + 30
         while not any(RUN_NAME in line and "FINISHED" in line for line in screen_text(session).splitlines()):
