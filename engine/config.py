@@ -98,7 +98,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "dict") -> "RunConfig":
         cfg = cls()
-        for key, value in _flatten(values).items():
+        for key, value in flatten_dotted(values).items():
             set_value(cfg, key, value, source)
         return cfg
 
@@ -112,12 +112,13 @@ ENV_ALIASES = {
 }
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings to dotted keys: {"train": {"lr": 0.1}} -> {"train.lr": 0.1}."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         path = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, path + "."))
+            flat.update(flatten_dotted(value, path + "."))
         else:
             flat[path] = value
     return flat
@@ -204,7 +205,7 @@ def load_config(
     """Merge defaults < config file < environment < flags. `flags` maps dotted keys to values; None means unset."""
     cfg = RunConfig()
     if file is not None:
-        for key, value in _flatten(read_config_file(file)).items():
+        for key, value in flatten_dotted(read_config_file(file)).items():
             set_value(cfg, key, value, str(file))
     for key, value in env_overrides(env or {}).items():
         set_value(cfg, key, value, "environment")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.config import RunConfig
+from engine.config import RunConfig, flatten_dotted
 from engine.events import EventSink, RunFinished, RunStarted, Status, fan_out, ignore_events
 
 
@@ -30,18 +30,6 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def flatten_config(cfg: RunConfig) -> dict[str, Any]:
-    """Dotted params ("train.lr": 0.001) as the store and `runs compare` see them."""
-    flat: dict[str, Any] = {}
-    for section, values in cfg.to_dict().items():
-        if isinstance(values, dict):
-            for key, value in values.items():
-                flat[f"{section}.{key}"] = value
-        else:
-            flat[section] = values
-    return flat
 
 
 def run_experiment(
@@ -77,7 +65,7 @@ def run_experiment(
     model = build_model(cfg.model, dataset.num_items, items).to(device)
 
     store = open_store(cfg.db)
-    params = flatten_config(cfg)
+    params = flatten_dotted(cfg.to_dict())  # dotted keys, as `runs compare` shows them
     params.update({f"knowledge.{k}": v for k, v in knowledge_info.items() if not isinstance(v, (list, dict))})
     params["eval.protocol_label"] = _protocol_label(cfg)
     params["model.parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -35,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 import engine as engine_package
+from engine.config import flatten_dotted as flatten_params  # one flattening for config, params and store
 from engine.store.db import BUSY_TIMEOUT_SECONDS, StoreBusyError, open_database, write_engine
 from engine.store.domain import (
     Artifact,
@@ -367,17 +368,6 @@ class RunStore:
 
 def open_store(path: str | Path) -> RunStore:
     return RunStore(path)
-
-
-def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings to dotted keys: {"train": {"lr": 0.1}} -> {"train.lr": 0.1}."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten_params(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def current_code_version() -> str:

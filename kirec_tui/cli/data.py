@@ -18,7 +18,10 @@ DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder hol
 
 
 def _data_root(flag: str | None) -> str | None:
-    return flag if flag is not None else os.environ.get("KIREC_DATA")
+    """The data root by the one precedence order (flag > KIREC_DATA > config defaults)."""
+    from engine.config import load_config
+
+    return load_config(env=os.environ, flags={"data.data_root": flag}).data.data_root
 
 
 @app.command("list")
