@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from textual.worker import WorkerCancelled
 
 from engine.store import open_store
 from engine.store import queries as store_queries
@@ -91,3 +92,13 @@ def test_fixture_db_holds_the_specified_runs(runs_db):
 def anyio_backend() -> str:
     """The async tests run on asyncio (Textual's loop) through anyio's pytest plugin."""
     return "asyncio"
+
+
+async def wait_for_workers(app) -> None:
+    """Wait until no worker runs. Screens start loads in exclusive groups, so a load superseded by a newer one is
+    cancelled by design; waiting must not treat that as a failure."""
+    while pending := [w for w in app.workers if not w.is_finished]:
+        try:
+            await app.workers.wait_for_complete(pending)
+        except WorkerCancelled:
+            pass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from test_tui_fixtures import anyio_backend  # noqa: F401 (fixture)
+from test_tui_fixtures import anyio_backend, wait_for_workers  # noqa: F401 (fixture)
 
 from engine.config import RunConfig, load_config
 from engine.extraction.cache import ExtractionCache, ExtractionRecord, default_cache_path, item_text_hash
@@ -25,16 +25,16 @@ async def open_items(pilot, dataset) -> ItemsScreen:
     screen.query_one("#items-dataset").value = str(dataset)
     screen.query_one("#items-dataset").focus()
     await pilot.press("enter")
-    await pilot.app.workers.wait_for_complete()
+    await wait_for_workers(pilot.app)
     await pilot.pause()
     return screen
 
 
 async def search(pilot, screen, text: str) -> None:
     await pilot.press("escape", "slash", *text)
-    await pilot.app.workers.wait_for_complete()
+    await wait_for_workers(pilot.app)
     await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
+    await wait_for_workers(pilot.app)
     await pilot.pause()
 
 
@@ -54,9 +54,9 @@ async def test_search_by_id_and_fuzzy_title_shows_the_item_and_its_attributes(tm
         assert screen.results[0] == seven  # the exact id comes first
         await search(pilot, screen, "")  # cleared by typing again below
         screen.query_one("#items-search").value = "numbr 7"
-        await pilot.app.workers.wait_for_complete()
+        await wait_for_workers(pilot.app)
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
+        await wait_for_workers(pilot.app)
         await pilot.pause()
         assert ds.title(screen.results[0]) == "Item number 7"
         detail = str(screen.query_one("#item-detail").render())
@@ -75,7 +75,7 @@ async def test_neighbours_come_from_the_text_embedding(tmp_path, tiny_dataset):
         await search(pilot, screen, "i3")
         item = screen.current_item
         await pilot.press("escape", "n")
-        await pilot.app.workers.wait_for_complete()
+        await wait_for_workers(pilot.app)
         await pilot.pause()
         assert len(screen.neighbours) == 10 and item not in {i for i, _ in screen.neighbours}
         scores = [s for _, s in screen.neighbours]
@@ -117,7 +117,7 @@ async def test_user_view_lists_history_and_compares_two_runs(tmp_path, tiny_data
         screen.query_one("#user-runs").value = str(two_trained_runs[0])
         screen.query_one("#user-runs").focus()
         await pilot.press("enter")
-        await app.workers.wait_for_complete()
+        await wait_for_workers(app)
         await pilot.pause()
         recs = screen.recommendations[two_trained_runs[0]]
         assert [r.rank for r in recs] == list(range(1, 11))
@@ -126,7 +126,7 @@ async def test_user_view_lists_history_and_compares_two_runs(tmp_path, tiny_data
         assert str(history.get_row_at(history.row_count - 1)[2]).endswith("★")
         screen.query_one("#user-runs").value = " ".join(map(str, two_trained_runs))
         await pilot.press("enter")
-        await app.workers.wait_for_complete()
+        await wait_for_workers(app)
         await pilot.pause()
         assert set(screen.recommendations) == set(two_trained_runs)
         table = screen.query_one("#user-recs")

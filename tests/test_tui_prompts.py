@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_tui_fixtures import anyio_backend  # noqa: F401 (fixture)
+from test_tui_fixtures import anyio_backend, wait_for_workers  # noqa: F401 (fixture)
 
 from kirec_tui.app import KirecApp
 from kirec_tui.screens.prompts import PromptsScreen
@@ -62,7 +62,7 @@ async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await pilot.pause(0.05)
-        await pilot.app.workers.wait_for_complete()
+        await wait_for_workers(pilot.app)
 
 
 async def open_prompts(pilot, dataset) -> PromptsScreen:
@@ -106,7 +106,7 @@ async def test_extraction_shows_attributes_for_the_sample_items(tmp_path, prompt
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_prompts(pilot, tiny_dataset)
         await pilot.press("escape", "ctrl+r")
-        await app.workers.wait_for_complete()
+        await wait_for_workers(app)
         await pilot.pause()
         assert set(screen.answers) == set(screen.samples) and backend.calls == len(screen.samples)
         for item, attributes in screen.answers.items():
@@ -115,7 +115,7 @@ async def test_extraction_shows_attributes_for_the_sample_items(tmp_path, prompt
         table = screen.query_one("#extract-table")
         assert all(str(table.get_row_at(i)[2]).startswith('{"mood"') for i in range(table.row_count))
         await pilot.press("ctrl+r")  # again: answered from the cache, the backend is not asked
-        await app.workers.wait_for_complete()
+        await wait_for_workers(app)
         assert backend.calls == len(screen.samples)
 
 
@@ -124,7 +124,7 @@ async def test_save_as_new_version_and_diff_two_versions(tmp_path, prompts_dir, 
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_prompts(pilot, tiny_dataset)
         await pilot.press("escape", "ctrl+b", "ctrl+r")  # mark v1, extract with it
-        await app.workers.wait_for_complete()
+        await wait_for_workers(app)
         await pilot.pause()
         editor = screen.query_one(TomlTextArea)
         editor.text = PROMPT.replace("Genres: {genres}", "Genres are hidden.")
@@ -135,10 +135,10 @@ async def test_save_as_new_version_and_diff_two_versions(tmp_path, prompts_dir, 
         assert saved.read_text() == editor.text and (prompts_dir / "tiny.toml").read_text() == PROMPT
         assert screen.prompt.path == saved and screen.prompt.version == 2
         await pilot.press("ctrl+r")
-        await app.workers.wait_for_complete()
+        await wait_for_workers(app)
         await pilot.pause()
         await pilot.press("ctrl+o")
-        await app.workers.wait_for_complete()
+        await wait_for_workers(app)
         await pilot.pause()
         rows = screen.diff_rows
         assert len(rows) == len(screen.samples)
@@ -181,7 +181,7 @@ async def test_the_configured_llama_cpp_backend_answers_through_the_screen(tmp_p
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_prompts(pilot, tiny_dataset)
         await pilot.press("escape", "ctrl+r")
-        await app.workers.wait_for_complete()
+        await wait_for_workers(app)
         await pilot.pause()
         assert f"{len(screen.samples)}/{len(screen.samples)} items answered" in str(screen.query_one("#extract-status").render())
     with ExtractionCache(default_cache_path(tmp_path)) as cache:

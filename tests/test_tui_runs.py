@@ -6,7 +6,7 @@ import csv
 import time
 
 import pytest
-from test_tui_fixtures import anyio_backend, fixed_clock, runs_db  # noqa: F401 (fixtures)
+from test_tui_fixtures import anyio_backend, fixed_clock, runs_db, wait_for_workers  # noqa: F401 (fixtures)
 
 from engine.store import open_store
 from kirec_tui.app import KirecApp
@@ -23,7 +23,7 @@ SIZE = (160, 45)
 
 async def settle(pilot) -> None:
     """Let workers finish and the messages they posted be handled."""
-    await pilot.app.workers.wait_for_complete()
+    await wait_for_workers(pilot.app)
     await pilot.pause()
 
 
@@ -33,7 +33,7 @@ async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await pilot.pause(0.05)
-        await pilot.app.workers.wait_for_complete()
+        await wait_for_workers(pilot.app)
 
 
 def listed_names(app) -> list[str]:

@@ -5,7 +5,7 @@ Update after an intended visual change with: pytest tests/test_tui_snapshots.py 
 
 from __future__ import annotations
 
-from test_tui_fixtures import fixed_clock, runs_db  # noqa: F401 (fixtures)
+from test_tui_fixtures import fixed_clock, runs_db, wait_for_workers  # noqa: F401 (fixtures)
 
 from kirec_tui.app import KirecApp
 
@@ -13,7 +13,7 @@ SIZE = (140, 40)
 
 
 async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
+    await wait_for_workers(pilot.app)
     await pilot.pause()
 
 

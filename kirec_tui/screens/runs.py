@@ -140,7 +140,14 @@ class RunsScreen(Screen):
     def _poll(self) -> None:
         token = self.app.store.last_change()
         if token != self._token:
-            self.app.call_from_thread(self.load_runs)
+            self.app.call_from_thread(self._reload_unless_loading)
+
+    def _reload_unless_loading(self) -> None:
+        # A load already in flight reads the store after this change; restarting it (the group is exclusive)
+        # would cancel it, and on a store slower to read than one poll period no load would ever finish.
+        loading = any(w.group == "runs-load" and w.node is self and not w.is_finished for w in self.app.workers)
+        if not loading:
+            self.load_runs()
 
     # -- filters and sorting -------------------------------------------------------------------------------
 
