@@ -11,6 +11,8 @@ from engine.config import RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.events import StepLoss
 from engine.models import LOSSES, IdEmbedding, build_model, sequence_loss
+from engine.models import losses as losses_module
+from engine.models.losses import linear_cross_entropy
 from engine.training import train
 
 NUM_ITEMS = 12
@@ -55,6 +57,29 @@ def test_full_cross_entropy_matches_its_definition():
     logits[:, 0] = float("-inf")  # padding is never a class
     expected = F.cross_entropy(logits, targets[mask])
     assert torch.allclose(sequence_loss("ce", hidden, targets, items), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 7 * 50, 1 << 22])  # one row, uneven chunks, everything at once
+def test_fused_cross_entropy_matches_autograd_through_the_logits(monkeypatch, chunk_elements):
+    monkeypatch.setattr(losses_module, "CE_CHUNK_ELEMENTS_CPU", chunk_elements)
+    torch.manual_seed(0)
+    h = torch.randn(23, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 8, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 50, (23,))
+    fused = linear_cross_entropy(h, weight, targets)
+    (fused * 3.0).backward()  # a non-unit upstream gradient must scale both gradients
+    grads = h.grad.clone(), weight.grad.clone()
+    h.grad = weight.grad = None
+    (F.cross_entropy(h @ weight.T, targets) * 3.0).backward()
+    assert torch.allclose(fused, F.cross_entropy(h @ weight.T, targets))
+    assert torch.allclose(grads[0], h.grad) and torch.allclose(grads[1], weight.grad)
+
+
+def test_fused_cross_entropy_leaves_a_frozen_table_without_gradient():
+    h = torch.randn(4, 8, requires_grad=True)
+    weight = torch.randn(10, 8)  # e.g. a frozen semantic table
+    linear_cross_entropy(h, weight, torch.tensor([1, 2, 3, 4])).backward()
+    assert weight.grad is None and h.grad is not None and h.grad.abs().sum() > 0
 
 
 def test_sampled_softmax_does_not_count_the_positive_as_a_negative():

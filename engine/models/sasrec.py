@@ -17,6 +17,7 @@ from torch import nn
 from engine.config import ModelConfig
 from engine.data.dataset import PAD
 from engine.models.base import ItemRepresentation, SequentialBackbone
+from engine.models.dropout import FastDropout, dropout
 
 INIT_STD = 0.02  # RecBole's initialiser range for the backbone's own weights
 
@@ -55,8 +56,8 @@ class TransformerBlock(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.attn_out = nn.Linear(dim, dim)
         self.ffn_norm = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
-        self.dropout = nn.Dropout(dropout)
+        self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), FastDropout(dropout), nn.Linear(4 * dim, dim))
+        self.dropout = FastDropout(dropout)
 
     def forward(self, tokens: torch.Tensor, where: torch.Tensor, shape: tuple[int, int],
                 allowed: torch.Tensor) -> torch.Tensor:
@@ -65,12 +66,20 @@ class TransformerBlock(nn.Module):
         qkv = self.qkv(self.attn_norm(tokens))
         padded = qkv.new_zeros(b * length, 3 * dim).index_copy(0, where, qkv)
         q, k, v = padded.view(b, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.dropout_p if self.training else 0.0
-        )
+        attended = attend(q, k, v, allowed, self.dropout_p if self.training else 0.0)
         attended = attended.transpose(1, 2).reshape(b * length, dim).index_select(0, where)
         tokens = tokens + self.dropout(self.attn_out(attended))
         return tokens + self.dropout(self.ffn(self.ffn_norm(tokens)))
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """Scaled dot-product attention. With dropout on CPU, written out so that the attention weights get the
+    cheap dropout mask (SDPA's own CPU path is the same arithmetic with a Bernoulli draw per weight)."""
+    if dropout_p == 0.0 or q.is_cuda:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
+    scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return dropout(weights, dropout_p, True) @ v
 
 
 def attention_mask(valid: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -96,7 +105,7 @@ class TransformerEncoder(nn.Module):
         self.positions = nn.Embedding(cfg.max_len, cfg.hidden_size)
         # BERT4Rec (RecBole) normalises item + position before dropout; SASRec (pmixer) does not.
         self.input_norm = nn.LayerNorm(cfg.hidden_size) if norm_input else nn.Identity()
-        self.input_dropout = nn.Dropout(cfg.dropout)
+        self.input_dropout = FastDropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(cfg.hidden_size, cfg.num_heads, cfg.dropout) for _ in range(cfg.num_layers)
         )

@@ -23,6 +23,7 @@ from engine.models.base import SequentialBackbone
 from engine.models.losses import LOSSES, sequence_loss
 from engine.training.batches import SequenceBatcher
 from engine.training.device import device_stats, resolve_device
+from engine.training.memory import release_freed_memory
 from engine.training.seeding import seed_everything
 
 SELECTION_METRIC = "NDCG@10"
@@ -144,12 +145,14 @@ def train(
             on_event(StepLoss(epoch=epoch, step=step, steps=steps, loss=value))
         train_seconds = time.perf_counter() - epoch_start
         result.train_seconds += train_seconds
+        release_freed_memory()
 
         eval_start = time.perf_counter()
         model.eval()
         with torch.no_grad():
             valid = {k: float(v) for k, v in validate(model).items()}
         eval_seconds = time.perf_counter() - eval_start
+        release_freed_memory()
         if SELECTION_METRIC not in valid:
             raise KeyError(f"validate: returned {sorted(valid)} but early stopping needs {SELECTION_METRIC!r}")
 
