@@ -1,8 +1,8 @@
-"""OpenAI-compatible backend against a real HTTP server started in-process.
+"""OpenAI-compatible backend: request shape, concurrency, retries and format fallback, against a scripted server.
 
-llama-cpp-python's own server needs uvicorn, fastapi, sse-starlette, starlette-context and pydantic-settings,
-which this environment does not install, so the server here is a small http.server speaking the
-chat-completions shape: it answers from the request, fails on demand, and rejects json_schema on demand.
+The server here is a small http.server speaking the chat-completions shape: it answers from the request, fails
+on demand and rejects json_schema on demand, which a real server cannot be made to do. The real-server test
+(llama-cpp-python's own server on the tiny GGUF) is test_extraction_llama_server.py.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class FakeChatServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), FakeChatHandler)
         self.requests: list[dict[str, Any]] = []
         self.fail_next = 0  # answer this many requests with HTTP 503 first
-        self.reject_json_schema = False
+        self.reject_json_schema: int | None = None  # HTTP status to refuse json_schema with, if any
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -64,7 +64,7 @@ class FakeChatHandler(BaseHTTPRequestHandler):
         if failing:
             return self._send(503, {"error": "overloaded"})
         if srv.reject_json_schema and body["response_format"]["type"] == "json_schema":
-            return self._send(400, {"error": "response_format json_schema is not supported"})
+            return self._send(srv.reject_json_schema, {"error": "response_format json_schema is not supported"})
         user = body["messages"][-1]["content"]
         title = user.rsplit("Movie: ", 1)[1].splitlines()[0]
         answer = {"mood": "dark", "audience": "adults", "themes": [title.lower()]}
@@ -111,14 +111,17 @@ def test_extraction_through_a_server_keeps_order_and_bounds_concurrency(server: 
     assert 1 < server.max_in_flight <= 3
 
 
-def test_retries_5xx_and_falls_back_to_json_object(server: FakeChatServer) -> None:
+# 400/422 from most servers; llama-cpp-python's reports its validation errors as 500, which must not be retried.
+@pytest.mark.parametrize("refusal", [400, 422, 500])
+def test_retries_5xx_and_falls_back_to_json_object(server: FakeChatServer, refusal: int) -> None:
     backend = OpenAICompatBackend(server.url + "/v1", "m", concurrency=1, backoff=0.01)
     server.fail_next = 2
-    server.reject_json_schema = True
+    server.reject_json_schema = refusal
     prompt = load_prompt("movies")
     [answer] = backend.generate([prompt.render({"title": "Heat"})], prompt.json_schema())
     assert json.loads(answer)["themes"] == ["heat"]
     assert [r["response_format"]["type"] for r in server.requests] == ["json_schema"] * 3 + ["json_object"]
+    assert server.requests[-1]["response_format"]["schema"] == prompt.json_schema()  # llama-cpp-python's server uses it
     backend.generate([prompt.render({"title": "Heat"})], prompt.json_schema())
     assert server.requests[-1]["response_format"]["type"] == "json_object"  # the fallback is remembered
 

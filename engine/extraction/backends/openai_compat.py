@@ -1,7 +1,8 @@
 """OpenAI-compatible server backend (/v1/chat/completions): vLLM, llama.cpp's server, Ollama, OpenAI itself.
 
-Decoding is constrained with `response_format: json_schema`; a server that rejects that (HTTP 400) is asked again
-with `json_object`, and the choice is remembered. Requests run in a small thread pool; 5xx answers, 429 and
+Decoding is constrained with `response_format: json_schema` (OpenAI, vLLM). A server that rejects that (HTTP 400
+or 422, or any error naming response_format) is asked again with `json_object` carrying the schema (llama-cpp-python's server constrains decoding with
+it), then with plain `json_object`; the first format a server accepts is remembered. Requests run in a small thread pool; 5xx answers, 429 and
 timeouts are retried with exponential backoff; an unreachable server is one clear BackendError.
 """
 
@@ -16,6 +17,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from engine.extraction.backends.base import DEFAULT_MAX_TOKENS, BackendError, chat_messages
+
+
+RESPONSE_FORMATS = (
+    lambda schema: {"type": "json_schema", "json_schema": {"name": "attributes", "schema": schema, "strict": True}},
+    lambda schema: {"type": "json_object", "schema": schema},
+    lambda schema: {"type": "json_object"},
+)
+
+
+def _names_response_format(status: int, payload: str) -> bool:
+    """An error about the request's response_format: no retry will change it. llama-cpp-python's server reports
+    its request-validation errors as HTTP 500 (measured against 0.3.36), not 422, so the status alone cannot say."""
+    return status >= 400 and "response_format" in payload
 
 
 class OpenAICompatBackend:
@@ -41,7 +55,7 @@ class OpenAICompatBackend:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._format = "json_schema"  # becomes "json_object" once a server rejects json_schema
+        self._format = 0  # index into RESPONSE_FORMATS: moves on each time a server rejects one
         self.fingerprint = f"openai:{base}:{model}:temperature=0:max_tokens={max_tokens}"
 
     def generate(self, prompts: list[str], json_schema: dict[str, Any], system: str = "") -> list[str]:
@@ -58,23 +72,23 @@ class OpenAICompatBackend:
             "seed": 0,
             "max_tokens": self.max_tokens,
         }
-        for _ in range(2):  # the second pass only after a json_schema rejection
+        while True:
             fmt = self._format
-            body["response_format"] = (
-                {"type": "json_schema", "json_schema": {"name": "attributes", "schema": json_schema, "strict": True}}
-                if fmt == "json_schema" else {"type": "json_object"}
-            )
+            body["response_format"] = RESPONSE_FORMATS[fmt](json_schema)
             status, payload = self._post(body)
-            if status == 400 and fmt == "json_schema":
-                self._format = "json_object"
+            rejected = status in (400, 422) or _names_response_format(status, payload)
+            if rejected and fmt + 1 < len(RESPONSE_FORMATS):
+                self._format = max(self._format, fmt + 1)
                 continue
+            if rejected and fmt > 0:
+                raise BackendError(f"{self.url}: the server rejected every response format "
+                                   f"(json_schema, json_object with a schema, json_object): HTTP {status}: {payload[:200]}")
             if status != 200:
                 raise BackendError(f"{self.url}: HTTP {status}: {payload[:200]}")
             try:
                 return json.loads(payload)["choices"][0]["message"]["content"] or ""
             except (ValueError, KeyError, IndexError, TypeError):
                 raise BackendError(f"{self.url}: not an OpenAI chat-completions response: {payload[:200]!r}") from None
-        raise BackendError(f"{self.url}: the server rejected both json_schema and json_object response formats")
 
     def _post(self, body: dict[str, Any]) -> tuple[int, str]:
         """(status, body text). Retries 429/5xx/timeouts; raises BackendError when the server cannot be reached."""
@@ -92,7 +106,7 @@ class OpenAICompatBackend:
                     return response.status, response.read().decode("utf-8", "replace")
             except urllib.error.HTTPError as exc:
                 text = exc.read().decode("utf-8", "replace")
-                if exc.code == 429 or exc.code >= 500:
+                if (exc.code == 429 or exc.code >= 500) and not _names_response_format(exc.code, text):
                     last = f"HTTP {exc.code}: {text[:200]}"
                     continue
                 return exc.code, text
