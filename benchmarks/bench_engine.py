@@ -7,6 +7,7 @@ evaluation times medians of 5 repeats.
     .venv/bin/python benchmarks/bench_engine.py                       # SASRec, GRU4Rec, BERT4Rec on Amazon Beauty
     .venv/bin/python benchmarks/bench_engine.py --variants sasrec --seeds 1 2 3
     .venv/bin/python benchmarks/bench_engine.py --variant kirec-gate=knowledge.method=kirec,knowledge.fusion=gate
+    .venv/bin/python benchmarks/bench_engine.py --time-eval 3     # re-time a stored run's full evaluation
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ def one_run(settings: dict, dataset: str, seed: int, db: str) -> dict:
     import torch
 
     from engine.config import load_config
-    from engine.evaluation.evaluator import RankingEvaluator
     from engine.events import EpochEnd
     from engine.pipeline import run_experiment
     from engine.store import open_store
@@ -68,13 +68,7 @@ def one_run(settings: dict, dataset: str, seed: int, db: str) -> dict:
     result = run_experiment(cfg, on_event=sink, cwd=ROOT)
     total = time.perf_counter() - t0
     trained = load_trained_run(open_store(db), result.run_id, cwd=ROOT)
-    evaluator = RankingEvaluator(trained.dataset, "test", cfg.eval, cfg.model.max_len)
-    evaluator.evaluate(trained.model, torch.device("cpu"))  # warm-up
-    eval_times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        evaluator.evaluate(trained.model, torch.device("cpu"))
-        eval_times.append(time.perf_counter() - start)
+    eval_times = time_full_evaluation(trained, cfg)
     return {
         "settings": settings, "dataset": dataset, "seed": seed, "run_id": result.run_id, "status": result.status,
         "best_epoch": result.best_epoch, "epochs_run": len(epochs),
@@ -90,6 +84,33 @@ def one_run(settings: dict, dataset: str, seed: int, db: str) -> dict:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def time_full_evaluation(trained, cfg, repeats: int = 5) -> list[float]:
+    """Seconds per full-ranking evaluation of every test user, after one warm-up pass."""
+    import torch
+
+    from engine.evaluation.evaluator import RankingEvaluator
+
+    evaluator = RankingEvaluator(trained.dataset, "test", cfg.eval, cfg.model.max_len)
+    evaluator.evaluate(trained.model, torch.device("cpu"))  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        evaluator.evaluate(trained.model, torch.device("cpu"))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_stored_run(db: str, run_id: int, repeats: int) -> None:
+    """Re-time the full evaluation of a run already trained (e.g. on a quieter machine than during training)."""
+    from engine.store import open_store
+    from engine.trained import load_trained_run
+
+    trained = load_trained_run(open_store(db), run_id, cwd=ROOT)
+    times = time_full_evaluation(trained, trained.config, repeats)
+    print(json.dumps({"run_id": run_id, "full_test_eval_s": times, "median_s": statistics.median(times),
+                      "load_average": os.getloadavg()}))
 
 
 def run_variants(variants: dict[str, dict], dataset: str, seeds: list[int], out: Path) -> dict:
@@ -135,8 +156,14 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="LABEL=key=value,key=value (repeatable)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "engine.json"))
+    parser.add_argument("--time-eval", type=int, metavar="RUN_ID", help="only re-time the evaluation of a stored run")
+    parser.add_argument("--db", default=str(ROOT / "bench-results" / "bench-runs.db"), help="with --time-eval")
+    parser.add_argument("--repeats", type=int, default=5, help="with --time-eval")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_eval is not None:
+        time_stored_run(args.db, args.time_eval, args.repeats)
+        return
     if args.child:
         settings, seed, db = json.loads(args.child)
         print(json.dumps(one_run(settings, args.dataset, seed, db)))

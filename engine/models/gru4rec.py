@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from engine.config import ModelConfig
 from engine.data.dataset import PAD
 from engine.models.base import ItemRepresentation, SequentialBackbone
+from engine.models.dropout import FastDropout
 from engine.models.sasrec import init_weights
 
 
@@ -25,7 +26,7 @@ class GRU4Rec(SequentialBackbone):
         if cfg.hidden_size < 1 or cfg.num_layers < 1:
             raise ValueError(f"model.hidden_size/num_layers: must be positive, got {cfg.hidden_size}/{cfg.num_layers}")
         self.items, self.max_len = items, cfg.max_len
-        self.embedding_dropout = nn.Dropout(cfg.dropout)
+        self.embedding_dropout = FastDropout(cfg.dropout)
         self.gru = nn.GRU(
             items.dim, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
