@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.choices import BACKBONE_CHOICES
 from engine.config import ModelConfig
 from engine.models.base import IdEmbedding, ItemRepresentation, SequentialBackbone
 from engine.models.bert4rec import BERT4Rec
@@ -9,6 +10,7 @@ from engine.models.gru4rec import GRU4Rec
 from engine.models.sasrec import SASRec
 
 BACKBONES: dict[str, type[SequentialBackbone]] = {"sasrec": SASRec, "gru4rec": GRU4Rec, "bert4rec": BERT4Rec}
+assert tuple(BACKBONES) == BACKBONE_CHOICES, "engine.choices.BACKBONE_CHOICES must list every backbone"
 
 
 def build_model(cfg: ModelConfig, num_items: int, items: ItemRepresentation | None = None) -> SequentialBackbone:

@@ -14,11 +14,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from engine.choices import ENCODER_CHOICES
 from engine.local_models import LocalModelMissing, smollm2_gguf_path
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
 
-ENCODER_CHOICES = ("minilm", "llm")
 
 
 class EncoderError(ValueError):

@@ -20,18 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.choices import ADAPTER_REDUCTIONS, FIXED_REDUCTIONS, FUSION_CHOICES, METHOD_CHOICES, REDUCTION_CHOICES
 from engine.config import KnowledgeConfig
 from engine.models.base import IdEmbedding, ItemRepresentation
-from engine.semantic.reduction import (
-    ADAPTER_REDUCTIONS,
-    FIXED_REDUCTIONS,
-    REDUCTION_CHOICES,
-    make_adapter,
-    reduce_table,
-)
+from engine.semantic.reduction import make_adapter, reduce_table
 
-METHOD_CHOICES = ("id", "kirec", "init", "semantic-only")
-FUSION_CHOICES = ("add", "concat", "gate")
 ID_INIT_STD = 0.02  # IdEmbedding's init scale, which `init` rescales the semantic vectors to
 SEMANTIC_ROW_NORM = 1.0  # fixed semantic vectors are rescaled to this mean row norm (PCA/projection scales vary)
 

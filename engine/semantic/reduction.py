@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-FIXED_REDUCTIONS = ("pca", "pca-whiten", "random")
-ADAPTER_REDUCTIONS = ("adapter-linear", "adapter-mlp")
-REDUCTION_CHOICES = FIXED_REDUCTIONS + ADAPTER_REDUCTIONS
+from engine.choices import ADAPTER_REDUCTIONS, FIXED_REDUCTIONS, REDUCTION_CHOICES
+
 _RELATIVE_RANK_TOL = 1e-6  # a component whose singular value is below this fraction of the largest carries no variance
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-EMBED_TEXT_CHOICES = ("attributes", "raw", "both")
+from engine.choices import EMBED_TEXT_CHOICES
+
 
 # Raw fields that describe an item best come first (encoders truncate long inputs at the end);
 # any other field follows in alphabetical order. `year` is left out: MovieLens titles already carry it.

@@ -13,6 +13,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 from rich.table import Table
 
+from engine.choices import BACKBONE_CHOICES, FUSION_CHOICES, METHOD_CHOICES, REDUCTION_CHOICES
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fail, friendly_errors
 
 
@@ -49,10 +50,10 @@ def parse_set_options(pairs: list[str]) -> dict[str, str]:
 def run_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (flags override it).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name or folder.")] = None,
-    backbone: Annotated[Optional[str], typer.Option(help="sasrec | gru4rec | bert4rec")] = None,
-    method: Annotated[Optional[str], typer.Option(help="id | kirec | init | semantic-only")] = None,
-    fusion: Annotated[Optional[str], typer.Option(help="add | concat | gate (method kirec)")] = None,
-    reduction: Annotated[Optional[str], typer.Option(help="pca | pca-whiten | random | adapter-linear | adapter-mlp")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help=" | ".join(BACKBONE_CHOICES))] = None,
+    method: Annotated[Optional[str], typer.Option(help=" | ".join(METHOD_CHOICES))] = None,
+    fusion: Annotated[Optional[str], typer.Option(help=" | ".join(FUSION_CHOICES) + " (method kirec)")] = None,
+    reduction: Annotated[Optional[str], typer.Option(help=" | ".join(REDUCTION_CHOICES))] = None,
     prompt: Annotated[Optional[str], typer.Option(help="Extraction prompt file or name under prompts/.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,

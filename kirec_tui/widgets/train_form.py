@@ -1,7 +1,7 @@
 """The Train form: the fields of a run that people change most, turned into `load_config` flags.
 
 Defaults come from `load_config(env=...)` itself, so the form never carries its own copy of them; the
-choice lists mirror the options documented in engine/config.py, and the engine validates every value.
+choice lists are the engine's own (engine.choices), and the engine validates every value.
 """
 
 from __future__ import annotations
@@ -15,20 +15,18 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Select
 
-BACKBONES = ("sasrec", "gru4rec", "bert4rec")
-METHODS = ("id", "kirec", "init", "semantic-only")
-FUSIONS = ("gate", "add", "concat")
-REDUCTIONS = ("pca", "pca-whiten", "random", "adapter-linear", "adapter-mlp")
-DEVICES = ("auto", "cpu", "cuda")
+from engine.choices import BACKBONE_CHOICES, FUSION_CHOICES, METHOD_CHOICES, REDUCTION_CHOICES
+
+DEVICES = ("auto", "cpu", "cuda")  # the common ones; the field is validated by the engine like any other
 
 # (widget id, dotted config key, label, choices or None for free text)
 FIELDS: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
     ("name", "name", "run name", None),
     ("dataset", "data.dataset", "dataset", None),
-    ("backbone", "model.backbone", "backbone", BACKBONES),
-    ("method", "knowledge.method", "method", METHODS),
-    ("fusion", "knowledge.fusion", "fusion", FUSIONS),
-    ("reduction", "knowledge.reduction", "reduction", REDUCTIONS),
+    ("backbone", "model.backbone", "backbone", BACKBONE_CHOICES),
+    ("method", "knowledge.method", "method", METHOD_CHOICES),
+    ("fusion", "knowledge.fusion", "fusion", FUSION_CHOICES),
+    ("reduction", "knowledge.reduction", "reduction", REDUCTION_CHOICES),
     ("prompt", "knowledge.prompt", "prompt", None),
     ("epochs", "train.epochs", "epochs", None),
     ("seed", "train.seed", "seed", None),

@@ -1,0 +1,13 @@
+"""The named options of a run, in one torch-free module: the engine validates against these and the front ends
+offer them (the TUI's Train form, CLI help) without importing the heavy modules that implement them."""
+
+from __future__ import annotations
+
+BACKBONE_CHOICES = ("sasrec", "gru4rec", "bert4rec")
+METHOD_CHOICES = ("id", "kirec", "init", "semantic-only")
+FUSION_CHOICES = ("add", "concat", "gate")
+FIXED_REDUCTIONS = ("pca", "pca-whiten", "random")  # fitted before training
+ADAPTER_REDUCTIONS = ("adapter-linear", "adapter-mlp")  # trained jointly with the backbone
+REDUCTION_CHOICES = FIXED_REDUCTIONS + ADAPTER_REDUCTIONS
+ENCODER_CHOICES = ("minilm", "llm")
+EMBED_TEXT_CHOICES = ("attributes", "raw", "both")
