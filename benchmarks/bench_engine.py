@@ -114,15 +114,18 @@ def time_stored_run(db: str, run_id: int, repeats: int) -> None:
 
 
 def run_variants(variants: dict[str, dict], dataset: str, seeds: list[int], out: Path) -> dict:
+    """Runs every (variant, seed) in its own process; the JSON is rewritten after each run, so a benchmark
+    stopped part-way keeps what it measured."""
     out.parent.mkdir(parents=True, exist_ok=True)
     db = str(out.parent / "bench-runs.db")
-    results = []
+    results: list[dict] = []
+    report: dict = {}
     for label, settings in variants.items():
         for seed in seeds:
             cmd = [sys.executable, __file__, "--dataset", dataset, "--child", json.dumps([settings, seed, db])]
             proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
             if proc.returncode != 0:
-                raise SystemExit(f"{label} seed {seed} failed (exit {proc.returncode})")
+                raise SystemExit(f"{label} seed {seed} failed (exit {proc.returncode}); finished runs are in {out}")
             row = {"variant": label, **json.loads(proc.stdout.strip().splitlines()[-1])}
             results.append(row)
             print(f"{label:14s} seed {seed}: test HR@10 {row['test']['HR@10']:.4f} NDCG@10 {row['test']['NDCG@10']:.4f}"
@@ -130,23 +133,29 @@ def run_variants(variants: dict[str, dict], dataset: str, seeds: list[int], out:
                   f" | epoch {row['median_epoch_s']:.2f}s | full eval {row['median_full_test_eval_s']:.3f}s"
                   f" ({row['users_evaluated']} users) | peak RSS {row['peak_rss_mb']:.0f} MB"
                   f" | {row['trainable_parameters']:,} params", flush=True)
+            report = _report(dataset, variants, results)
+            out.write_text(json.dumps(report, indent=2))
+    for label, s in report.get("summary", {}).items():
+        print(f"{label:14s} HR@10 {s['HR@10']['mean']:.4f} ± {s['HR@10']['std']:.4f}  "
+              f"NDCG@10 {s['NDCG@10']['mean']:.4f} ± {s['NDCG@10']['std']:.4f}  (n={s['HR@10']['n']})")
+    print(f"wrote {out}")
+    return report
+
+
+def _report(dataset: str, variants: dict[str, dict], results: list[dict]) -> dict:
     summary = {}
     for label in variants:
         rows = [r for r in results if r["variant"] == label]
+        if not rows:
+            continue
         summary[label] = {
             key: {"mean": statistics.mean(r["test"][key] for r in rows),
                   "std": statistics.stdev(r["test"][key] for r in rows) if len(rows) > 1 else 0.0, "n": len(rows)}
             for key in ("HR@10", "NDCG@10")
         }
         summary[label]["median_epoch_s"] = statistics.median(r["median_epoch_s"] for r in rows)
-        s = summary[label]
-        print(f"{label:14s} HR@10 {s['HR@10']['mean']:.4f} ± {s['HR@10']['std']:.4f}  "
-              f"NDCG@10 {s['NDCG@10']['mean']:.4f} ± {s['NDCG@10']['std']:.4f}  (n={len(rows)})")
-    report = {"dataset": dataset, "base_config": TARGET, "variants": variants, "runs": results, "summary": summary,
-              "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()}}
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    return report
+    return {"dataset": dataset, "base_config": TARGET, "variants": variants, "runs": results, "summary": summary,
+            "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()}}
 
 
 def main() -> None:
