@@ -15,9 +15,9 @@ from engine.data.dataset import PAD
 from engine.models.base import ItemRepresentation, SequentialBackbone
 
 LOSSES = ("ce", "bce", "sampled-softmax")
-SHARED_NEGATIVES_PER_UNIT = 100
-# Logit elements per chunk of the fused full CE: ~16 MB of float32 on CPU (cache-sized chunks measured fastest),
-# 256 MB on CUDA, where bigger matmuls keep the device busy.
+SHARED_NEGATIVES_PER_UNIT = 100  # sampled-softmax draws 100 * num_negatives negatives shared by the batch
+# Logit elements per chunk of the fused full CE: 16 MB of float32 on CPU (256- and 512-row chunks of Beauty's
+# 12,101 items measured 77 ms per step against 89 ms for all rows at once), 256 MB on CUDA (not measured here).
 CE_CHUNK_ELEMENTS_CPU = 1 << 22
 CE_CHUNK_ELEMENTS_CUDA = 1 << 26  # sampled-softmax draws 100 * num_negatives negatives shared by the batch
 
