@@ -25,13 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.choices import BACKBONE_CHOICES  # noqa: E402 (after the path set-up)
+
 # The foundation issue's configuration: full CE, hidden 64, 2 blocks, 2 heads, length 50, batch 256, ID-only.
 TARGET = {
     "model.hidden_size": 64, "model.num_layers": 2, "model.num_heads": 2, "model.max_len": 50,
     "train.batch_size": 256, "train.loss": "ce", "knowledge.method": "id",
     "eval.exclude_history": True, "eval.protocol": "full",
 }
-BACKBONES = {name: {"model.backbone": name} for name in ("sasrec", "gru4rec", "bert4rec")}
+BACKBONES = {name: {"model.backbone": name} for name in BACKBONE_CHOICES}
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:

@@ -9,6 +9,8 @@ probability, so the expectation is unchanged. CUDA keeps torch's own (fast there
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,9 +21,7 @@ UNIFORMS_PER_DRAW = 3
 
 def keep_scale(shape: torch.Size | tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """A tensor of `shape` holding 0 (dropped) or 1 / keep_probability (kept), from the global generator."""
-    count = 1
-    for size in shape:
-        count *= size
+    count = math.prod(shape)
     draws = torch.empty(-(-count // UNIFORMS_PER_DRAW), dtype=torch.int64, device=device).random_()
     uniforms = draws.view(torch.int16).view(-1, 4)[:, :UNIFORMS_PER_DRAW].reshape(-1)[:count].view(shape)
     dropped_levels = round(p * LEVELS)

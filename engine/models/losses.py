@@ -19,7 +19,7 @@ SHARED_NEGATIVES_PER_UNIT = 100  # sampled-softmax draws 100 * num_negatives neg
 # Logit elements per chunk of the fused full CE: 16 MB of float32 on CPU (256- and 512-row chunks of Beauty's
 # 12,101 items measured 77 ms per step against 89 ms for all rows at once), 256 MB on CUDA (not measured here).
 CE_CHUNK_ELEMENTS_CPU = 1 << 22
-CE_CHUNK_ELEMENTS_CUDA = 1 << 26  # sampled-softmax draws 100 * num_negatives negatives shared by the batch
+CE_CHUNK_ELEMENTS_CUDA = 1 << 26
 
 ItemSource = Union[SequentialBackbone, ItemRepresentation, torch.Tensor, Callable[[], torch.Tensor]]
 

@@ -20,7 +20,6 @@ from engine.local_models import LocalModelMissing, smollm2_gguf_path
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
 
 
-
 class EncoderError(ValueError):
     """A model that cannot be found or loaded; the message names the path or config field."""
 

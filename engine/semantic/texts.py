@@ -11,7 +11,6 @@ from typing import Any, Mapping, Sequence
 
 from engine.choices import EMBED_TEXT_CHOICES
 
-
 # Raw fields that describe an item best come first (encoders truncate long inputs at the end);
 # any other field follows in alphabetical order. `year` is left out: MovieLens titles already carry it.
 RAW_FIELD_ORDER = ("title", "brand", "genres", "categories", "tags", "description", "price")

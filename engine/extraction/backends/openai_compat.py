@@ -1,9 +1,9 @@
 """OpenAI-compatible server backend (/v1/chat/completions): vLLM, llama.cpp's server, Ollama, OpenAI itself.
 
-Decoding is constrained with `response_format: json_schema` (OpenAI, vLLM). A server that rejects that (HTTP 400
-or 422, or any error naming response_format) is asked again with `json_object` carrying the schema (llama-cpp-python's server constrains decoding with
-it), then with plain `json_object`; the first format a server accepts is remembered. Requests run in a small thread pool; 5xx answers, 429 and
-timeouts are retried with exponential backoff; an unreachable server is one clear BackendError.
+Decoding is constrained with `response_format: json_schema` (OpenAI, vLLM). A server that rejects that (HTTP
+400 or 422, or any error naming response_format) is asked again with `json_object` carrying the schema (which
+llama-cpp-python's server constrains decoding with), then with plain `json_object`; the first format a server
+accepts is remembered. Requests run in a small thread pool; 5xx answers, 429 and timeouts are retried with exponential backoff; an unreachable server is one clear BackendError.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class OpenAICompatBackend:
             if rejected and fmt + 1 < len(RESPONSE_FORMATS):
                 self._format = max(self._format, fmt + 1)
                 continue
-            if rejected and fmt > 0:
+            if rejected:  # the last format too
                 raise BackendError(f"{self.url}: the server rejected every response format "
                                    f"(json_schema, json_object with a schema, json_object): HTTP {status}: {payload[:200]}")
             if status != 200:
