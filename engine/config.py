@@ -71,7 +71,7 @@ class KnowledgeConfig:
     """The LLM knowledge-injection stage (issue #3). `method = "id"` is the plain baseline."""
 
     method: str = "kirec"  # kirec (the default) | id (the plain baseline) | init | semantic-only
-    fusion: str = "gate"  # add | concat | gate
+    fusion: str = "gate"  # add | concat | gate | gated-add
     reduction: str = "pca"  # pca | pca-whiten | random | adapter-linear | adapter-mlp
     freeze_semantic: bool = True
     prompt: str | None = None  # file or name under prompts/; None: the dataset's default prompt
@@ -80,6 +80,7 @@ class KnowledgeConfig:
     llm_url: str | None = None  # OpenAI-compatible server base URL
     encoder: str = "minilm"  # minilm | llm
     embed_text: str = "attributes"  # attributes | raw | both
+    semantic_table: str | None = None  # .npy of item vectors (kirec embed --export); skips extraction and embedding
 
 
 @dataclass

@@ -70,9 +70,36 @@ def build_items(
     if k.method == "id":
         return IdEmbedding(dataset.num_items, cfg.model.hidden_size), {}
 
+    from engine.semantic.fusion import build_item_representation
+
+    table, info = semantic_table(cfg, dataset, cwd, on_event, device, should_stop)
+    items, rep_info = build_item_representation(k, dataset.num_items, cfg.model.hidden_size, table, seed=cfg.train.seed)
+    info.update({key: value for key, value in rep_info.items() if key != "notes"})
+    for note in rep_info.get("notes", []):
+        on_event(Status(f"knowledge: {note}"))
+    return items, info
+
+
+def semantic_table(
+    cfg: RunConfig,
+    dataset: SequenceDataset,
+    cwd: Path,
+    on_event: EventSink = ignore_events,
+    device: Any = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The item vectors [num_items + 1, dim] before reduction: read from `knowledge.semantic_table` when set,
+    else extracted (as `embed_text` needs) and embedded, both through their caches."""
+    k = cfg.knowledge
+    if k.semantic_table:
+        from engine.semantic.table_file import load_semantic_table
+
+        table, digest = load_semantic_table(k.semantic_table, dataset.num_items)
+        on_event(Status(f"embedding: item vectors read from {k.semantic_table} ({table.shape[1]} dims)"))
+        return table, {"semantic_table_sha256": digest}
+
     from engine.semantic.embedding_cache import EmbeddingCache, embed_item_table
     from engine.semantic.encoders import make_encoder
-    from engine.semantic.fusion import build_item_representation
     from engine.semantic.texts import item_texts
 
     info: dict[str, Any] = {}
@@ -86,9 +113,5 @@ def build_items(
     with EmbeddingCache.in_working_dir(cwd) as cache:
         table, stats = embed_item_table(texts.texts, encoder, cache)
     on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded with {encoder.name}"))
-    items, rep_info = build_item_representation(k, dataset.num_items, cfg.model.hidden_size, table, seed=cfg.train.seed)
     info.update(stats.as_info())
-    info.update({key: value for key, value in rep_info.items() if key != "notes"})
-    for note in rep_info.get("notes", []):
-        on_event(Status(f"knowledge: {note}"))
-    return items, info
+    return table, info

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from kirec_tui.cli import data, items, runs
+from kirec_tui.cli.embed import embed_command
 from kirec_tui.cli.extract import extract_command
 from kirec_tui.cli.run import run_command
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.command("run")(run_command)
 app.command("extract")(extract_command)
+app.command("embed")(embed_command)
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.command("recommend")(items.recommend_command)
