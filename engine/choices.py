@@ -5,7 +5,7 @@ from __future__ import annotations
 
 BACKBONE_CHOICES = ("sasrec", "gru4rec", "bert4rec")
 METHOD_CHOICES = ("id", "kirec", "init", "semantic-only")
-FUSION_CHOICES = ("add", "concat", "gate")
+FUSION_CHOICES = ("add", "concat", "gate", "gated-add")
 FIXED_REDUCTIONS = ("pca", "pca-whiten", "random")  # fitted before training
 ADAPTER_REDUCTIONS = ("adapter-linear", "adapter-mlp")  # trained jointly with the backbone
 REDUCTION_CHOICES = FIXED_REDUCTIONS + ADAPTER_REDUCTIONS

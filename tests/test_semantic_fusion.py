@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.choices import FUSION_CHOICES
 from engine.config import KnowledgeConfig, ModelConfig
 from engine.models.base import IdEmbedding
 from engine.semantic.fusion import FusedItems, SemanticOnlyItems, build_item_representation
@@ -32,7 +33,7 @@ def build(**changes):
 
 ALL_MODES = (
     [dict(method="kirec", fusion=f, reduction=r, freeze_semantic=z)
-     for f in ("add", "concat", "gate") for r in ("pca", "pca-whiten", "random", "adapter-linear", "adapter-mlp")
+     for f in FUSION_CHOICES for r in ("pca", "pca-whiten", "random", "adapter-linear", "adapter-mlp")
      for z in (True, False)]
     + [dict(method="semantic-only", reduction=r, freeze_semantic=z)
        for r in ("pca", "random", "adapter-mlp") for z in (True, False)]
@@ -91,7 +92,7 @@ def test_adapters_train_while_the_e_dim_table_stays_frozen(reduction):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in adapter_params)
 
 
-@pytest.mark.parametrize("fusion", ["add", "concat", "gate"])
+@pytest.mark.parametrize("fusion", FUSION_CHOICES)
 def test_gradients_reach_the_id_table_and_the_mixing_layer(fusion):
     items, _ = build(fusion=fusion, reduction="pca")
     assert isinstance(items, FusedItems)
@@ -116,6 +117,20 @@ def test_gate_mixes_id_and_semantic_per_dimension():
     with torch.no_grad():
         items.mix.bias.fill_(-50.0)
     torch.testing.assert_close(items(idx), sem, atol=1e-6, rtol=0)
+
+
+def test_gated_add_keeps_the_id_vector_and_gates_only_the_semantic_one():
+    items, _ = build(fusion="gated-add", reduction="pca")
+    idx = torch.arange(1, NUM_ITEMS + 1)
+    ids, sem = items.ids(idx), items.semantic(idx)
+    gate = torch.sigmoid(items.mix(torch.cat([ids, sem], dim=-1)))
+    torch.testing.assert_close(items(idx), ids + gate * sem)
+    with torch.no_grad():
+        items.mix.bias.fill_(50.0)  # gate open: plain `add`
+    torch.testing.assert_close(items(idx), ids + sem, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        items.mix.bias.fill_(-50.0)  # gate shut: the ID embedding alone
+    torch.testing.assert_close(items(idx), ids, atol=1e-6, rtol=0)
 
 
 def test_add_fusion_sums_and_optionally_normalises():

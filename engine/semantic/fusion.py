@@ -1,8 +1,9 @@
 """Item representations that inject semantic vectors, selected by `knowledge.method`:
 
 - `id`: the plain ID table (baseline);
-- `kirec`: ID embedding fused with the reduced semantic vector by `add`, `concat` (+ Linear 2D→D) or `gate`
-  (g = σ(W[id; sem] + b), out = g·id + (1−g)·sem), the semantic side frozen or fine-tuned;
+- `kirec`: ID embedding fused with the reduced semantic vector by `add`, `concat` (+ Linear 2D→D), `gate`
+  (g = σ(W[id; sem] + b), out = g·id + (1−g)·sem) or `gated-add` (out = id + g·sem), the semantic side frozen
+  or fine-tuned;
 - `init`: an ID table initialised from the reduced semantic vectors (LLMInit, LLM2Sequential);
 - `semantic-only`: no ID table, the reduced or adapted semantic vectors alone (LLMEmb).
 
@@ -95,9 +96,10 @@ class FusedItems(_SemanticItems):
             self.ids.weight[0].zero_()
         self.semantic = semantic
         self.norm = nn.LayerNorm(dim) if (fusion == "add" and layer_norm) else None
-        # concat: [id; sem] → D. gate: per-dimension weights g = σ(W[id; sem] + b), zero bias so g starts near 0.5.
-        self.mix = nn.Linear(2 * dim, dim) if fusion in ("concat", "gate") else None
-        if fusion == "gate":
+        # concat: [id; sem] → D. gate, gated-add: per-dimension weights g = σ(W[id; sem] + b), zero bias so g
+        # starts near 0.5; gate mixes g·id + (1−g)·sem, gated-add keeps the whole ID vector and adds g·sem.
+        self.mix = nn.Linear(2 * dim, dim) if fusion in ("concat", "gate", "gated-add") else None
+        if fusion in ("gate", "gated-add"):
             nn.init.zeros_(self.mix.bias)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
@@ -110,7 +112,7 @@ class FusedItems(_SemanticItems):
             out = self.mix(torch.cat([ids, sem], dim=-1))
         else:
             gate = torch.sigmoid(self.mix(torch.cat([ids, sem], dim=-1)))
-            out = gate * ids + (1 - gate) * sem
+            out = gate * ids + (1 - gate) * sem if self.fusion == "gate" else ids + gate * sem
         return out * _padding_mask(items, out)
 
 
