@@ -5,7 +5,11 @@ same backbone, same budget, several seeds; mean ± std of full-ranking HR@10 / N
     .venv/bin/python benchmarks/bench_knowledge.py --dataset ml-latest-small --seeds 1 2 3
 
 `--text attributes` needs the LLM's answers for every item (kirec extract first; Amazon Beauty's 12,101 items take
-about two hours with SmolLM2 on two CPU cores); `raw` embeds the item text itself.
+about 80 minutes with SmolLM2 on two CPU cores); `raw` embeds the item text itself. On a machine without the LLM
+or the encoder (a GPU box), give each text's table made by `kirec embed --export`:
+
+    python3 benchmarks/bench_knowledge.py --text raw attributes --table raw=raw.npy attributes=attr.npy \
+        --set train.device=cuda train.num_threads=2 --jobs 6
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ METHODS = {
     "kirec-add": {"knowledge.method": "kirec", "knowledge.fusion": "add"},
     "kirec-concat": {"knowledge.method": "kirec", "knowledge.fusion": "concat"},
     "kirec-gate": {"knowledge.method": "kirec", "knowledge.fusion": "gate"},
+    "kirec-gated-add": {"knowledge.method": "kirec", "knowledge.fusion": "gated-add"},
 }
 
 
@@ -34,9 +39,14 @@ def main() -> None:
     parser.add_argument("--text", nargs="+", default=["raw"], choices=["raw", "attributes", "both"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--set", nargs="*", default=[], help="extra KEY=VALUE for every run (e.g. model.backbone=gru4rec)")
+    parser.add_argument("--table", nargs="*", default=[], metavar="TEXT=FILE",
+                        help="read a text's item vectors from a .npy made by kirec embed --export")
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (quality sweeps; time with 1)")
+    parser.add_argument("--db", help="the runs database (default: bench-runs.db beside --out)")
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "knowledge.json"))
     args = parser.parse_args()
     extra = dict(pair.split("=", 1) for pair in args.set)
+    tables = dict(pair.split("=", 1) for pair in args.table)
     variants = {}
     for method in args.methods:
         texts = ["-"] if method == "id" else args.text
@@ -45,8 +55,10 @@ def main() -> None:
             settings = {**METHODS[method], **extra}
             if method != "id":
                 settings["knowledge.embed_text"] = text
+                if text in tables:
+                    settings["knowledge.semantic_table"] = tables[text]
             variants[label] = settings
-    run_variants(variants, args.dataset, args.seeds, Path(args.out))
+    run_variants(variants, args.dataset, args.seeds, Path(args.out), args.jobs, args.db)
 
 
 if __name__ == "__main__":
