@@ -7,7 +7,7 @@
 #   METHODS="id kirec-add" JOBS=9 NAME=knowledge EXTRA="train.max_train_seconds=120" \
 #       benchmarks/gpu_check.sh OUT_DIR knowledge raw attributes
 #
-# Expects, carried beside the repository: .whl/ (wheels of sqlmodel, SQLAlchemy, pydantic and their needs) and
+# Expects, carried beside the repository: .whl/ (wheels of sqlmodel, SQLAlchemy, pydantic, textual and their needs) and
 # .devkit/data/amazon-beauty (the dataset, never committed). Runs side by side (JOBS) share the machine: their
 # quality figures stand, their times do not.
 set -uo pipefail
@@ -23,7 +23,8 @@ root=$PWD/.devkit/data  # the benchmarks take flags only, not the environment
 while [ $# -gt 0 ]; do
   step=$1; shift
   case $step in
-    tests) python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$out/tests.log" ;;
+    tests) KIREC_GPU_SCREENSHOTS=$out python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_tui_cuda.py \
+             2>&1 | tee "$out/tests.log" ;;
     engine) python3 benchmarks/bench_engine.py --variant sasrec-cuda=model.backbone=sasrec,train.device=cuda,data.data_root=$root \
               --seeds 42 --db /tmp/runs/bench-runs.db --out "$out/engine-sasrec-cuda.json" 2>&1 | grep -v '^  epoch' | tee "$out/engine.log" ;;
     knowledge)
