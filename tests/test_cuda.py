@@ -101,3 +101,18 @@ def test_full_ranking_on_cuda_gives_the_cpu_ranks():
     on_cpu = evaluator.ranks(model, "cpu")
     on_gpu = evaluator.ranks(model.to(CUDA), "cuda")
     assert (on_cpu != on_gpu).sum() <= 1  # at most one near-tie broken the other way
+
+
+def test_fused_cross_entropy_under_autocast_takes_a_bf16_table_and_fp32_states():
+    """concat fusion and the adapters produce their table in bf16 under autocast; h stays fp32 (LayerNorm)."""
+    torch.manual_seed(0)
+    h = torch.randn(64, 32, device=CUDA, requires_grad=True)
+    mix = torch.nn.Linear(32, 32).to(CUDA)
+    table = torch.randn(500, 32, device=CUDA)
+    targets = torch.randint(1, 500, (64,), device=CUDA)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        fused = linear_cross_entropy(h, mix(table), targets)
+    fused.backward()
+    reference = F.cross_entropy(h.detach() @ mix(table).detach().T, targets)
+    assert abs(fused.item() - reference.item()) < 0.05 * reference.item()
+    assert torch.isfinite(h.grad).all() and mix.weight.grad is not None and torch.isfinite(mix.weight.grad).all()

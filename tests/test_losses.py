@@ -113,3 +113,33 @@ def test_each_loss_decreases_when_training(backbone, kind):
     first, last = result.history[0]["train_loss"], result.history[-1]["train_loss"]
     assert last < 0.8 * first, f"{kind} on {backbone}: {first:.3f} -> {last:.3f}"
     assert len(losses) == epochs * 3  # 48 users / 16 per batch, every step reported
+
+
+def test_fused_cross_entropy_takes_a_table_in_another_dtype_than_the_hidden_states():
+    """Under autocast a fused table (concat's Linear) comes out in bf16 while h stays fp32 (this crashed on a GPU)."""
+    torch.manual_seed(0)
+    h = torch.randn(23, 8, requires_grad=True)
+    weight = torch.randn(50, 8).to(torch.bfloat16).requires_grad_()
+    targets = torch.randint(0, 50, (23,))
+    fused = linear_cross_entropy(h, weight, targets)
+    fused.backward()
+    assert h.grad.dtype == torch.float32 and weight.grad.dtype == torch.bfloat16
+    reference_h, reference_w = h.detach().clone().requires_grad_(), weight.detach().float().requires_grad_()
+    reference = F.cross_entropy(reference_h @ reference_w.T, targets)
+    reference.backward()
+    assert torch.allclose(fused, reference, atol=1e-5)
+    assert torch.allclose(h.grad, reference_h.grad, atol=1e-5)
+    assert torch.allclose(weight.grad.float(), reference_w.grad, rtol=2e-2, atol=1e-3)
+
+
+def test_fused_cross_entropy_under_cpu_autocast_computes_in_its_dtype():
+    torch.manual_seed(0)
+    h = torch.randn(40, 16, requires_grad=True)
+    weight = torch.randn(30, 16, requires_grad=True)
+    targets = torch.randint(0, 30, (40,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = linear_cross_entropy(h, weight @ torch.eye(16), targets)  # the table is bf16 here, h fp32
+    fused.backward()
+    reference = F.cross_entropy(h.detach() @ weight.detach().T, targets)
+    assert fused.dtype == torch.float32 and abs(fused.item() - reference.item()) < 0.02 * reference.item()
+    assert h.grad.dtype == torch.float32 and torch.isfinite(h.grad).all() and torch.isfinite(weight.grad).all()

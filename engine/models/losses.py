@@ -67,21 +67,32 @@ class _LinearCrossEntropy(torch.autograd.Function):
         n, classes = h.shape[0], weight.shape[0]
         chunk = max(1, (CE_CHUNK_ELEMENTS_CUDA if h.is_cuda else CE_CHUNK_ELEMENTS_CPU) // classes)
         want_h, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        # One dtype for the matrix products: autocast's (bf16 on a GPU) when it is on, else the wider of the two.
+        # Under autocast a fused table (concat's or an adapter's Linear) arrives in bf16 and h in fp32, and the
+        # in-place products below are not autocast, so both sides are cast here.
+        device_type = h.device.type
+        compute = (torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type)
+                   else torch.promote_types(h.dtype, weight.dtype))
+        hc, wc = h.to(compute), weight.to(compute)
         grad_h = torch.empty_like(h) if want_h else None
-        grad_w = torch.zeros_like(weight) if want_w else None
-        total = torch.zeros((), dtype=torch.promote_types(h.dtype, torch.float32), device=h.device)
+        grad_w = torch.zeros(weight.shape, dtype=torch.promote_types(compute, torch.float32),
+                             device=weight.device) if want_w else None  # accumulated in fp32 over chunks
+        total = torch.zeros((), dtype=torch.promote_types(compute, torch.float32), device=h.device)
         for start in range(0, n, chunk):
-            rows, wanted = h[start:start + chunk], targets[start:start + chunk]
-            log_probs = torch.log_softmax((rows @ weight.T).to(total.dtype), dim=1)  # fp32 even under autocast
+            rows, wanted = hc[start:start + chunk], targets[start:start + chunk]
+            log_probs = torch.log_softmax((rows @ wc.T).to(total.dtype), dim=1)  # fp32 even under autocast
             total -= log_probs.gather(1, wanted[:, None]).sum()
             if want_h or want_w:
                 grad = log_probs.exp_()  # softmax, in place
                 grad[torch.arange(len(wanted), device=h.device), wanted] -= 1.0
                 if want_h:
-                    grad_h[start:start + chunk] = grad.to(weight.dtype) @ weight
+                    grad_h[start:start + chunk] = grad.to(compute) @ wc
                 if want_w:
-                    grad_w.addmm_(grad.T.to(rows.dtype), rows)
-        ctx.save_for_backward(grad_h, grad_w)
+                    if compute == grad_w.dtype:
+                        grad_w.addmm_(grad.T, rows)
+                    else:
+                        grad_w += grad.T.to(compute) @ rows
+        ctx.save_for_backward(grad_h, grad_w.to(weight.dtype) if grad_w is not None else None)
         ctx.n = n
         return total / n
 
