@@ -75,8 +75,8 @@ def build_items(
     table, info = semantic_table(cfg, dataset, cwd, on_event, device, should_stop)
     items, rep_info = build_item_representation(k, dataset.num_items, cfg.model.hidden_size, table, seed=cfg.train.seed)
     info.update({key: value for key, value in rep_info.items() if key != "notes"})
-    for note in rep_info.get("notes", []):
-        on_event(Status(f"knowledge: {note}"))
+    if rep_info.get("notes"):  # one string, the notes joined by "; "
+        on_event(Status(f"knowledge: {rep_info['notes']}"))
     return items, info
 
 

@@ -45,6 +45,17 @@ def test_id_method_has_fewer_parameters_than_kirec(tiny_dataset, tmp_path):
     assert counts["kirec"] > counts["id"]  # the gate adds weights; the frozen semantic table adds none
 
 
+def test_a_representation_note_reaches_the_events_as_one_status(tiny_dataset, tmp_path):
+    from engine.events import Status
+
+    cfg = load_config(flags={**TINY, "data.dataset": str(tiny_dataset), "db": str(tmp_path / "runs.db"),
+                             "knowledge.method": "init", "knowledge.freeze_semantic": True})
+    events = []
+    run_experiment(cfg, on_event=events.append, cwd=tmp_path)
+    notes = [e.message for e in events if isinstance(e, Status) and e.message.startswith("knowledge:")]
+    assert notes == ["knowledge: freeze_semantic does not apply to 'init': the initialised ID table always trains"]
+
+
 SHIPPED = Path(__file__).resolve().parents[1] / "prompts" / "extractions"
 
 
