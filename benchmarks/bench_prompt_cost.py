@@ -50,9 +50,10 @@ def main() -> None:
         validate_prompt(prompt, dataset_fields(dataset.item_text[1:]))
         texts = [prompt.render(dataset.item_text[i]) for i in items]
         schema = prompt.json_schema()
-        backend.generate(texts[:1], schema, system=prompt.system)  # evaluates this prompt's shared prefix
-        prefix = len(backend._prefix)
-        item_tokens = [len(backend.tokenize(backend.format_chat(t, prompt.system))) - prefix for t in texts]
+        backend.generate(texts[:2], schema, system=prompt.system)  # evaluates this prompt's shared prefix
+        tokens = [backend.tokenize(backend.format_chat(t, prompt.system)) for t in texts]
+        prefix = len(os.path.commonprefix(tokens))  # what every item shares, evaluated once
+        item_tokens = [len(t) - prefix for t in tokens]
         rates, outputs = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()
