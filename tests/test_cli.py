@@ -125,3 +125,14 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tiny_dataset, tmp_path):
 
 def _has_runs(con) -> bool:
     return bool(con.execute("select 1 from sqlite_master where name='runs'").fetchall())
+
+
+@pytest.mark.parametrize("setting, field", [("knowledge.fusion=bogus", "knowledge.fusion"),
+                                            ("knowledge.semantic_norm=0", "knowledge.semantic_norm"),
+                                            ("train.loss=bogus", "train.loss")])
+def test_a_bad_value_found_by_the_engine_is_a_one_line_usage_error(tiny_dataset, tmp_path, setting, field):
+    result = invoke("run", "--dataset", str(tiny_dataset), "--db", str(tmp_path / "r.db"), "--epochs", "1",
+                    "--hidden-size", "16", "--max-len", "10", "--device", "cpu", "--set", "knowledge.embed_text=raw",
+                    "--set", setting, cwd=tmp_path)
+    assert result.exit_code == 2, result.output
+    assert field in result.output and "Traceback" not in result.output

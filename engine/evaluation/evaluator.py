@@ -32,7 +32,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from engine.config import EvalConfig
+from engine.config import ConfigError, EvalConfig
 from engine.data.dataset import SequenceDataset
 from engine.evaluation.metrics import popularity_head_mask, ranking_metrics
 from engine.models.base import SequentialBackbone
@@ -187,11 +187,11 @@ class RankingEvaluator:
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
         if cfg.protocol not in PROTOCOLS:
-            raise ValueError(f"eval.protocol: expected one of {PROTOCOLS}, got {cfg.protocol!r}")
+            raise ConfigError(f"eval.protocol: expected one of {PROTOCOLS}, got {cfg.protocol!r}")
         if cfg.batch_size <= 0:
-            raise ValueError(f"eval.batch_size: expected a positive size, got {cfg.batch_size}")
+            raise ConfigError(f"eval.batch_size: expected a positive size, got {cfg.batch_size}")
         if cfg.protocol == "sampled" and cfg.num_sampled <= 0:
-            raise ValueError(f"eval.num_sampled: expected a positive count, got {cfg.num_sampled}")
+            raise ConfigError(f"eval.num_sampled: expected a positive count, got {cfg.num_sampled}")
         self.dataset, self.split, self.cfg, self.max_len, self.seed = dataset, split, cfg, max_len, seed
         self.num_items = dataset.num_items
         all_users = np.arange(dataset.num_users) if users is None else np.asarray(users, dtype=np.int64)

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from engine.config import ConfigError
+
 METRIC_NAMES = ("HR", "NDCG", "MRR")
 HEAD_FRACTION = 0.2  # the most popular 20% of items are the "head" (LLM-ESR's long-tail split)
 
@@ -19,7 +21,7 @@ HEAD_FRACTION = 0.2  # the most popular 20% of items are the "head" (LLM-ESR's l
 def _check_ks(ks: Sequence[int]) -> list[int]:
     ks = [int(k) for k in ks]
     if not ks or any(k <= 0 for k in ks):
-        raise ValueError(f"eval.ks: expected positive cut-offs, got {list(ks)!r}")
+        raise ConfigError(f"eval.ks: expected positive cut-offs, got {list(ks)!r}")
     return ks
 
 

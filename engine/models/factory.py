@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.choices import BACKBONE_CHOICES
-from engine.config import ModelConfig
+from engine.config import ConfigError, ModelConfig
 from engine.models.base import IdEmbedding, ItemRepresentation, SequentialBackbone
 from engine.models.bert4rec import BERT4Rec
 from engine.models.gru4rec import GRU4Rec
@@ -17,7 +17,7 @@ def build_model(cfg: ModelConfig, num_items: int, items: ItemRepresentation | No
     """`items` defaults to a plain ID table; knowledge injection passes a fused representation instead."""
     backbone = BACKBONES.get(cfg.backbone.lower())
     if backbone is None:
-        raise ValueError(f"model.backbone: unknown backbone {cfg.backbone!r}; expected one of {', '.join(BACKBONES)}")
+        raise ConfigError(f"model.backbone: unknown backbone {cfg.backbone!r}; expected one of {', '.join(BACKBONES)}")
     if items is None:
         items = IdEmbedding(num_items, cfg.hidden_size)
     elif items.num_items != num_items:

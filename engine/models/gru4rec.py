@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from engine.config import ModelConfig
+from engine.config import ConfigError, ModelConfig
 from engine.data.dataset import PAD
 from engine.models.base import ItemRepresentation, SequentialBackbone
 from engine.models.dropout import FastDropout
@@ -24,7 +24,7 @@ class GRU4Rec(SequentialBackbone):
     def __init__(self, items: ItemRepresentation, cfg: ModelConfig):
         super().__init__()
         if cfg.hidden_size < 1 or cfg.num_layers < 1:
-            raise ValueError(f"model.hidden_size/num_layers: must be positive, got {cfg.hidden_size}/{cfg.num_layers}")
+            raise ConfigError(f"model.hidden_size/num_layers: must be positive, got {cfg.hidden_size}/{cfg.num_layers}")
         self.items, self.max_len = items, cfg.max_len
         self.embedding_dropout = FastDropout(cfg.dropout)
         self.gru = nn.GRU(

@@ -11,6 +11,7 @@ from typing import Callable, Union
 import torch
 import torch.nn.functional as F
 
+from engine.config import ConfigError
 from engine.data.dataset import PAD
 from engine.models.base import ItemRepresentation, SequentialBackbone
 
@@ -126,9 +127,9 @@ def sequence_loss(
     Negatives are not filtered against the user's history (a 1/num_items chance per draw).
     """
     if kind not in LOSSES:
-        raise ValueError(f"train.loss: unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+        raise ConfigError(f"train.loss: unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
     if num_negatives < 1 and kind != "ce":
-        raise ValueError(f"train.num_negatives: must be at least 1, got {num_negatives}")
+        raise ConfigError(f"train.num_negatives: must be at least 1, got {num_negatives}")
     at_target = targets != PAD
     h = hidden[at_target]  # [N, D]
     positives = targets[at_target]  # [N]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import ModelConfig
+from engine.config import ConfigError, ModelConfig
 from engine.data.dataset import PAD
 from engine.models.base import ItemRepresentation, SequentialBackbone
 from engine.models.dropout import FastDropout, dropout
@@ -35,11 +35,11 @@ def init_weights(module: nn.Module) -> None:
 
 def check_dims(cfg: ModelConfig, items: ItemRepresentation) -> None:
     if items.dim != cfg.hidden_size:
-        raise ValueError(f"model.hidden_size: {cfg.hidden_size} differs from the item representation's dim {items.dim}")
+        raise ConfigError(f"model.hidden_size: {cfg.hidden_size} differs from the item representation's dim {items.dim}")
     if cfg.num_heads < 1 or cfg.hidden_size % cfg.num_heads:
-        raise ValueError(f"model.num_heads: hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_heads}")
+        raise ConfigError(f"model.num_heads: hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_heads}")
     if cfg.max_len < 1:
-        raise ValueError(f"model.max_len: must be at least 1, got {cfg.max_len}")
+        raise ConfigError(f"model.max_len: must be at least 1, got {cfg.max_len}")
 
 
 class TransformerBlock(nn.Module):

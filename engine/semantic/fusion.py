@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.choices import ADAPTER_REDUCTIONS, FIXED_REDUCTIONS, FUSION_CHOICES, METHOD_CHOICES, REDUCTION_CHOICES
-from engine.config import KnowledgeConfig
+from engine.config import ConfigError, KnowledgeConfig
 from engine.models.base import IdEmbedding, ItemRepresentation
 from engine.semantic.reduction import make_adapter, reduce_table
 
@@ -120,13 +120,13 @@ class FusedItems(_SemanticItems):
 
 def _choice(value: str, choices: tuple[str, ...], field_name: str) -> str:
     if value not in choices:
-        raise ValueError(f"knowledge.{field_name}: '{value}' is not one of {', '.join(choices)}")
+        raise ConfigError(f"knowledge.{field_name}: '{value}' is not one of {', '.join(choices)}")
     return value
 
 
 def _check_semantic(semantic: np.ndarray | None, num_items: int, method: str) -> np.ndarray:
     if semantic is None:
-        raise ValueError(f"knowledge.method '{method}' needs semantic vectors, got none")
+        raise ConfigError(f"knowledge.method '{method}' needs semantic vectors, got none")
     semantic = np.asarray(semantic)
     if semantic.ndim != 2 or semantic.shape[0] != num_items + 1:
         raise ValueError(f"semantic: expected shape [{num_items + 1}, E] (row 0 = padding), got {list(semantic.shape)}")
@@ -239,7 +239,7 @@ def _semantic_table(
 ) -> SemanticTable:
     if reduced is not None:
         if not kcfg.semantic_norm > 0:
-            raise ValueError(f"knowledge.semantic_norm: must be positive, got {kcfg.semantic_norm}")
+            raise ConfigError(f"knowledge.semantic_norm: must be positive, got {kcfg.semantic_norm}")
         # PCA and projection scales vary with the encoder and the data: rows are rescaled to a set mean norm
         scaled, factor = _rescale_rows(reduced, kcfg.semantic_norm)
         info.update({"semantic_scale": factor, "semantic_trainable": not kcfg.freeze_semantic})

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from engine.choices import ADAPTER_REDUCTIONS, FIXED_REDUCTIONS, REDUCTION_CHOICES
+from engine.config import ConfigError
 
 _RELATIVE_RANK_TOL = 1e-6  # a component whose singular value is below this fraction of the largest carries no variance
 
@@ -111,8 +112,8 @@ def fit_reduction(method: str, x: np.ndarray, dim: int, seed: int = 0) -> Fitted
     if method == "random":
         return fit_random_projection(x, dim, seed)
     if method in ADAPTER_REDUCTIONS:
-        raise ValueError(f"knowledge.reduction: '{method}' is a learned adapter, not fitted in numpy (use make_adapter)")
-    raise ValueError(f"knowledge.reduction: '{method}' is not one of {', '.join(REDUCTION_CHOICES)}")
+        raise ConfigError(f"knowledge.reduction: '{method}' is a learned adapter, not fitted in numpy (use make_adapter)")
+    raise ConfigError(f"knowledge.reduction: '{method}' is not one of {', '.join(REDUCTION_CHOICES)}")
 
 
 def reduce_table(method: str, table: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, FittedReduction]:
@@ -133,4 +134,4 @@ def make_adapter(method: str, in_dim: int, out_dim: int, hidden: int | None = No
     if method == "adapter-mlp":
         hidden = hidden or max(out_dim, in_dim // 2)
         return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
-    raise ValueError(f"knowledge.reduction: '{method}' is not an adapter (choose: {', '.join(ADAPTER_REDUCTIONS)})")
+    raise ConfigError(f"knowledge.reduction: '{method}' is not an adapter (choose: {', '.join(ADAPTER_REDUCTIONS)})")

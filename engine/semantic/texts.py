@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from engine.choices import EMBED_TEXT_CHOICES
+from engine.config import ConfigError
 
 # Raw fields that describe an item best come first (encoders truncate long inputs at the end);
 # any other field follows in alphabetical order. `year` is left out: MovieLens titles already carry it.
@@ -67,7 +68,7 @@ def item_texts(
     attributes falls back to its raw text; "both" joins attributes and raw text with " | ".
     """
     if mode not in EMBED_TEXT_CHOICES:
-        raise ValueError(f"knowledge.embed_text: '{mode}' is not one of {', '.join(EMBED_TEXT_CHOICES)}")
+        raise ConfigError(f"knowledge.embed_text: '{mode}' is not one of {', '.join(EMBED_TEXT_CHOICES)}")
     if attributes is not None and len(attributes) != len(item_text):
         raise ValueError(
             f"attributes: {len(attributes)} entries for {len(item_text)} item rows (both include the padding row 0)"

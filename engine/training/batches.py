@@ -12,6 +12,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from engine.config import ConfigError
 from engine.data.dataset import PAD, SequenceDataset
 
 
@@ -44,11 +45,11 @@ class SequenceBatcher:
         if objective not in ("causal", "masked"):
             raise ValueError(f"objective: expected 'causal' or 'masked', got {objective!r}")
         if batch_size < 1:
-            raise ValueError(f"train.batch_size: must be at least 1, got {batch_size}")
+            raise ConfigError(f"train.batch_size: must be at least 1, got {batch_size}")
         if max_len < 1:
-            raise ValueError(f"model.max_len: must be at least 1, got {max_len}")
+            raise ConfigError(f"model.max_len: must be at least 1, got {max_len}")
         if objective == "masked" and not 0.0 < mask_prob <= 1.0:
-            raise ValueError(f"model.mask_prob: must be in (0, 1], got {mask_prob}")
+            raise ConfigError(f"model.mask_prob: must be in (0, 1], got {mask_prob}")
         self.objective, self.batch_size, self.mask_prob = objective, batch_size, mask_prob
         self.mask_token = dataset.num_items + 1
         self.rng = np.random.default_rng(seed)

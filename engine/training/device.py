@@ -6,6 +6,7 @@ import re
 
 import torch
 
+from engine.config import ConfigError
 from engine.events import DeviceStats
 
 _MB = 1024 * 1024
@@ -20,12 +21,12 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", spec)
     if match is None:
-        raise ValueError(f"train.device: expected auto, cpu, cuda or cuda:N, got {spec!r}")
+        raise ConfigError(f"train.device: expected auto, cpu, cuda or cuda:N, got {spec!r}")
     if not torch.cuda.is_available():
-        raise ValueError(f"train.device: {spec!r} requested but this torch build sees no CUDA device")
+        raise ConfigError(f"train.device: {spec!r} requested but this torch build sees no CUDA device")
     index = int(match.group(1) or 0)
     if index >= torch.cuda.device_count():
-        raise ValueError(f"train.device: {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        raise ConfigError(f"train.device: {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     return torch.device("cuda", index)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from engine.config import RunConfig
+from engine.config import ConfigError, RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.events import DeviceStats, EpochEnd, EpochStarted, EventSink, StepLoss
 from engine.models.base import SequentialBackbone
@@ -87,11 +87,11 @@ def train(
     """
     tc = cfg.train
     if tc.loss not in LOSSES:
-        raise ValueError(f"train.loss: unknown loss {tc.loss!r}; expected one of {', '.join(LOSSES)}")
+        raise ConfigError(f"train.loss: unknown loss {tc.loss!r}; expected one of {', '.join(LOSSES)}")
     if tc.epochs < 1:
-        raise ValueError(f"train.epochs: must be at least 1, got {tc.epochs}")
+        raise ConfigError(f"train.epochs: must be at least 1, got {tc.epochs}")
     if tc.patience < 1:
-        raise ValueError(f"train.patience: must be at least 1, got {tc.patience}")
+        raise ConfigError(f"train.patience: must be at least 1, got {tc.patience}")
     device = resolve_device(tc.device)
     seed_everything(tc.seed)
     model.to(device)
