@@ -26,14 +26,14 @@ while [ $# -gt 0 ]; do
     tests) KIREC_GPU_SCREENSHOTS=$out python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_tui_cuda.py \
              2>&1 | tee "$out/tests.log" ;;
     engine) python3 benchmarks/bench_engine.py --variant sasrec-cuda=model.backbone=sasrec,train.device=cuda,data.data_root=$root \
-              --seeds 42 --db /tmp/runs/bench-runs.db --out "$out/engine-sasrec-cuda.json" 2>&1 | grep -v '^  epoch' | tee "$out/engine.log" ;;
+              --seeds 42 --db /tmp/runs/bench-runs.db --out "$out/engine-sasrec-cuda.json" 2>&1 | grep --line-buffered -v '^  epoch' | tee "$out/engine.log" ;;
     knowledge)
       texts=("$@"); tables=(); for t in "${texts[@]}"; do tables+=("$t=.devkit/tables/$t.npy"); done; set --
       name=${NAME:-knowledge-cuda}
       python3 benchmarks/bench_knowledge.py --dataset amazon-beauty --seeds 1 2 3 --text "${texts[@]}" --table "${tables[@]}" \
         --methods ${METHODS:-id init kirec-add kirec-concat kirec-gate} \
         --set data.data_root=$root train.device=cuda train.num_threads=1 train.patience=5 ${EXTRA:-} \
-        --jobs ${JOBS:-6} --db /tmp/runs/bench-runs.db --out "$out/$name.json" 2>&1 | grep -v '^  epoch' | tee "$out/$name.log" ;;
+        --jobs ${JOBS:-6} --db /tmp/runs/bench-runs.db --out "$out/$name.json" 2>&1 | grep --line-buffered -v '^  epoch' | tee "$out/$name.log" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

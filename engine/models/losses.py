@@ -68,9 +68,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         n, classes = h.shape[0], weight.shape[0]
         chunk = max(1, (CE_CHUNK_ELEMENTS_CUDA if h.is_cuda else CE_CHUNK_ELEMENTS_CPU) // classes)
         want_h, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        # One dtype for the matrix products: autocast's (bf16 on a GPU) when it is on, else the wider of the two.
-        # Under autocast a fused table (concat's or an adapter's Linear) arrives in bf16 and h in fp32, and the
-        # in-place products below are not autocast, so both sides are cast here.
+        # One dtype for the logits and h's gradient: autocast's (bf16 on a GPU) when it is on, else the wider of
+        # the two; under autocast a fused table (concat's or an adapter's Linear) arrives in bf16 and h in fp32.
+        # The table's gradient is summed in at least fp32 (addmm_ is in place, so autocast never touches it).
         device_type = h.device.type
         compute = (torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type)
                    else torch.promote_types(h.dtype, weight.dtype))
@@ -89,10 +89,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 if want_h:
                     grad_h[start:start + chunk] = grad.to(compute) @ wc
                 if want_w:
-                    if compute == grad_w.dtype:
-                        grad_w.addmm_(grad.T, rows)
-                    else:
-                        grad_w += grad.T.to(compute) @ rows
+                    grad_w.addmm_(grad.T, h[start:start + chunk].to(grad_w.dtype))
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype) if grad_w is not None else None)
         ctx.n = n
         return total / n

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kirec_tui.cli.errors import err_console, friendly_errors
+from kirec_tui.cli.errors import friendly_errors, print_status
 
 
 def embed_command(
@@ -35,7 +35,6 @@ def embed_command(
         if cfg.knowledge.semantic_table:
             raise ConfigError("knowledge.semantic_table is set: kirec embed makes that file, it does not read one")
         ds = load_dataset(cfg.data, cwd=cwd)
-        table, _ = semantic_table(cfg, ds, cwd, on_event=lambda e: err_console.print(f"[dim]{e.message}[/]")
-                                  if hasattr(e, "message") else None)
+        table, _ = semantic_table(cfg, ds, cwd, on_event=print_status)
         path = save_semantic_table(table, export, half=half)
     typer.echo(f"{ds.name} / {cfg.knowledge.embed_text}: {table.shape[0] - 1} items × {table.shape[1]} dims → {path}")

@@ -18,6 +18,12 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 err_console = Console(stderr=True)
 
 
+def print_status(event) -> None:
+    """An engine event sink for commands without a progress display: status lines, dimmed, on stderr."""
+    if hasattr(event, "message"):
+        err_console.print(f"[dim]{event.message}[/]")
+
+
 def fail(message: str, code: int) -> typer.Exit:
     err_console.print(f"[red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)

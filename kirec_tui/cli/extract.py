@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, friendly_errors
+from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, friendly_errors, print_status
 
 
 def extract_command(
@@ -49,7 +49,7 @@ def extract_command(
             try:
                 report = extract_items(
                     ds, chosen, backend, cache, item_indices=items, retry_failed=retry_failed,
-                    on_event=lambda e: err_console.print(f"[dim]{e.message}[/]") if hasattr(e, "message") else None,
+                    on_event=print_status,
                     on_progress=lambda p: progress.update(task, completed=p.done, total=p.total,
                                                           rate=f"{p.items_per_second:.2f} items/s"),
                 )
