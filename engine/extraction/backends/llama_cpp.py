@@ -130,6 +130,7 @@ class LlamaCppBackend:
         self._cand = np.zeros(self._n_vocab, dtype=np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True))
         self._one = (llama_cpp.llama_token_data * 1)()
         self._chat_template = self._llm.metadata.get("tokenizer.chat_template") or FALLBACK_CHAT_TEMPLATE
+        self._formatter: Any = None
         # Control tokens (<|im_start|>) spell nothing unless asked to: those are the ones item text must never become.
         self._control_text = {}
         for token in range(self._n_vocab):
@@ -142,17 +143,18 @@ class LlamaCppBackend:
 
     # ---- prompt → tokens -------------------------------------------------------------------------------------
     def _render_chat(self, messages: list[dict[str, str]]) -> str:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        if self._formatter is None:  # compiling the Jinja template costs more than rendering it
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        def token_text(token_id: int) -> str:
-            return self._llm.detokenize([token_id], special=True).decode("utf-8", "replace") if token_id >= 0 else ""
+            def token_text(token_id: int) -> str:
+                return self._llm.detokenize([token_id], special=True).decode("utf-8", "replace") if token_id >= 0 else ""
 
-        formatter = Jinja2ChatFormatter(
-            self._chat_template,
-            eos_token=token_text(self._llm.token_eos()),
-            bos_token=token_text(self._llm.token_bos()),
-        )
-        return formatter(messages=messages).prompt
+            self._formatter = Jinja2ChatFormatter(
+                self._chat_template,
+                eos_token=token_text(self._llm.token_eos()),
+                bos_token=token_text(self._llm.token_bos()),
+            )
+        return self._formatter(messages=messages).prompt
 
     def format_chat(self, prompt: str, system: str = "") -> str:
         """The chat prompt as text, for display; what the model reads is `tokenize_chat`."""
