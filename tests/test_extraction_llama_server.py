@@ -79,7 +79,7 @@ def dataset(n: int) -> SequenceDataset:
 def test_extraction_through_llama_cpp_server_gives_schema_valid_repeatable_answers(server_url: str,
                                                                                   tmp_path: Path) -> None:
     prompt = load_prompt("movies")
-    backend = create_backend("openai", "tiny", server_url, concurrency=2, max_tokens=400)
+    backend = create_backend("openai", "tiny", server_url, llm_concurrency=2, max_tokens=400)
     with ExtractionCache(tmp_path / "c.sqlite") as cache:
         report = extract_items(dataset(3), prompt, backend, cache, batch_size=3)
     assert (report.extracted, report.failed) == (3, 0)

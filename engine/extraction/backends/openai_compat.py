@@ -95,6 +95,7 @@ class OpenAICompatBackend:
         self.retries = retries
         self.backoff = backoff
         self._format = 0  # index into RESPONSE_FORMATS: moves on each time a server rejects one
+        self._sleep = time.sleep  # the wait between retries (tests record it instead)
         self.fingerprint = f"openai:{base}:{model}:temperature=0:max_tokens={max_tokens}"
 
     def generate(
@@ -158,7 +159,7 @@ class OpenAICompatBackend:
         wait_for: float | None = None  # what the server's last Retry-After asked
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(min(MAX_RETRY_AFTER, max(self.backoff * 2 ** (attempt - 1), wait_for or 0.0)))
+                self._sleep(min(MAX_RETRY_AFTER, max(self.backoff * 2 ** (attempt - 1), wait_for or 0.0)))
             wait_for = None
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
