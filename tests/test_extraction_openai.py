@@ -240,3 +240,30 @@ def test_persistent_5xx_and_unreachable_servers_are_clear_errors(server: FakeCha
         OpenAICompatBackend("localhost:8000", "m")
     with pytest.raises(BackendError, match="llm_concurrency: expected at least 1"):
         create_backend("openai", "m", "http://127.0.0.1:1", llm_concurrency=0)
+
+
+def test_a_failed_batch_abandons_the_retries_of_requests_still_running(server: FakeChatServer) -> None:
+    backend = OpenAICompatBackend(server.url, "m", max_concurrency=2, retries=3, backoff=0.01)
+    release = threading.Event()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the retrying request waits here until the batch has failed
+        waits.append(seconds)
+        release.wait(HOLD_DEADLINE)
+
+    backend._sleep = sleep
+    server.script = [(503, {})]  # the first request fails and will retry
+    prompt = load_prompt("movies")
+
+    def on_answer(index: int, answer: str) -> None:
+        raise RuntimeError("the driver gave up")  # e.g. a stop request, raised from the answer callback
+
+    with pytest.raises(RuntimeError, match="gave up"):
+        backend.generate([prompt.render({"title": t}) for t in ("Heat", "Alien")], prompt.json_schema(),
+                         on_answer=on_answer)
+    release.set()
+    threads = [t for t in threading.enumerate() if t.name.startswith("kirec-llm")]
+    for thread in threads:
+        thread.join(timeout=HOLD_DEADLINE)
+    assert not any(t.is_alive() for t in threads)
+    assert waits == [0.01] and len(server.requests) == 2  # the 503'd request did not try again

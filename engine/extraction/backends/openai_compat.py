@@ -18,6 +18,7 @@ import email.utils
 import json
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -106,8 +107,9 @@ class OpenAICompatBackend:
         answers: list[Answer] = [""] * len(prompts)
         pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(prompts)), thread_name_prefix="kirec-llm")
         futures: dict[Future, int] = {}
+        abandoned = threading.Event()  # set when this call ends early: requests still retrying give up
         try:
-            futures = {pool.submit(self._complete, p, json_schema, system): i for i, p in enumerate(prompts)}
+            futures = {pool.submit(self._complete, p, json_schema, system, abandoned): i for i, p in enumerate(prompts)}
             pending = set(futures)
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -117,11 +119,13 @@ class OpenAICompatBackend:
                     if on_answer is not None:
                         on_answer(index, answers[index])
         finally:
-            # on an error or a stop: drop the queued requests; the few in flight end in the background
+            # on an error or a stop: drop the queued requests; the few in flight end in the background, without retries
+            abandoned.set()
             pool.shutdown(wait=False, cancel_futures=True)
         return answers
 
-    def _complete(self, prompt: str, json_schema: dict[str, Any], system: str) -> Answer:
+    def _complete(self, prompt: str, json_schema: dict[str, Any], system: str,
+                  abandoned: threading.Event | None = None) -> Answer:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": chat_messages(prompt, system),  # the item's text is a message's content, never template text
@@ -132,7 +136,7 @@ class OpenAICompatBackend:
         while True:
             fmt = self._format
             body["response_format"] = RESPONSE_FORMATS[fmt](json_schema)
-            status, payload = self._post(body)
+            status, payload = self._post(body, abandoned)
             if _context_overflow(status, payload):
                 return Refusal(f"item text too long for the prompt: the server said HTTP {status}: {payload[:200]}")
             rejected = status in (400, 422) or _names_response_format(status, payload)
@@ -149,7 +153,7 @@ class OpenAICompatBackend:
             except (ValueError, KeyError, IndexError, TypeError):
                 raise BackendError(f"{self.url}: not an OpenAI chat-completions response: {payload[:200]!r}") from None
 
-    def _post(self, body: dict[str, Any]) -> tuple[int, str]:
+    def _post(self, body: dict[str, Any], abandoned: threading.Event | None = None) -> tuple[int, str]:
         """(status, body text). Retries 429/5xx/timeouts; raises BackendError when the server cannot be reached."""
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -160,6 +164,8 @@ class OpenAICompatBackend:
         for attempt in range(self.retries + 1):
             if attempt:
                 self._sleep(min(MAX_RETRY_AFTER, max(self.backoff * 2 ** (attempt - 1), wait_for or 0.0)))
+                if abandoned is not None and abandoned.is_set():
+                    raise BackendError(f"{self.url}: request abandoned (the extraction stopped or failed): {last}")
             wait_for = None
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
