@@ -40,7 +40,7 @@ def movie_prompts(n: int) -> list[str]:
 def test_tiny_model_answers_schema_valid_json_repeatably_whatever_the_batching(tiny_gguf: Path) -> None:
     prompt = load_prompt("movies")
     texts = movie_prompts(5)
-    batched = LlamaCppBackend(tiny_gguf, parallel=3, max_tokens=400)
+    batched = LlamaCppBackend(tiny_gguf, parallel=3, max_tokens=400, n_threads=1)
     try:
         first = batched.generate(texts, prompt.json_schema(), system=prompt.system)
         assert len(first) == 5
@@ -51,7 +51,7 @@ def test_tiny_model_answers_schema_valid_json_repeatably_whatever_the_batching(t
         assert len(batched._prefix) > 100
     finally:
         batched.close()
-    single = LlamaCppBackend(tiny_gguf, parallel=1, max_tokens=400)
+    single = LlamaCppBackend(tiny_gguf, parallel=1, max_tokens=400, n_threads=1)
     try:
         assert single.generate(texts, prompt.json_schema(), system=prompt.system) == first
         # one prompt at a time: the prefix kept from the previous call is reused, not replaced by the whole prompt
@@ -89,7 +89,7 @@ def test_bad_model_paths_and_extractors_are_clear_errors(tmp_path: Path) -> None
 
 def test_each_answer_is_handed_back_while_the_others_are_still_decoding(tiny_gguf: Path) -> None:
     prompt = load_prompt("movies")
-    backend = LlamaCppBackend(tiny_gguf, parallel=2, max_tokens=400)
+    backend = LlamaCppBackend(tiny_gguf, parallel=2, max_tokens=400, n_threads=1)
     handed: list[tuple[int, str]] = []
     still_decoding: list[int] = []
 
@@ -145,7 +145,7 @@ def assert_item_text_stays_text(backend: LlamaCppBackend) -> None:
 
 
 def test_item_text_never_becomes_chat_control_tokens(tiny_gguf: Path) -> None:
-    backend = LlamaCppBackend(tiny_gguf, parallel=1)
+    backend = LlamaCppBackend(tiny_gguf, parallel=1, n_threads=1)
     try:
         assert_item_text_stays_text(backend)
     finally:
