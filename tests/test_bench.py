@@ -163,6 +163,28 @@ def test_tuning_runs_the_grid_on_the_first_seed_and_the_other_seeds_at_the_best_
     assert changed.trained == 2
 
 
+def test_a_new_code_version_trains_again_but_table_only_reads_the_old_runs(tiny_dataset, tmp_path, monkeypatch):
+    import engine.store.queries as queries
+
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset, '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\n')
+    db = tmp_path / "runs.db"
+    monkeypatch.setattr(queries, "current_code_version", lambda: "0.0.1+gold")
+    old = run_bench(load_spec(bench), db, cwd=tmp_path)
+    monkeypatch.undo()
+    assert old.trained == 1
+    # The code changed since: a training bench does not trust the old run, a table-only one reads it.
+    read = run_bench(load_spec(bench), db, cwd=tmp_path, table_only=True)
+    assert read.trained == 0 and read.runs[0].run_id == old.runs[0].run_id and read.complete
+    retrained = run_bench(load_spec(bench), db, cwd=tmp_path)
+    assert retrained.trained == 1 and retrained.runs[0].run_id != old.runs[0].run_id
+    # A cell with no run at all is listed as missing, and nothing trains.
+    partial = run_bench(load_spec(bench, overrides={"seeds": "42,7"}), db, cwd=tmp_path, table_only=True)
+    assert partial.trained == 0 and not partial.complete
+    assert [c.seed for c in partial.missing] == [7]
+    with open_store(db) as store:
+        assert len(store.list_runs()) == 2
+
+
 def test_runs_keep_per_user_test_ranks_that_reproduce_their_test_metrics(tiny_dataset, tmp_path):
     bench = write_bench(tmp_path / "b.toml", tiny_dataset, '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\n')
     outcome = run_bench(load_spec(bench), tmp_path / "runs.db", cwd=tmp_path)

@@ -40,13 +40,14 @@ class FinishedRuns:
         self.store = store
         self._details: dict[int, Any] = {}
 
-    def find(self, config: Mapping[str, Any], dataset: str, fingerprint: str, code_version: str) -> Any | None:
+    def find(self, config: Mapping[str, Any], dataset: str, fingerprint: str, code_version: str | None) -> Any | None:
+        """`code_version` None accepts a run of any code version (the newest wins)."""
         wanted = config_identity(config)
         method = config["knowledge"]["method"]
         for summary in self.store.list_runs(status="FINISHED", dataset=dataset, method=method,
                                             order_by="id", descending=True):
             detail = self.detail(summary.id)
-            if (detail.dataset_fingerprint == fingerprint and detail.code_version == code_version
+            if (detail.dataset_fingerprint == fingerprint and code_version in (None, detail.code_version)
                     and config_identity(detail.config) == wanted and ranks_path(detail) is not None):
                 return detail
         return None

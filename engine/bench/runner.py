@@ -5,6 +5,9 @@ remaining seeds at each group's chosen setting, so a stopped bench already holds
 construction: a cell answered by a FINISHED run (identity.py) is read, not rerun; a run that a killed bench left
 RUNNING is marked INTERRUPTED (store.mark_orphans) and its cell is trained again from the start.
 
+`table_only` trains nothing: each cell takes the newest FINISHED run of its config and data whatever code version
+made it (to recompute a table later); cells without one are listed in `missing`.
+
 `jobs` > 1 trains that many cells at once, each in its own process (spawned: a fresh torch per cell); a tuning
 choice waits for its grid, so the two phases run one after the other.
 """
@@ -40,6 +43,8 @@ class BenchOutcome:
     chosen: dict[tuple[str, str, str], tuple[tuple[str, Any], ...]] = field(default_factory=dict)
     tuning: dict[tuple[str, str, str], list[dict[str, Any]]] = field(default_factory=dict)  # per group: every point
     complete: bool = True
+    missing: list[Cell] = field(default_factory=list)  # table_only: cells no stored run answers
+    table_only: bool = False
 
     @property
     def trained(self) -> int:
@@ -53,6 +58,7 @@ def run_bench(
     on_event: EventSink = ignore_events,
     should_stop: Callable[[], bool] | None = None,
     jobs: int = 1,
+    table_only: bool = False,
 ) -> BenchOutcome:
     from engine.store import open_store
 
@@ -62,25 +68,27 @@ def run_bench(
     store = open_store(db)
     try:
         store.mark_orphans()  # a cell a killed bench was training reads INTERRUPTED, and is trained again
-        context = _Context(spec, str(db), cwd, store, FinishedRuns(store), store.code_version(), on_event,
-                           should_stop, jobs)
-        outcome = BenchOutcome(spec)
+        context = _Context(spec, str(db), cwd, store, FinishedRuns(store), None if table_only else store.code_version(),
+                           on_event, should_stop, jobs, table_only)
+        outcome = BenchOutcome(spec, table_only=table_only)
         groups = spec.groups()
         grid = spec.grid()
         first = [spec.cell(g, spec.seeds[0], s) for g in groups for s in grid]
         if not context.execute(first, outcome):
             outcome.complete = False
-            return outcome
+            return outcome  # stopped (Ctrl-C): no choice from a grid that did not finish
         for group in groups:
             points = [r for r in outcome.runs if r.cell.group == group]
+            if not points:
+                continue  # table_only, and no run of this group's first seed
             scores = [(context.finder.detail(r.run_id).valid_metrics.get(SELECTION_KEY, float("-inf")), -i, r)
                       for i, r in enumerate(points)]
             best = max(scores, key=lambda t: (t[0], t[1]))[2]  # ties: the first grid point
             outcome.chosen[group] = best.cell.setting
             outcome.tuning[group] = [{"setting": dict(r.cell.setting), "run_id": r.run_id, SELECTION_KEY: score}
                                      for score, _, r in scores]
-        rest = [spec.cell(g, seed, outcome.chosen[g]) for seed in spec.seeds[1:] for g in groups]
-        outcome.complete = context.execute(rest, outcome)
+        rest = [spec.cell(g, seed, outcome.chosen[g]) for seed in spec.seeds[1:] for g in groups if g in outcome.chosen]
+        outcome.complete = context.execute(rest, outcome) and not outcome.missing
         return outcome
     finally:
         store.close()
@@ -93,10 +101,11 @@ class _Context:
     cwd: Path
     store: Any
     finder: FinishedRuns
-    code_version: str
+    code_version: str | None  # None: any (table_only)
     on_event: EventSink
     should_stop: Callable[[], bool] | None
     jobs: int
+    table_only: bool
     _fingerprints: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def execute(self, cells: list[Cell], outcome: BenchOutcome) -> bool:
@@ -110,6 +119,9 @@ class _Context:
             if found is not None:
                 answered[index] = CellRun(cell, found.id, reused=True)
                 self.on_event(Status(f"bench: {cell.label()}: reusing finished run {found.id}"))
+            elif self.table_only:
+                outcome.missing.append(cell)
+                self.on_event(Status(f"bench: {cell.label()}: no finished run in the store", level="warning"))
             else:
                 pending.append((index, cell, cfg))
         complete = self._train(pending, answered)

@@ -44,6 +44,8 @@ class Row:
     parameters: int | None
     train_seconds: MeanStd | None
     seconds_to_best: MeanStd | None
+    best_epochs: list[int | None]  # per seed
+    epochs_run: list[int]  # per seed: validated epochs (equal to best_epoch: still improving when it stopped)
     users: np.ndarray = field(repr=False)
     per_user: np.ndarray = field(repr=False)  # per-user NDCG@10 averaged over seeds, aligned with `users`
     is_baseline: bool = False
@@ -67,7 +69,8 @@ class Row:
                 "users_differing": self.test.n_nonzero,
             },
             "parameters": self.parameters, "train_seconds": ms(self.train_seconds),
-            "train_seconds_to_best": ms(self.seconds_to_best),
+            "train_seconds_to_best": ms(self.seconds_to_best), "best_epochs": self.best_epochs,
+            "epochs_run": self.epochs_run,
         }
 
 
@@ -79,7 +82,9 @@ def build_rows(outcome: BenchOutcome, store: Any) -> list[Row]:
         chosen = outcome.chosen.get(group)
         runs = [r for r in outcome.runs if r.cell.group == group and r.cell.setting == chosen]
         if runs:
-            rows.append(_row(runs, [store.get_run(r.run_id) for r in runs], group[2] == spec.baseline))
+            details = [store.get_run(r.run_id) for r in runs]
+            epochs = [len(store.metric_history(r.run_id, "valid/NDCG@10")) for r in runs]
+            rows.append(_row(runs, details, epochs, group[2] == spec.baseline))
     for row in rows:
         if row.is_baseline:
             continue
@@ -94,7 +99,7 @@ def build_rows(outcome: BenchOutcome, store: Any) -> list[Row]:
     return rows
 
 
-def _row(runs: list[Any], details: list[Any], is_baseline: bool) -> Row:
+def _row(runs: list[Any], details: list[Any], epochs_run: list[int], is_baseline: bool) -> Row:
     first = details[0]
     protocol = first.params.get("eval.protocol", FULL)
     per_user, users = _per_user_average(details)
@@ -117,7 +122,8 @@ def _row(runs: list[Any], details: list[Any], is_baseline: bool) -> Row:
         tail={m: stat(f"test/{m}/tail") for m in GROUP_METRICS},
         parameters=None if parameters is None else int(parameters),
         train_seconds=tag_stat(TRAIN_SECONDS_TAG), seconds_to_best=tag_stat(SECONDS_TO_BEST_TAG),
-        users=users, per_user=per_user, is_baseline=is_baseline,
+        best_epochs=[None if "best_epoch" not in d.tags else int(d.tags["best_epoch"]) for d in details],
+        epochs_run=epochs_run, users=users, per_user=per_user, is_baseline=is_baseline,
     )
 
 
@@ -141,7 +147,7 @@ def _per_user_average(details: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_results(outcome: BenchOutcome, rows: list[Row], out: str | Path, command: str, db: str | Path,
-                  code_versions: Iterable[str]) -> tuple[Path, Path]:
+                  code_versions: Iterable[str], budget: str = "") -> tuple[Path, Path]:
     """`<out>.md` and `<out>.json` (out is a path without suffix, e.g. docs/results/ml-latest-small)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -149,14 +155,14 @@ def write_results(outcome: BenchOutcome, rows: list[Row], out: str | Path, comma
     versions = sorted(set(code_versions))
     document = {
         "bench": outcome.spec.name, "command": command, "generated_at": generated, "database": str(db),
-        "code_versions": versions, "baseline": outcome.spec.baseline, "complete": outcome.complete,
+        "code_versions": versions, "budget": budget, "baseline": outcome.spec.baseline, "complete": outcome.complete,
         "rows": [r.to_json() for r in rows],
         "tuning": [{"dataset": g[0], "backbone": g[1], "method": g[2], "points": p}
                    for g, p in outcome.tuning.items() if len(p) > 1],
     }
     md_path, json_path = out.with_suffix(".md"), out.with_suffix(".json")
     json_path.write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
-    md_path.write_text(markdown(outcome, rows, command, generated, db, versions))
+    md_path.write_text(markdown(outcome, rows, command, generated, db, versions, budget))
     return md_path, json_path
 
 
@@ -167,7 +173,7 @@ def _json_default(value: Any) -> Any:
 
 
 def markdown(outcome: BenchOutcome, rows: list[Row], command: str, generated: str, db: str | Path,
-             versions: list[str]) -> str:
+             versions: list[str], budget: str = "") -> str:
     spec = outcome.spec
     lines = [
         f"# Bench: {spec.name}", "",
@@ -176,9 +182,19 @@ def markdown(outcome: BenchOutcome, rows: list[Row], command: str, generated: st
         f"Test split, mean ± std over seeds. Gain: relative to `{spec.baseline}` of the same backbone and dataset; "
         "p: two-sided Wilcoxon signed-rank test over users of per-user NDCG@10 (each user's mean over seeds) "
         "against that baseline. Head: targets among the 20% most popular items; tail: the rest. "
-        "Train s: optimisation seconds (validation excluded); to best: those seconds up to the best epoch.",
+        "Train s: optimisation seconds (validation excluded); to best: those seconds up to the best epoch. "
+        "Epochs: best / run, per seed; a best epoch equal to the last one means the run was still improving "
+        "when its budget or epoch limit stopped it.",
     ]
-    if not outcome.complete:
+    if budget:
+        lines += ["", f"Budget per cell: {budget}."]
+    if outcome.table_only:
+        lines += ["", "`--table-only`: recomputed from runs already in the store (the same command without it trains "
+                  "them); the code versions above are the runs'."]
+    if outcome.missing:
+        lines += ["", f"**Incomplete:** {len(outcome.missing)} cells have no finished run: "
+                  + "; ".join(c.label() for c in outcome.missing) + "."]
+    elif not outcome.complete:
         lines += ["", "**Incomplete:** the bench stopped before every cell finished; rows cover the finished runs."]
     full = [r for r in rows if r.protocol != SAMPLED]
     sampled = [r for r in rows if r.protocol == SAMPLED]
@@ -204,7 +220,7 @@ def markdown(outcome: BenchOutcome, rows: list[Row], command: str, generated: st
 def _table(rows: list[Row]) -> list[str]:
     tuned = any(r.setting for r in rows)
     header = ["dataset", "backbone", "method", "seeds", *METRICS, "gain NDCG@10", "p", "NDCG@10 head",
-              "NDCG@10 tail", "params", "train s", "to best s", *(["setting"] if tuned else []), "runs"]
+              "NDCG@10 tail", "params", "train s", "to best s", "epochs", *(["setting"] if tuned else []), "runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
     for r in rows:
         gain = r.gain.get("NDCG@10")
@@ -216,6 +232,7 @@ def _table(rows: list[Row]) -> list[str]:
             _ms(r.head["NDCG@10"]), _ms(r.tail["NDCG@10"]),
             "—" if r.parameters is None else f"{r.parameters:,}",
             _ms(r.train_seconds, 1), _ms(r.seconds_to_best, 1),
+            " ".join(f"{'?' if b is None else b}/{n}" for b, n in zip(r.best_epochs, r.epochs_run)),
             *([_setting(r.setting)] if tuned else []),
             ", ".join(map(str, r.run_ids)),
         ]
@@ -227,6 +244,17 @@ def _ms(value: MeanStd | None, digits: int = 4) -> str:
     if value is None:
         return "—"
     return f"{value.mean:.{digits}f} ± {value.std:.{digits}f}"
+
+
+def describe_budget(configs: list[Any]) -> str:
+    """The training limits the cells ran under (RunConfigs): "train.max_train_seconds = 60, train.epochs = 200"."""
+    parts = []
+    for key, values in (("train.max_train_seconds", {c.train.max_train_seconds for c in configs}),
+                        ("train.epochs", {c.train.epochs for c in configs}),
+                        ("train.patience", {c.train.patience for c in configs})):
+        shown = sorted(("none" if v is None else f"{v:g}") for v in values)
+        parts.append(f"{key} = {' / '.join(shown)}")
+    return ", ".join(parts)
 
 
 def _p(p: float) -> str:
