@@ -262,3 +262,18 @@ def test_a_bench_killed_mid_matrix_continues_where_it_stopped(tiny_dataset, tmp_
     assert rows["kirec"]["wilcoxon"]["users"] == 60 and 0.0 <= rows["kirec"]["wilcoxon"]["p_value"] <= 1.0
     markdown = out.with_suffix(".md").read_text()
     assert f"`kirec bench {bench} --db {db} --out {out}`" in markdown
+
+
+@pytest.mark.slow
+def test_jobs_train_cells_in_parallel_processes_with_the_same_results(tiny_dataset, tmp_path):
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset,
+                        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1, 2, 3]\n', epochs=2)
+    parallel = run_bench(load_spec(bench), tmp_path / "a.db", cwd=tmp_path, jobs=2)
+    serial = run_bench(load_spec(bench), tmp_path / "b.db", cwd=tmp_path, jobs=1)
+    assert parallel.complete and parallel.trained == 3 and [r.cell.seed for r in parallel.runs] == [1, 2, 3]
+    with open_store(tmp_path / "a.db") as a, open_store(tmp_path / "b.db") as b:
+        for p, s in zip(parallel.runs, serial.runs):
+            left, right = a.get_run(p.run_id), b.get_run(s.run_id)
+            assert left.config["train"]["seed"] == right.config["train"]["seed"] == p.cell.seed
+            assert left.test_metrics["test/NDCG@10"] == pytest.approx(right.test_metrics["test/NDCG@10"], abs=1e-6)
+            assert ranks_path(left) is not None

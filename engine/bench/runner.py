@@ -136,7 +136,7 @@ class _Context:
             for done, (index, cell, cfg) in enumerate(pending):
                 if self.should_stop is not None and self.should_stop():
                     return False
-                self.on_event(Status(f"bench: training {cell.label()} ({done + 1}/{total} to train here)"))
+                self.on_event(Status(f"bench: training {cell.label()} ({done + 1} of {total} in this phase)"))
                 result = run_experiment(cfg, on_event=self.on_event, should_stop=self.should_stop, cwd=self.cwd)
                 if result.status != "FINISHED":
                     return False
