@@ -248,11 +248,11 @@ def test_a_bench_killed_mid_matrix_continues_where_it_stopped(tiny_dataset, tmp_
         proc.kill()
         proc.communicate()
     first = _finished_rows(db)
-    assert first[0][1] == "id" and not out.with_suffix(".md").exists()  # killed before writing its table
+    # Killed mid-matrix: the id cell done, the kirec cell not (it loads an encoder first: seconds, not 50 ms).
+    assert [m for _, m in first] == ["id"] and not out.with_suffix(".md").exists()
 
     rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert f"reusing finished run {first[0][0]}" in rerun.stderr
     finished = _finished_rows(db)
     assert [m for _, m in finished].count("id") == 1  # the finished cell was not trained again
     document = json.loads(out.with_suffix(".json").read_text())
