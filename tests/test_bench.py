@@ -181,6 +181,9 @@ def test_a_new_code_version_trains_again_but_table_only_reads_the_old_runs(tiny_
     partial = run_bench(load_spec(bench, overrides={"seeds": "42,7"}), db, cwd=tmp_path, table_only=True)
     assert partial.trained == 0 and not partial.complete
     assert [c.seed for c in partial.missing] == [7]
+    # Without the first seed's run the other seeds are still read (no grid: nothing to choose).
+    later = run_bench(load_spec(bench, overrides={"seeds": "7,42"}), db, cwd=tmp_path, table_only=True)
+    assert [c.seed for c in later.missing] == [7] and [r.cell.seed for r in later.runs] == [42]
     with open_store(db) as store:
         assert len(store.list_runs()) == 2
 

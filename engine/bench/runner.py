@@ -79,8 +79,10 @@ def run_bench(
             return outcome  # stopped (Ctrl-C): no choice from a grid that did not finish
         for group in groups:
             points = [r for r in outcome.runs if r.cell.group == group]
-            if not points:
-                continue  # table_only, and no run of this group's first seed
+            if not points:  # table_only, and no stored run of this group's first seed
+                if len(grid) == 1:
+                    outcome.chosen[group] = grid[0]  # nothing to choose: the other seeds can still be read
+                continue
             scores = [(context.finder.detail(r.run_id).valid_metrics.get(SELECTION_KEY, float("-inf")), -i, r)
                       for i, r in enumerate(points)]
             best = max(scores, key=lambda t: (t[0], t[1]))[2]  # ties: the first grid point
