@@ -102,7 +102,13 @@ def run_experiment(
         store.log_artifact(run_id, "checkpoint", str(checkpoint))
         sink(Status("evaluating the best checkpoint on the test split"))
         valid = valid_eval.evaluate(model, device)
-        test = test_eval.evaluate(model, device)
+        # ---- bench (engine/bench/artifacts.py): keep the per-user test ranks for significance tests; ranked once ----
+        from engine.bench.artifacts import record_test_ranks
+
+        test_ranks = test_eval.ranks(model, device)
+        test = test_eval.metrics(test_ranks)
+        record_test_ranks(store, run_id, checkpoint.parent, test_eval, test_ranks, result)
+        # ---- end bench ----
         info = {
             "train_seconds": result.train_seconds,
             "total_seconds": time.perf_counter() - started,

@@ -288,7 +288,10 @@ class RankingEvaluator:
 
     def evaluate(self, model: SequentialBackbone, device: torch.device | str) -> dict[str, float]:
         """Metrics for every K in cfg.ks, the same for head/tail target items, and the number of users."""
-        ranks = self.ranks(model, device)
+        return self.metrics(self.ranks(model, device))
+
+    def metrics(self, ranks: np.ndarray) -> dict[str, float]:
+        """`evaluate`'s metrics from ranks already computed by `ranks()` (so a caller that keeps them ranks once)."""
         ks = self.cfg.ks
         out = ranking_metrics(ranks, ks)
         for group, mask in (("head", self.target_is_head), ("tail", ~self.target_is_head)):
