@@ -159,15 +159,20 @@ def test_export_never_overwrites_the_database_or_an_existing_file(tmp_path):
     assert not [p for p in tmp_path.rglob("*.partial")]  # the temporary files were renamed into place
 
 
-def test_a_read_only_database_stops_kirec_run_before_any_work(tiny_dataset, tmp_path):
+def test_a_read_only_database_stops_kirec_run_before_any_work(tiny_dataset, tmp_path, monkeypatch):
     db = tmp_path / "runs.db"
     make_db(db)
     db.chmod(0o444)
+    if os.access(db, os.W_OK):  # root may write any file: let the permission check see what another user would
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == db and mode & os.W_OK
+                            else real_access(path, mode, **kw))
     try:
-        if os.access(db, os.W_OK):
-            pytest.skip("this user (root?) may write a read-only file")
         result = invoke("run", "--dataset", str(tiny_dataset), "--epochs", "1", "--db", str(db), *SMALL, cwd=tmp_path)
     finally:
         db.chmod(0o644)
-    assert result.exit_code == 2 and "read-only" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "read-only" in lines[0] and str(db) in " ".join(result.output.split())
     assert not (tmp_path / ".cache").exists()  # the dataset was never loaded
+    assert statuses(db) == [("FINISHED", None)]
