@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 import time
 
 import pytest
@@ -290,3 +291,29 @@ async def test_export_never_replaces_the_database_and_asks_before_replacing_a_fi
         await settle(pilot)
     assert db.read_bytes() == before
     assert (tmp_path / "old.csv").read_text().startswith("id,name,status")
+
+
+async def test_a_run_whose_writer_is_killed_turns_interrupted_while_listed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        db = tmp_path / "runs.db"
+        with open_store(db) as store:
+            run_id = store.create_run("live", {}, "d", "fp", "sasrec", "id", "cpu", params={}, code_version="test")
+        with sqlite3.connect(db) as con:  # as if that process wrote the run
+            con.execute("UPDATE runs SET pid = ? WHERE id = ?", (writer.pid, run_id))
+        con.close()
+        app = make_app(tmp_path, db, poll_seconds=0.1)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert [r.status for r in app.screen.runs] == ["RUNNING"]
+            os.kill(writer.pid, signal.SIGKILL)
+            writer.wait(timeout=30)
+            await wait_until(pilot, lambda: [r.status for r in app.screen.runs] == ["INTERRUPTED"])
+    finally:
+        writer.kill()
+        writer.wait()
