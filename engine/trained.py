@@ -64,12 +64,16 @@ def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = 
     model = build_model(cfg.model, dataset.num_items, items)
     model.load_state_dict(torch.load(path, map_location=torch_device, weights_only=True))
     model.to(torch_device).eval()
-    note = None
+    notes = []
     if status != "FINISHED":
         epoch = f" (epoch {best_epoch})" if best_epoch is not None else ""
-        note = f"run {run_id} is {status}; serving its best checkpoint so far{epoch} at {path}"
+        notes.append(f"run {run_id} is {status}; serving its best checkpoint so far{epoch} at {path}")
         if status == "INTERRUPTED":
-            note += f"; `kirec run --resume {run_id}` continues it"
+            notes[-1] += f"; `kirec run --resume {run_id}` continues it"
+    if artifact.sha256 is None:  # recorded before checkpoints had unique names, another database's run may have replaced it
+        notes.append(f"run {run_id}'s checkpoint {path} was recorded by an older kirec without a hash, "
+                     "so it cannot be verified to be this run's")
+    note = "; ".join(notes) or None
     return TrainedRun(run_id, cfg, dataset, model, status, best_epoch, path, note)
 
 

@@ -172,3 +172,14 @@ def test_a_checkpoint_dir_that_is_a_file_is_refused_before_any_run_row(tmp_path)
                     "--set", "train.checkpoint_dir=taken", cwd=tmp_path)
     assert result.exit_code == 2
     assert "existing file" in one_line_error(result) and count_runs(tmp_path / "r.db") == 0
+
+
+def test_a_checkpoint_recorded_without_a_hash_is_served_with_a_warning(two_databases, tmp_path):
+    folder, _, _, _ = two_databases
+    work = tmp_path / "copy"
+    shutil.copytree(folder, work)
+    with sqlite3.connect(work / "a.db") as con:  # as an older kirec recorded it
+        con.execute("UPDATE artifacts SET path = replace(path, ?, ?), sha256 = NULL", (str(folder), str(work)))
+    result = invoke("recommend", "--run", "1", "--user", "u3", "-k", "3", "--db", "a.db", cwd=work)
+    assert result.exit_code == 0, result.output
+    assert "without a hash, so it cannot be verified" in " ".join(result.output.split())
