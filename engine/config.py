@@ -53,7 +53,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision on CUDA only
     num_threads: int | None = None  # CPU threads for torch; None: torch's default (all cores). 1 on a busy machine
-    checkpoint_dir: str = "checkpoints"
+    checkpoint_dir: str | None = None  # None: beside the database, <db folder>/<db stem>.checkpoints
     max_train_seconds: float | None = None  # wall-clock budget; stops after the epoch that crosses it
 
 

@@ -19,21 +19,24 @@ from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fai
 
 @contextlib.contextmanager
 def stop_on_first_ctrl_c() -> Iterator[threading.Event]:
-    """The first Ctrl-C asks the pipeline to stop at its next step (the run ends INTERRUPTED, its rows intact);
-    a second one interrupts at once. A KeyboardInterrupt in the middle of a store write is what this avoids."""
+    """The first Ctrl-C (or SIGTERM, as a service manager or `kill` sends) asks the pipeline to stop at its next
+    step: the run ends INTERRUPTED, its rows intact, and can be resumed. A second one interrupts at once.
+    A KeyboardInterrupt in the middle of a store write is what this avoids."""
     stop = threading.Event()
 
-    def on_sigint(signum, frame):
+    def on_signal(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        err_console.print("[yellow]stopping after this step (Ctrl-C again to abort at once)[/]")
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        err_console.print(f"[yellow]{what}: stopping after this step (again to abort at once)[/]")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def parse_set_options(pairs: list[str]) -> dict[str, str]:
@@ -73,10 +76,13 @@ def run_command(
     protocol: Annotated[Optional[str], typer.Option(help="full (primary) | sampled (1 + 100 negatives)")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Any config field: SECTION.FIELD=VALUE (repeatable).")] = [],
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    resume: Annotated[
+        Optional[int], typer.Option("--resume", metavar="RUN_ID", help="Continue an INTERRUPTED run from its last epoch.")
+    ] = None,
 ) -> None:
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
-    from engine.pipeline import run_experiment
+    from engine.pipeline import resume_experiment, run_experiment
     from kirec_tui.progress import ConsoleProgress
 
     flags = {
@@ -103,11 +109,20 @@ def run_command(
     }
     # --set sits below the dedicated flags: a flag the user typed wins over a generic override.
     merged = {**parse_set_options(set_), **{k: v for k, v in flags.items() if v is not None}}
+    if resume is not None:
+        extra = sorted(k for k in merged if k != "db") + (["--config"] if config is not None else [])
+        if extra:
+            raise fail(f"--resume {resume} continues the run with its stored config; drop {', '.join(extra)}", 2)
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=merged)
+        if resume is not None:
+            cfg.train.epochs = _stored_epochs(cfg.db, resume)  # for the progress bar; the run brings its config
         with ConsoleProgress(err_console, cfg.train.epochs) as progress, stop_on_first_ctrl_c() as stop:
             try:
-                result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set)
+                if resume is not None:
+                    result = resume_experiment(cfg.db, resume, on_event=progress, should_stop=stop.is_set)
+                else:
+                    result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set)
             except KeyboardInterrupt:
                 if as_json:
                     typer.echo(json.dumps({"run_id": None, "status": "INTERRUPTED"}))
@@ -120,6 +135,13 @@ def run_command(
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
         raise typer.Exit(EXIT_FAILED)
+
+
+def _stored_epochs(db: str, run_id: int) -> int:
+    from engine.store import open_store
+
+    with open_store(db, create=False) as store:
+        return int(store.get_run(run_id).config.get("train", {}).get("epochs", 1))
 
 
 def _print_metrics(result) -> None:
