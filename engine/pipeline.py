@@ -167,7 +167,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
 
         test_ranks = test_eval.ranks(model, device)
         test = test_eval.metrics(test_ranks)
-        record_test_ranks(store, run_id, checkpoint.parent, test_eval, test_ranks, result)
+        record_test_ranks(store, checkpoints.folder, checkpoints.stem, run_id, test_eval, test_ranks, result)
         # ---- end bench ----
         info = {
             "train_seconds": result.train_seconds,

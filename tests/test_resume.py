@@ -73,10 +73,10 @@ def test_a_cancelled_run_resumes_to_the_uninterrupted_result(tiny_dataset, tmp_p
         detail = store.get_run(cut.run_id)
     assert detail.summary.status == "FINISHED" and detail.test_metrics == pytest.approx(
         {f"test/{k}": v for k, v in whole.test.items()}, abs=1e-6)
-    kinds = [a.kind for a in detail.artifacts]
-    assert kinds == ["checkpoint"]  # the resumable state goes once the run finished
-    assert [p.name for p in Path(detail.artifacts[0].path).parent.glob(f"run-{cut.run_id}-*")] == [
-        Path(detail.artifacts[0].path).name]
+    artifacts = {a.kind: Path(a.path) for a in detail.artifacts}
+    assert sorted(artifacts) == ["checkpoint", "test_ranks"]  # the resumable state goes once the run finished
+    assert sorted(p.name for p in artifacts["checkpoint"].parent.glob(f"run-{cut.run_id}-*")) == sorted(
+        p.name for p in artifacts.values())
 
 
 # The killed process trains through this wrapper: each batch waits a little, so that the kill lands mid-run on a

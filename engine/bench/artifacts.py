@@ -1,6 +1,6 @@
 """Per-user test results kept beside a run's checkpoint, so a results table can be recomputed and tested later.
 
-The pipeline calls `record_test_ranks` once, after the test evaluation: it writes `run-<id>-test-ranks.npz`
+The pipeline calls `record_test_ranks` once, after the test evaluation: it writes `run-<id>-<token>-test-ranks.npz`
 (users, their 0-based test ranks, targets and whether each target is a head item) and logs it as the run's
 `test_ranks` artifact. Per-user HR/NDCG@K follow from the ranks (`per_user_metric`), with the definitions of
 engine/evaluation/metrics.py.
@@ -20,17 +20,21 @@ TRAIN_SECONDS_TAG = "train_seconds"
 SECONDS_TO_BEST_TAG = "train_seconds_to_best"
 
 
-def record_test_ranks(store: Any, run_id: int, folder: Path, evaluator: Any, ranks: np.ndarray, result: Any) -> Path:
+def record_test_ranks(store: Any, folder: Path, stem: str, run_id: int, evaluator: Any, ranks: np.ndarray,
+                      result: Any) -> Path:
     """Save and log one run's test ranks (`result` is the trainer's TrainResult), and tag the run with its
-    training seconds and the training seconds it took to reach the best epoch."""
+    training seconds and the training seconds it took to reach the best epoch. `stem` is the run's checkpoint
+    stem (run-<id>-<token>), so that runs of two databases sharing a folder never overwrite each other's ranks."""
+    from engine.training.checkpoint import sha256_of
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"run-{run_id}-test-ranks.npz"
+    path = folder / f"{stem}-test-ranks.npz"
     np.savez_compressed(
         path, users=np.asarray(evaluator.users, dtype=np.int64), ranks=np.asarray(ranks, dtype=np.int64),
         targets=np.asarray(evaluator.targets, dtype=np.int64), target_is_head=np.asarray(evaluator.target_is_head),
     )
-    store.log_artifact(run_id, RANKS_KIND, str(path))
+    store.set_artifact(run_id, RANKS_KIND, path, sha256_of(path))
     tags = {TRAIN_SECONDS_TAG: f"{result.train_seconds:.3f}"}
     if result.best_epoch is not None:
         history = getattr(result, "history", None) or []
