@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.config import RunConfig, flatten_dotted
+from engine.config import RunConfig, flatten_dotted, validate_config
 from engine.events import EventSink, RunFinished, RunStarted, Status, fan_out, ignore_events
 
 
@@ -43,6 +43,7 @@ def run_experiment(
     Raises KeyboardInterrupt after marking the run INTERRUPTED (the CLI exits 130); a cancel through
     `should_stop` returns an INTERRUPTED result instead. Any other failure marks the run FAILED and re-raises.
     """
+    validate_config(cfg)  # the TUI's path too: a bad config fails here, before torch, data or a run row
     import torch
 
     from engine.data.preprocess import load_dataset

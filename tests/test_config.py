@@ -16,8 +16,8 @@ def test_precedence_flags_over_env_over_file_over_defaults(tmp_path):
 
 
 def test_env_values_are_coerced_to_field_types():
-    cfg = load_config(env={"KIREC_EVAL__KS": "1,5", "KIREC_EVAL__EXCLUDE_HISTORY": "false", "KIREC_DATA": "/d"})
-    assert cfg.eval.ks == [1, 5] and cfg.eval.exclude_history is False and cfg.data.data_root == "/d"
+    cfg = load_config(env={"KIREC_EVAL__KS": "1,10", "KIREC_EVAL__EXCLUDE_HISTORY": "false", "KIREC_DATA": "/d"})
+    assert cfg.eval.ks == [1, 10] and cfg.eval.exclude_history is False and cfg.data.data_root == "/d"
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,9 @@ DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder hol
 
 def _data_root(flag: str | None) -> str | None:
     """The data root by the one precedence order (flag > KIREC_DATA > config defaults)."""
-    from engine.config import load_config
+    from engine.config import resolve_setting
 
-    return load_config(env=os.environ, flags={"data.data_root": flag}).data.data_root
+    return resolve_setting("data.data_root", os.environ, flag)
 
 
 @app.command("list")
@@ -56,7 +56,7 @@ def show_command(
     from engine.data.stats import dataset_stats
 
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root})
+        cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root}, keys=("data",))
         stats = dataset_stats(load_dataset(cfg.data, cwd=Path.cwd()))
     if as_json:
         typer.echo(json.dumps(stats, default=str))

@@ -101,10 +101,10 @@ def run_command(
         "eval.exclude_history": exclude_history,
         "eval.protocol": protocol,
     }
-    # --set sits below the dedicated flags: a flag the user typed wins over a generic override.
-    merged = {**parse_set_options(set_), **{k: v for k, v in flags.items() if v is not None}}
+    # --set sits below the dedicated flags (a flag the user typed wins); kept apart so a message names what was typed.
+    overrides = parse_set_options(set_)
     with friendly_errors():
-        cfg = load_config(config, env=os.environ, flags=merged)
+        cfg = load_config(config, env=os.environ, flags=flags, overrides=overrides)
         with ConsoleProgress(err_console, cfg.train.epochs) as progress, stop_on_first_ctrl_c() as stop:
             try:
                 result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set)

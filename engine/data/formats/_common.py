@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import gzip
 import json
 import math
 import re
+import zlib
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -25,11 +28,81 @@ def format_error(path: Path | str, line: int | None, message: str) -> DataFormat
     return DataFormatError(f"{where}: {' '.join(message.split())}")
 
 
-def open_text(path: Path, encoding: str = "utf-8") -> IO[str]:
-    """Open a text file, transparently gunzipping `.gz`; `newline=""` so csv sees quoted newlines."""
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding=encoding, newline="")
-    return path.open("r", encoding=encoding, newline="")
+MAX_LINE_BYTES = 16 << 20  # no line of a real dataset comes near this; a longer one is a binary file or junk
+_UTF8_BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts with one
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+class TextLines:
+    """The lines of a text file, decoded one at a time so that a bad byte is reported with its line number.
+
+    Iterates like a text file opened with `newline=""` (line endings kept, so csv sees quoted newlines) and has
+    `readline`. A UTF-8 byte-order mark is dropped; UTF-16, NUL bytes, undecodable bytes, over-long lines and a
+    broken gzip stream raise DataFormatError naming the file and the line."""
+
+    def __init__(self, raw: IO[bytes], path: Path, encoding: str):
+        self._raw, self.path, self.encoding = raw, path, encoding
+        self.line_no = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def readline(self) -> str:
+        try:
+            data = self._raw.readline(MAX_LINE_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            raise format_error(self.path, self.line_no + 1, f"cannot read: {exc}") from None
+        if not data:
+            return ""
+        self.line_no += 1
+        where = (self.path, self.line_no)
+        if len(data) > MAX_LINE_BYTES:
+            raise format_error(*where, f"a line longer than {MAX_LINE_BYTES >> 20} MiB: not a text data file")
+        if self.line_no == 1:
+            if data.startswith(_UTF16_BOMS):
+                raise format_error(*where, "UTF-16 text; save the file as UTF-8")
+            data = data.removeprefix(_UTF8_BOM)
+        if b"\0" in data:
+            raise format_error(*where, "NUL bytes: a binary or UTF-16 file, not UTF-8 text")
+        try:
+            return data.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            raise format_error(*where, f"not {self.encoding.upper()} text (byte 0x{data[exc.start]:02x} at column "
+                                       f"{exc.start + 1}); save the file as UTF-8") from None
+
+
+@contextlib.contextmanager
+def open_text(path: Path, encoding: str = "utf-8") -> Iterator[TextLines]:
+    """Open a text file for reading line by line, transparently gunzipping `.gz` (see TextLines)."""
+    try:
+        raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    except IsADirectoryError:
+        raise format_error(path, None, "is a directory, expected a file") from None
+    except OSError as exc:
+        raise format_error(path, None, f"cannot open: {exc.strerror or exc}") from None
+    with raw:
+        yield TextLines(raw, path, encoding)
+
+
+def csv_rows(lines: TextLines, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) per CSV record; csv's own errors (an unclosed quote swallowing the file into one huge
+    field, say) become DataFormatError with the line."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            hint = " (an unclosed quote?)" if "field larger" in str(exc) else ""
+            raise format_error(lines.path, reader.line_num, f"not valid CSV: {exc}{hint}") from None
+        yield reader.line_num, row
 
 
 def to_float(value: str, path: Path, line: int, what: str) -> float:
@@ -90,6 +163,7 @@ def read_items_jsonl(path: Path, id_keys: Iterable[str] = ("id", "item_id", "asi
     """One JSON object per line; the item id is the first of `id_keys` present; other keys are text fields."""
     keys = tuple(id_keys)
     items: dict[str, dict[str, Any]] = {}
+    first_line: dict[str, int] = {}
     with open_text(path) as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
@@ -104,6 +178,9 @@ def read_items_jsonl(path: Path, id_keys: Iterable[str] = ("id", "item_id", "asi
             if key is None:
                 raise format_error(path, line_no, f"no item id (expected one of {', '.join(keys)})")
             item_id = str(obj.pop(key))
+            if item_id in first_line:  # a silent overwrite would keep whichever text came last
+                raise format_error(path, line_no, f"duplicate item id {item_id!r} (first on line {first_line[item_id]})")
+            first_line[item_id] = line_no
             for other in keys:
                 obj.pop(other, None)
             items[item_id] = normalise_text(obj)

@@ -5,13 +5,14 @@ Titles keep their year ("Toy Story (1995)") and `year` is also a field of its ow
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
 from engine.data.dataset import RawInteractions
-from engine.data.formats._common import format_error, make_raw, normalise_text, open_text, to_float, year_from_title
+from engine.data.formats._common import (
+    csv_rows, format_error, make_raw, normalise_text, open_text, to_float, year_from_title,
+)
 
 MAX_TAGS = 5  # most frequent tags kept per movie: enough to describe it without drowning the prompt
 NO_GENRES = "(no genres listed)"
@@ -29,8 +30,8 @@ def _movie_text(title: str, genres: list[str]) -> dict[str, Any]:
 def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, {column: value}) for a CSV with a header naming at least `required`."""
     with open_text(path) as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+        rows = csv_rows(fh)
+        _, header = next(rows, (1, None))
         if header is None:
             raise format_error(path, 1, "empty file, expected a header")
         missing = [c for c in required if c not in header]
@@ -38,12 +39,12 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
             raise format_error(path, 1, f"header lacks {', '.join(missing)} (found {', '.join(header)})")
         width = len(header)
         positions = {c: header.index(c) for c in required}
-        for row in reader:
+        for line, row in rows:
             if not row:
                 continue
             if len(row) != width:
-                raise format_error(path, reader.line_num, f"expected {width} fields, got {len(row)}")
-            yield reader.line_num, {c: row[i] for c, i in positions.items()}
+                raise format_error(path, line, f"expected {width} fields, got {len(row)}")
+            yield line, {c: row[i] for c, i in positions.items()}
 
 
 def _top_tags(path: Path) -> dict[str, list[str]]:
