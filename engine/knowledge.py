@@ -39,12 +39,16 @@ def extract_attributes(
     k = cfg.knowledge
     prompt = resolve_prompt(cfg, dataset)
     backend = create_backend(k.extractor, k.llm_model, k.llm_url)
+    # Items with no text would all render as one empty prompt and share whatever the LLM invents for it.
+    textless = set(dataset.textless_items())
+    described = [i for i in range(1, dataset.num_items + 1) if i not in textless]
     with ExtractionCache(default_cache_path(cwd)) as cache:
         imported = import_shipped_extractions(cache, backend.fingerprint, prompt.content_hash)
         if imported:
             on_event(Status(f"extraction: {imported} answers imported from the project's shipped extractions"))
-        report = extract_items(dataset, prompt, backend, cache, on_event=on_event, should_stop=should_stop)
-        found = cached_attributes(dataset, prompt, backend.fingerprint, cache)
+        report = extract_items(dataset, prompt, backend, cache, item_indices=described, on_event=on_event,
+                               should_stop=should_stop)
+        found = cached_attributes(dataset, prompt, backend.fingerprint, cache, item_indices=described)
     attributes = [None] + [found.get(i) for i in range(1, dataset.num_items + 1)]
     info = {
         "prompt": prompt.name,
@@ -114,4 +118,10 @@ def semantic_table(
         table, stats = embed_item_table(texts.texts, encoder, cache)
     on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded with {encoder.name}"))
     info.update(stats.as_info())
+    # An empty text embeds to the encoder's idea of "nothing", the same vector for every such item: give them
+    # no semantic signal instead (a zero row, like padding), so only their ID embedding tells them apart.
+    empty = [i for i, text in enumerate(texts.texts, start=1) if not text]
+    if empty:
+        table[empty] = 0.0
+        info["semantic_zero_rows"] = len(empty)
     return table, info

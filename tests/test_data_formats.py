@@ -247,7 +247,8 @@ def test_errors_are_one_line(tmp_path):
     write(folder / "interactions.csv", "user,item,rating\nu1,i1,\"4\n2\"\n")
     with pytest.raises(DataFormatError) as info:
         load_raw(folder, "generic", "shop")
-    assert "\n" not in str(info.value) and "interactions.csv line 3" in str(info.value)
+    # a record is reported by the line it starts on (for an unclosed quote, where the mistake is)
+    assert "\n" not in str(info.value) and "interactions.csv line 2" in str(info.value)
 
 
 def test_loaders_return_aligned_arrays(tmp_path):

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kirec_tui.cli.errors import err_console, friendly_errors
+from kirec_tui.cli.errors import err_console, friendly_errors, print_status
 
 app = typer.Typer(help="Datasets: where they are, their statistics, downloading them.", no_args_is_help=True)
 DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder holding the datasets (or KIREC_DATA).")]
@@ -57,7 +57,7 @@ def show_command(
 
     with friendly_errors():
         cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root}, keys=("data",))
-        stats = dataset_stats(load_dataset(cfg.data, cwd=Path.cwd()))
+        stats = dataset_stats(load_dataset(cfg.data, cwd=Path.cwd(), on_event=_print_warnings))
     if as_json:
         typer.echo(json.dumps(stats, default=str))
         return
@@ -83,6 +83,11 @@ def download_command(name: str, data_root: DataRoot = None) -> None:
     with friendly_errors():
         path = download_dataset(name, root, on_event=lambda e: isinstance(e, Status) and err_console.print(e.message))
     typer.echo(str(path))
+
+
+def _print_warnings(event) -> None:
+    if getattr(event, "level", "") == "warning":
+        print_status(event)
 
 
 def _fmt(value) -> str:

@@ -91,18 +91,25 @@ def open_text(path: Path, encoding: str = "utf-8") -> Iterator[TextLines]:
 
 
 def csv_rows(lines: TextLines, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) per CSV record; csv's own errors (an unclosed quote swallowing the file into one huge
-    field, say) become DataFormatError with the line."""
+    """(line the record starts on, fields) per CSV record; csv's own errors (a field over its size limit, often
+    an unclosed quote swallowing the rest of the file) become DataFormatError with the line."""
     reader = csv.reader(lines, delimiter=delimiter)
     while True:
+        start = lines.line_no + 1  # csv reads exactly the lines of one record, no further
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
             hint = " (an unclosed quote?)" if "field larger" in str(exc) else ""
-            raise format_error(lines.path, reader.line_num, f"not valid CSV: {exc}{hint}") from None
-        yield reader.line_num, row
+            raise format_error(lines.path, start, f"not valid CSV: {exc}{hint}") from None
+        yield start, row
+
+
+def field_count_error(path: Path, line: int, expected: int, row: list[str]) -> DataFormatError:
+    """A record with the wrong number of fields; a quoted field that spans lines is most likely an unclosed quote."""
+    hint = " (a quoted field runs over several lines: an unclosed quote?)" if any("\n" in f for f in row) else ""
+    return format_error(path, line, f"expected {expected} fields, got {len(row)}{hint}")
 
 
 def to_float(value: str, path: Path, line: int, what: str) -> float:

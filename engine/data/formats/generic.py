@@ -26,7 +26,7 @@ from typing import Any
 
 from engine.data.dataset import RawInteractions
 from engine.data.formats._common import (
-    csv_rows, format_error, make_raw, open_text, read_items_jsonl, to_float, to_timestamp,
+    csv_rows, field_count_error, format_error, make_raw, open_text, read_items_jsonl, to_float, to_timestamp,
 )
 
 COLUMN_ALIASES = {"user": ("user", "user_id"), "item": ("item", "item_id")}
@@ -66,7 +66,7 @@ def load_generic(folder: Path, name: str) -> RawInteractions:
             if not row:
                 continue
             if len(row) != len(header):
-                raise format_error(path, line, f"expected {len(header)} fields, got {len(row)}")
+                raise field_count_error(path, line, len(header), row)
             user, item = row[u_col].strip(), row[i_col].strip()
             if not user or not item:
                 raise format_error(path, line, "empty user or item")

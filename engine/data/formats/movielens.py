@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from engine.data.dataset import RawInteractions
 from engine.data.formats._common import (
-    csv_rows, format_error, make_raw, normalise_text, open_text, to_float, year_from_title,
+    csv_rows, field_count_error, format_error, make_raw, normalise_text, open_text, to_float, year_from_title,
 )
 
 MAX_TAGS = 5  # most frequent tags kept per movie: enough to describe it without drowning the prompt
@@ -43,7 +43,7 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
             if not row:
                 continue
             if len(row) != width:
-                raise format_error(path, line, f"expected {width} fields, got {len(row)}")
+                raise field_count_error(path, line, width, row)
             yield line, {c: row[i] for c, i in positions.items()}
 
 
