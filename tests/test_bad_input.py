@@ -216,3 +216,64 @@ def test_items_without_text_are_a_warning_with_their_count(dataset, tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["items"] == 8
     assert "3 of 8 items have no text" in result.stderr
+
+
+# --- items the interactions name but the items file does not describe ---------------------------------------------
+
+TEXTLESS_PROMPT = '''name = "tiny"
+template = """Describe the item with:
+{schema}
+Item: {title}
+Genres: {genres}"""
+optional_fields = ["genres"]
+
+[[attributes]]
+name = "mood"
+type = "enum"
+values = ["calm", "busy"]
+'''
+
+
+def test_textless_items_are_not_sent_to_the_llm_and_get_a_zero_embedding(dataset, tmp_path, monkeypatch):
+    import numpy as np
+
+    import engine.extraction
+    import engine.semantic.encoders
+    from engine.config import load_config
+    from engine.data.preprocess import load_dataset
+    from engine.knowledge import semantic_table
+    from engine.semantic.encoders import TextEncoder
+
+    class RecordingBackend:
+        fingerprint = "recording:v1"
+        prompts: list[str] = []
+
+        def generate(self, prompts, json_schema, system=""):
+            self.prompts.extend(prompts)
+            return ['{"mood": "busy"}' for _ in prompts]
+
+        def close(self):
+            pass
+
+    class ConstantEncoder(TextEncoder):  # every text, the empty one included, gets a non-zero vector
+        name, fingerprint, dim = "constant", "constant:v1", 4
+
+        def _encode_chunk(self, texts, batch_size):
+            return np.ones((len(texts), self.dim), dtype=np.float32)
+
+    backend = RecordingBackend()
+    monkeypatch.setattr(engine.extraction, "create_backend", lambda *a, **k: backend)
+    monkeypatch.setattr(engine.semantic.encoders, "make_encoder", lambda *a, **k: ConstantEncoder())
+    lines = (dataset / "items.jsonl").read_text().splitlines()
+    (dataset / "items.jsonl").write_text("\n".join(lines[:5]) + "\n")  # i5, i6, i7 have no text
+    (tmp_path / "tiny.toml").write_text(TEXTLESS_PROMPT)
+    cfg = load_config(flags={"data.dataset": str(dataset), "knowledge.prompt": str(tmp_path / "tiny.toml")})
+    ds = load_dataset(cfg.data, cwd=tmp_path)
+    textless = ds.textless_items()
+    assert sorted(ds.item_ids[i] for i in textless) == ["i5", "i6", "i7"]
+
+    table, info = semantic_table(cfg, ds, tmp_path)
+    assert len(backend.prompts) == ds.num_items - 3  # one prompt per described item, none for an empty one
+    assert all("Item: Item number" in p for p in backend.prompts)
+    assert info["semantic_zero_rows"] == 3
+    assert not table[textless].any() and table[[i for i in range(1, ds.num_items + 1) if i not in textless]].all()
