@@ -84,27 +84,27 @@ def test_unknown_choice_fails_fast_with_did_you_mean_and_no_run_row(runs_db, tmp
     assert seconds < 2.0, f"a bad choice took {seconds:.2f} s to report"  # no torch, no SQLAlchemy, no data
 
 
-@pytest.mark.parametrize(
-    "args, needles",
-    [
-        (["--lr", "-0.01"], ["train.lr", "--lr", "-0.01"]),
-        (["--lr", "nan"], ["train.lr", "nan"]),
-        (["--set", "model.dropout=1.5"], ["--set model.dropout", "[0, 1)", "1.5"]),
-        (["--hidden-size", "0"], ["model.hidden_size", "--hidden-size", "at least 1"]),
-        (["--hidden-size", "33"], ["model.num_heads", "not divisible"]),
-        (["--set", "eval.ks=5"], ["--set eval.ks", "must contain 10", "NDCG@10"]),
-        (["--batch-size", "0"], ["train.batch_size"]),
-        (["--epochs", "0"], ["train.epochs"]),
-        (["--device", "gpu"], ["train.device", "'gpu'"]),
-        (["--backbone", "sasrek"], ["model.backbone", "did you mean 'sasrec'?"]),
-        (["--loss", "bce2"], ["train.loss", "did you mean 'bce'?"]),
-        (["--set", "knowledge.embed_text=attribute"], ["knowledge.embed_text", "did you mean 'attributes'?"]),
-        (["--set", "knowledge.prompt=nosuch-prompt"], ["knowledge.prompt", "nosuch-prompt"]),
-        (["--set", "train.epoch=1"], ["--set train.epoch", "did you mean 'train.epochs'?"]),
-        (["--set", "trian.epochs=1"], ["--set trian.epochs", "did you mean 'train'?"]),
-        (["--set", "train.lr=fast"], ["--set train.lr", "expected float", "'fast'"]),
-    ],
-)
+BAD_VALUES = [
+    (["--lr", "-0.01"], ["train.lr", "--lr", "-0.01"]),
+    (["--lr", "nan"], ["train.lr", "nan"]),
+    (["--set", "model.dropout=1.5"], ["--set model.dropout", "[0, 1)", "1.5"]),
+    (["--hidden-size", "0"], ["model.hidden_size", "--hidden-size", "at least 1"]),
+    (["--hidden-size", "33"], ["model.num_heads", "not divisible"]),
+    (["--set", "eval.ks=5"], ["--set eval.ks", "must contain 10", "NDCG@10"]),
+    (["--batch-size", "0"], ["train.batch_size"]),
+    (["--epochs", "0"], ["train.epochs"]),
+    (["--device", "gpu"], ["train.device", "'gpu'"]),
+    (["--backbone", "sasrek"], ["model.backbone", "did you mean 'sasrec'?"]),
+    (["--loss", "bce2"], ["train.loss", "did you mean 'bce'?"]),
+    (["--set", "knowledge.embed_text=attribute"], ["knowledge.embed_text", "did you mean 'attributes'?"]),
+    (["--set", "knowledge.prompt=nosuch-prompt"], ["knowledge.prompt", "nosuch-prompt"]),
+    (["--set", "train.epoch=1"], ["--set train.epoch", "did you mean 'train.epochs'?"]),
+    (["--set", "trian.epochs=1"], ["--set trian.epochs", "did you mean 'train'?"]),
+    (["--set", "train.lr=fast"], ["--set train.lr", "expected float", "'fast'"]),
+]
+
+
+@pytest.mark.parametrize("args, needles", BAD_VALUES, ids=[" ".join(args) for args, _ in BAD_VALUES])
 def test_bad_value_is_one_line_naming_the_field(runs_db, dataset, tmp_path, args, needles):
     before = fingerprint(runs_db.parent)
     # the small, ID-only settings first (the last of a repeated flag wins), so a check that let the bad value
@@ -139,6 +139,8 @@ def test_bad_environment_value_names_the_variable_but_spares_read_only_commands(
         (lambda p: p.write_text("[train]\nepochs = true\n"), ["train.epochs", "expected int"]),
         (lambda p: p.write_text("[train\n"), ["invalid TOML"]),
     ],
+    ids=["directory", "not-utf8", "binary", "section-as-value", "negative-lr", "unknown-choice", "bool-for-int",
+         "invalid-toml"],
 )
 def test_bad_config_file_is_one_line_naming_the_file(runs_db, tmp_path, write, needles):
     path = tmp_path / "bad.toml"
@@ -166,7 +168,8 @@ ROWS = "".join(f"u{u},i{(u + t) % 8},{100 + t}\n" for u in range(12) for t in ra
 BAD_DATA_FILES = {
     "latin-1": ("interactions.csv", lambda: (HEADER + "u1,caf\xe9,3\n" + ROWS).encode("latin-1"),
                 ["interactions.csv line 2", "not UTF-8", "0xe9"]),
-    "utf-16": ("interactions.csv", lambda: (HEADER + ROWS).encode("utf-16"), ["interactions.csv line 1", "UTF-16"]),
+    "utf-16": ("interactions.csv", lambda: (HEADER + ROWS).encode("utf-16"),
+               ["interactions.csv line 1", "UTF-16 text; save the file as UTF-8"]),
     "utf-16-no-bom": ("interactions.csv", lambda: (HEADER + ROWS).encode("utf-16-le"), ["interactions.csv line 1", "NUL"]),
     "binary": ("interactions.csv", lambda: bytes(range(256)) * 64, ["interactions.csv line 1", "binary"]),
     "10-MB-line": ("interactions.csv", lambda: (HEADER + "u1,i1," + "9" * 10_000_000 + "\n" + ROWS).encode(),
@@ -193,7 +196,7 @@ def test_bad_data_file_fails_kirec_run_before_any_run_row(runs_db, dataset, tmp_
     (dataset / "interactions.csv").write_bytes((HEADER + ROWS).encode("utf-16"))
     before = fingerprint(runs_db.parent)
     result = kirec("run", "--dataset", str(dataset), "--db", str(runs_db), *RUN_SMALL, cwd=tmp_path)
-    assert_one_line_error(result, "interactions.csv line 1", "UTF-16", progress=True)
+    assert_one_line_error(result, "interactions.csv line 1", "UTF-16 text", progress=True)
     assert fingerprint(runs_db.parent) == before
 
 

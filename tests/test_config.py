@@ -49,6 +49,7 @@ def test_run_experiment_validates_a_config_built_in_code_before_touching_the_sto
 
     cfg = RunConfig(db=str(tmp_path / "runs.db"))
     cfg.knowledge.fusion = "gatee"
+    cfg.data.dataset = str(tmp_path / "absent")  # were the check missing, this fails fast, and differently
     with pytest.raises(ConfigError, match=r"^knowledge\.fusion: unknown 'gatee'; did you mean 'gate'\?"):
         run_experiment(cfg, cwd=tmp_path)
     assert not (tmp_path / "runs.db").exists()
