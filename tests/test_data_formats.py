@@ -364,3 +364,21 @@ def test_any_bytes_as_items_jsonl_give_items_or_one_data_format_error(data):
         assert "\n" not in str(exc) and "items.jsonl" in str(exc)
     else:
         assert all(isinstance(k, str) and isinstance(v, dict) for k, v in items.items())
+
+
+@pytest.mark.parametrize(
+    "format_name, files, where",
+    [
+        ("movielens-csv", {"ratings.csv": "userId,movieId,rating,timestamp\n1,10,4,1\n",
+                           "movies.csv": "movieId,title,genres\n10,A,Drama\n20,B,Drama\n10,C,Comedy\n"}, "movies.csv line 4"),
+        ("movielens-dat", {"ratings.dat": "1::10::4::1\n", "movies.dat": "10::A::Drama\n10::B::Drama\n"}, "movies.dat line 2"),
+        ("recbole-atomic", {"x.inter": "user_id:token\titem_id:token\n1\t10\n",
+                            "x.item": "item_id:token\tmovie_title:token_seq\n10\tA\n20\tB\n10\tC\n"}, "x.item line 4"),
+    ],
+)
+def test_every_items_file_rejects_a_repeated_item_id(tmp_path, format_name, files, where):
+    folder = tmp_path / "x"
+    for name, text in files.items():
+        write(folder / name, text)
+    with pytest.raises(DataFormatError, match=rf"{where}: duplicate item id '10' \(first on line"):
+        load_raw(folder, format_name, "x")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
+import io
 import json
 import math
 import re
@@ -28,65 +29,78 @@ def format_error(path: Path | str, line: int | None, message: str) -> DataFormat
     return DataFormatError(f"{where}: {' '.join(message.split())}")
 
 
-MAX_LINE_BYTES = 16 << 20  # no line of a real dataset comes near this; a longer one is a binary file or junk
-_UTF8_BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts with one
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class TextLines:
-    """The lines of a text file, decoded one at a time so that a bad byte is reported with its line number.
+    """The lines of a text file, with the line number of the last one read (`line_no`).
 
     Iterates like a text file opened with `newline=""` (line endings kept, so csv sees quoted newlines) and has
-    `readline`. A UTF-8 byte-order mark is dropped; UTF-16, NUL bytes, undecodable bytes, over-long lines and a
-    broken gzip stream raise DataFormatError naming the file and the line."""
+    `readline`. A UTF-8 byte-order mark (Excel's "CSV UTF-8") is dropped. UTF-16, NUL bytes, undecodable bytes
+    and a broken gzip stream raise DataFormatError naming the file and the line. Decoding is the io module's
+    (fast); only after a decoding error is the file scanned again, line by line, to find where it is."""
 
     def __init__(self, raw: IO[bytes], path: Path, encoding: str):
-        self._raw, self.path, self.encoding = raw, path, encoding
+        self.path, self.encoding = path, encoding
         self.line_no = 0
+        self._text = io.TextIOWrapper(raw, encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="")
+        self._lines = self._read()
 
     def __iter__(self) -> Iterator[str]:
-        return self
+        return self._lines
 
     def __next__(self) -> str:
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
+        return next(self._lines)
 
     def readline(self) -> str:
+        return next(self._lines, "")
+
+    def _read(self) -> Iterator[str]:
         try:
-            data = self._raw.readline(MAX_LINE_BYTES + 1)
+            for line in self._text:
+                self.line_no += 1
+                if "\0" in line:
+                    raise format_error(self.path, self.line_no, "NUL bytes: a binary or UTF-16 file, not UTF-8 text")
+                yield line
+        except UnicodeDecodeError:
+            raise self._decoding_error() from None
         except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             raise format_error(self.path, self.line_no + 1, f"cannot read: {exc}") from None
-        if not data:
-            return ""
-        self.line_no += 1
-        where = (self.path, self.line_no)
-        if len(data) > MAX_LINE_BYTES:
-            raise format_error(*where, f"a line longer than {MAX_LINE_BYTES >> 20} MiB: not a text data file")
-        if self.line_no == 1:
-            if data.startswith(_UTF16_BOMS):
-                raise format_error(*where, "UTF-16 text; save the file as UTF-8")
-            data = data.removeprefix(_UTF8_BOM)
-        if b"\0" in data:
-            raise format_error(*where, "NUL bytes: a binary or UTF-16 file, not UTF-8 text")
-        try:
-            return data.decode(self.encoding)
-        except UnicodeDecodeError as exc:
-            raise format_error(*where, f"not {self.encoding.upper()} text (byte 0x{data[exc.start]:02x} at column "
-                                       f"{exc.start + 1}); save the file as UTF-8") from None
+
+    def _decoding_error(self) -> DataFormatError:
+        """The first bad line (NUL bytes, or bytes that do not decode), found by decoding each line on its own."""
+        with _open_binary(self.path) as raw:
+            for line_no, data in enumerate(raw, start=1):
+                if b"\0" in data:
+                    return format_error(self.path, line_no, "NUL bytes: a binary or UTF-16 file, not UTF-8 text")
+                try:
+                    data.decode(self.encoding)
+                except UnicodeDecodeError as exc:
+                    return format_error(self.path, line_no, f"not {self.encoding.upper()} text (byte "
+                                        f"0x{data[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8")
+        return format_error(self.path, self.line_no + 1, f"not {self.encoding.upper()} text; save the file as UTF-8")
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
 @contextlib.contextmanager
 def open_text(path: Path, encoding: str = "utf-8") -> Iterator[TextLines]:
     """Open a text file for reading line by line, transparently gunzipping `.gz` (see TextLines)."""
     try:
-        raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+        raw = _open_binary(path)
     except IsADirectoryError:
         raise format_error(path, None, "is a directory, expected a file") from None
     except OSError as exc:
         raise format_error(path, None, f"cannot open: {exc.strerror or exc}") from None
     with raw:
+        try:
+            start = raw.peek(2)[:2]  # type: ignore[attr-defined]  # BufferedReader and GzipFile both peek
+        except (OSError, EOFError, zlib.error) as exc:
+            raise format_error(path, 1, f"cannot read: {exc}") from None
+        if start in _UTF16_BOMS:
+            raise format_error(path, 1, "UTF-16 text; save the file as UTF-8")
         yield TextLines(raw, path, encoding)
 
 
@@ -101,6 +115,8 @@ def csv_rows(lines: TextLines, delimiter: str = ",") -> Iterator[tuple[int, list
         except StopIteration:
             return
         except csv.Error as exc:
+            if "NUL" in str(exc):
+                raise format_error(lines.path, start, "NUL bytes: a binary or UTF-16 file, not UTF-8 text") from None
             hint = " (an unclosed quote?)" if "field larger" in str(exc) else ""
             raise format_error(lines.path, start, f"not valid CSV: {exc}{hint}") from None
         yield start, row
@@ -166,11 +182,26 @@ def normalise_text(fields: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+class ItemTable(dict):
+    """Item id -> text fields, filled one line at a time: a second line for an id is an error naming both lines
+    (a silent overwrite would keep whichever text came last)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self._first_line: dict[str, int] = {}
+
+    def add(self, item_id: str, fields: dict[str, Any], line: int) -> None:
+        if item_id in self._first_line:
+            raise format_error(self.path, line, f"duplicate item id {item_id!r} (first on line {self._first_line[item_id]})")
+        self._first_line[item_id] = line
+        self[item_id] = fields
+
+
 def read_items_jsonl(path: Path, id_keys: Iterable[str] = ("id", "item_id", "asin")) -> dict[str, dict[str, Any]]:
     """One JSON object per line; the item id is the first of `id_keys` present; other keys are text fields."""
     keys = tuple(id_keys)
-    items: dict[str, dict[str, Any]] = {}
-    first_line: dict[str, int] = {}
+    items = ItemTable(path)
     with open_text(path) as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
@@ -185,13 +216,10 @@ def read_items_jsonl(path: Path, id_keys: Iterable[str] = ("id", "item_id", "asi
             if key is None:
                 raise format_error(path, line_no, f"no item id (expected one of {', '.join(keys)})")
             item_id = str(obj.pop(key))
-            if item_id in first_line:  # a silent overwrite would keep whichever text came last
-                raise format_error(path, line_no, f"duplicate item id {item_id!r} (first on line {first_line[item_id]})")
-            first_line[item_id] = line_no
             for other in keys:
                 obj.pop(other, None)
-            items[item_id] = normalise_text(obj)
-    return items
+            items.add(item_id, normalise_text(obj), line_no)
+    return dict(items)
 
 
 def make_raw(
