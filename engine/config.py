@@ -123,7 +123,7 @@ class RunConfig:
         rules are not: a run recorded by an older version must still load."""
         cfg = cls()
         for key, value in flatten_dotted(values).items():
-            set_value(cfg, key, value, source)
+            set_value(cfg, key, value, f"{source}: {key}")
         return cfg
 
 
@@ -198,10 +198,12 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def set_value(cfg: RunConfig, dotted: str, value: Any, source: str = "override") -> None:
+def set_value(cfg: RunConfig, dotted: str, value: Any, source: str | None = None) -> None:
     """Set `section.field` (or a top-level field) on `cfg`, coercing to the declared type.
 
-    `source` is the label messages start with: the file, the environment variable, the flag or just the key."""
+    `source` is the label messages start with (the file and key, the environment variable, the flag); the key
+    itself by default."""
+    source = source or dotted
     parts = dotted.split(".")
     target: Any = cfg
     for depth, part in enumerate(parts[:-1]):
