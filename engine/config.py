@@ -154,6 +154,11 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def printable(text: str) -> str:
+    """`text` for a one-line message: control characters (a newline in a key, say) escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def config_keys() -> list[str]:
     """Every dotted key a config has, in declaration order."""
     return list(flatten_dotted(RunConfig().to_dict()))
@@ -203,7 +208,7 @@ def set_value(cfg: RunConfig, dotted: str, value: Any, source: str | None = None
 
     `source` is the label messages start with (the file and key, the environment variable, the flag); the key
     itself by default."""
-    source = source or dotted
+    source = source or printable(dotted)
     parts = dotted.split(".")
     target: Any = cfg
     for depth, part in enumerate(parts[:-1]):
@@ -213,7 +218,7 @@ def set_value(cfg: RunConfig, dotted: str, value: Any, source: str | None = None
             sections = [n for n in known if dataclasses.is_dataclass(getattr(target, n))]
             if part in known:  # e.g. train.lr.x: a value, not a section
                 raise ConfigError(f"{source}: '{'.'.join(parts[:depth + 1])}' is a value, not a section")
-            raise ConfigError(f"{source}: unknown config section '{part}'{did_you_mean(part, sections)}")
+            raise ConfigError(f"{source}: unknown config section '{printable(part)}'{did_you_mean(part, sections)}")
         target = section
     name = parts[-1]
     hints = typing.get_type_hints(type(target))
@@ -269,7 +274,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def _flag_label(key: str) -> str:
-    return f"{key} (--{key.split('.')[-1].replace('_', '-')})"
+    return f"{printable(key)} (--{key.split('.')[-1].replace('_', '-')})"
 
 
 def load_config(
@@ -297,11 +302,11 @@ def load_config(
 
     if file is not None:
         for key, value in flatten_dotted(read_config_file(file)).items():
-            apply(key, value, f"{file}: {key}")
+            apply(key, value, f"{file}: {printable(key)}")
     for key, (value, variable) in _env_settings(env or {}).items():
         apply(key, value, f"environment {variable} ({key})")
     for key, value in (overrides or {}).items():
-        apply(key, value, f"--set {key.strip()}")
+        apply(key, value, f"--set {printable(key.strip())}")
     for key, value in (flags or {}).items():
         if value is not None:
             apply(key, value, _flag_label(key.strip()))
@@ -331,7 +336,7 @@ MIN_HISTORY = 3  # leave-one-out needs a training, a validation and a test item 
 def _choice(value: str, choices: tuple[str, ...]) -> str | None:
     if value in choices:
         return None
-    return f"unknown '{value}'{did_you_mean(value, choices)} (choose: {', '.join(choices)})"
+    return f"unknown '{printable(value)}'{did_you_mean(value, choices)} (choose: {', '.join(choices)})"
 
 
 def _at_least(value: int, low: int) -> str | None:
