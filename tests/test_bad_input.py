@@ -116,8 +116,10 @@ def test_bad_value_is_one_line_naming_the_field(runs_db, dataset, tmp_path, args
         assert "--epoch " not in line and "(--epochs)" not in line  # nobody typed a flag
 
 
-def test_bad_environment_value_names_the_variable_but_spares_read_only_commands(runs_db, tmp_path):
+def test_bad_environment_value_names_the_variable_but_spares_read_only_commands(runs_db, dataset, tmp_path):
     env = {"KIREC_TRAIN__EPOCHS": "abc"}
+    shown = kirec("data", "show", str(dataset), "--json", cwd=tmp_path, env=env)  # reads only the data settings
+    assert shown.returncode == 0 and json.loads(shown.stdout)["users"] == 12, shown.stderr
     assert_one_line_error(kirec("run", "--db", str(runs_db), cwd=tmp_path, env=env), "KIREC_TRAIN__EPOCHS", "'abc'")
     listed = kirec("runs", "list", "--db", str(runs_db), "--json", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
