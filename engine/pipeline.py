@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.config import ConfigError, RunConfig, flatten_dotted
+from engine.config import ConfigError, RunConfig, flatten_dotted, validate_config, validate_for_dataset
 from engine.events import EventSink, RunFinished, RunStarted, Status, fan_out, ignore_events
 from engine.store.db import StoreError
 
@@ -48,6 +48,7 @@ def run_experiment(
     as it was. `resume_run_id` continues that INTERRUPTED run (see `resume_experiment`, which also supplies its
     stored config) in the same run row.
     """
+    validate_config(cfg)  # the TUI's path too: a bad config fails here, before torch, data, the store or a run row
     from engine.store import open_store
 
     cwd = Path(cwd or Path.cwd())
@@ -102,6 +103,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
     except OSError as exc:
         raise ConfigError(f"train.checkpoint_dir: cannot create {folder}: {exc.strerror}") from None
     dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
+    validate_for_dataset(cfg, dataset.num_items)  # the rules that need the data (eval.num_sampled < items)
     if resumed is not None and dataset.fingerprint != resumed.dataset_fingerprint:
         raise RunNotResumableError(
             f"run {resume_run_id} was trained on dataset fingerprint {resumed.dataset_fingerprint[:12]}, but "

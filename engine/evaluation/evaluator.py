@@ -32,13 +32,14 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from engine.choices import PROTOCOL_CHOICES
 from engine.config import ConfigError, EvalConfig
 from engine.data.dataset import SequenceDataset
 from engine.evaluation.metrics import popularity_head_mask, ranking_metrics
 from engine.models.base import SequentialBackbone
 
 SPLITS = ("valid", "test")
-PROTOCOLS = ("full", "sampled")
+PROTOCOLS = PROTOCOL_CHOICES
 CPU_CHUNK_ROWS = 256  # 256 x 12k float32 scores = 12 MB: measured 2-3x faster than 1024-row chunks on CPU
 DEFAULT_SEED = 0
 

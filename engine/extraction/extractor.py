@@ -55,6 +55,7 @@ class ExtractionReport:
     failed: int = 0  # items without valid attributes (new failures and cached ones)
     seconds: float = 0.0
     interrupted: bool = False
+    textless: int = 0  # items with no text at all, never sent to the LLM (not counted in total)
     model: str = ""
     prompt_hash: str = ""
     failures: list[ExtractionFailure] = field(default_factory=list)
@@ -106,9 +107,14 @@ def extract_items(
     for i in indices:
         if not 1 <= i <= dataset.num_items:
             raise IndexError(f"item index {i} is outside 1..{dataset.num_items} of dataset '{dataset.name}'")
+    # Items with no text would all render as one empty prompt and share whatever the LLM invents for it: skipped.
+    textless = set(dataset.textless_items()).intersection(indices)
+    if textless:
+        indices = [i for i in indices if i not in textless]
+        on_event(Status(f"extraction: {len(textless)} item(s) have no text and are not sent to the LLM", "warning"))
     batch_size = max(1, int(batch_size or getattr(backend, "preferred_batch_size", DEFAULT_BATCH_SIZE)))
     model, prompt_hash = backend.fingerprint, prompt.content_hash
-    report = ExtractionReport(total=len(indices), model=model, prompt_hash=prompt_hash)
+    report = ExtractionReport(total=len(indices), model=model, prompt_hash=prompt_hash, textless=len(textless))
 
     hashes = {i: item_text_hash(dataset.item_text[i]) for i in indices}
     cached = cache.lookup(model, prompt_hash, hashes.values())

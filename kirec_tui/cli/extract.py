@@ -36,7 +36,7 @@ def extract_command(
              "knowledge.llm_concurrency": llm_concurrency}
     cwd = Path.cwd()
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags=flags)
+        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge"))  # only what extraction reads
         ds = load_dataset(cfg.data, cwd=cwd)
         chosen = resolve_prompt(cfg, ds)
         k = cfg.knowledge

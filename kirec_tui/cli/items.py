@@ -56,7 +56,7 @@ def item_command(
     from engine.data.preprocess import load_dataset
 
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root})
+        cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root}, keys=("data",))
         ds = load_dataset(cfg.data, cwd=Path.cwd())
     if item_id not in ds.item_ids[1:]:
         raise fail(f"item '{item_id}' is not in dataset '{ds.name}' (after preprocessing)", EXIT_NOT_FOUND)

@@ -107,14 +107,15 @@ def run_command(
         "eval.exclude_history": exclude_history,
         "eval.protocol": protocol,
     }
-    # --set sits below the dedicated flags: a flag the user typed wins over a generic override.
-    merged = {**parse_set_options(set_), **{k: v for k, v in flags.items() if v is not None}}
+    # --set sits below the dedicated flags (a flag the user typed wins); kept apart so a message names what was typed.
+    overrides = parse_set_options(set_)
     if resume is not None:
-        extra = sorted(k for k in merged if k != "db") + (["--config"] if config is not None else [])
+        typed = {**overrides, **{k: v for k, v in flags.items() if v is not None}}
+        extra = sorted(k for k in typed if k != "db") + (["--config"] if config is not None else [])
         if extra:
             raise fail(f"--resume {resume} continues the run with its stored config; drop {', '.join(extra)}", 2)
     with friendly_errors():
-        cfg = load_config(config, env=os.environ, flags=merged)
+        cfg = load_config(config, env=os.environ, flags=flags, overrides=overrides)
         if resume is not None:
             cfg.train.epochs = _stored_epochs(cfg.db, resume)  # for the progress bar; the run brings its config
         with ConsoleProgress(err_console, cfg.train.epochs) as progress, stop_on_first_ctrl_c() as stop:

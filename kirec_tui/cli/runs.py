@@ -21,10 +21,11 @@ KEY_METRICS = ("HR@10", "NDCG@10")
 
 
 def open_db(db: str | None):
-    from engine.config import load_config
+    from engine.config import resolve_setting
     from engine.store import open_store
 
-    return open_store(load_config(env=os.environ, flags={"db": db}).db, create=False, repair_orphans=True)
+    # Only the db setting: a bad value elsewhere in the environment must not break a read-only command.
+    return open_store(resolve_setting("db", os.environ, db), create=False, repair_orphans=True)
 
 
 @contextlib.contextmanager

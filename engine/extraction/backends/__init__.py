@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.choices import EXTRACTOR_CHOICES as EXTRACTORS  # one list of names, torch-free
 from engine.extraction.backends.base import BackendError, ExtractionBackend
-
-EXTRACTORS = ("llama-cpp", "transformers", "openai")
 
 
 def create_backend(
