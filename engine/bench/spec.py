@@ -109,7 +109,7 @@ class BenchSpec:
 
 def _apply(cfg: RunConfig, values: Mapping[str, Any], source: str) -> None:
     for key, value in values.items():
-        set_value(cfg, key, value, source)
+        set_value(cfg, key, value, f"{source}: {key}")
 
 
 def load_spec(path: str | Path | None, overrides: Mapping[str, Any] | None = None,
@@ -236,6 +236,6 @@ def _tune(table: dict[str, Any], source: str) -> tuple[tuple[str, tuple[Any, ...
             raise ConfigError(f"{where}: {key}: expected a non-empty list of candidate values, got {values!r}")
         probe = RunConfig()
         for value in values:
-            set_value(probe, key, value, where)
+            set_value(probe, key, value, f"{where}: {key}")
         out.append((key, tuple(values)))
     return tuple(out)
