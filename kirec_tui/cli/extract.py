@@ -38,7 +38,7 @@ def extract_command(
         ds = load_dataset(cfg.data, cwd=cwd)
         chosen = resolve_prompt(cfg, ds)
         k = cfg.knowledge
-        backend = create_backend(k.extractor, k.llm_model, k.llm_url)
+        backend = create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads)
         items = list(range(1, min(limit, ds.num_items) + 1)) if limit else None
         progress = Progress(TextColumn("[bold]extracting"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),

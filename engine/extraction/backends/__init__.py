@@ -10,13 +10,18 @@ EXTRACTORS = ("llama-cpp", "transformers", "openai")
 
 
 def create_backend(
-    extractor: str, llm_model: str | None = None, llm_url: str | None = None, **options: Any
+    extractor: str, llm_model: str | None = None, llm_url: str | None = None, n_threads: int | None = None,
+    **options: Any
 ) -> ExtractionBackend:
-    """A backend for KnowledgeConfig's (extractor, llm_model, llm_url); heavy imports happen only for the one chosen."""
+    """A backend for KnowledgeConfig's (extractor, llm_model, llm_url); heavy imports happen only for the one chosen.
+
+    `n_threads` (None: every core) is for the local llama.cpp decoder, whose threads spin-wait: on a busy machine
+    one thread is much faster than two. The other backends ignore it (a server has its own; torch is set by the run).
+    """
     if extractor == "llama-cpp":
         from engine.extraction.backends.llama_cpp import LlamaCppBackend
 
-        return LlamaCppBackend(llm_model, **options)
+        return LlamaCppBackend(llm_model, n_threads=n_threads, **options)
     if extractor == "transformers":
         from engine.extraction.backends.llama_cpp import default_gguf_path
         from engine.extraction.backends.transformers_hf import TransformersBackend
