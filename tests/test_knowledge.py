@@ -86,6 +86,21 @@ def test_the_default_knowledge_path_extracts_records_and_is_served_from_the_cach
     with ExtractionCache(default_cache_path(tmp_path)) as cache:
         counts = cache.counts(prompt_hash=prompt.content_hash)
     assert (counts["ok"], counts["failed"]) == (extracted, failed)  # every answer was stored
+    # what was embedded is the rendered attributes (raw text only for items without any), nothing else
+    from engine.data.preprocess import load_dataset
+    from engine.extraction import cached_attributes
+    from engine.semantic.embedding_cache import EmbeddingCache, text_key
+    from engine.semantic.encoders import make_encoder
+    from engine.semantic.texts import item_texts
+
+    ds = load_dataset(cfg.data, cwd=tmp_path)
+    with ExtractionCache(default_cache_path(tmp_path)) as cache:
+        found = cached_attributes(ds, prompt, params["knowledge.extractor_model"], cache)
+    texts = set(item_texts(ds.item_text, [None] + [found.get(i) for i in range(1, 11)], "attributes").texts)
+    assert texts.isdisjoint(item_texts(ds.item_text, None, "raw").texts) or failed
+    with EmbeddingCache.in_working_dir(tmp_path) as embeddings:
+        assert embeddings.count() == len(texts) == int(params["knowledge.embed_unique"])
+        assert len(embeddings.get_many(make_encoder("minilm").fingerprint, [text_key(t) for t in texts])) == len(texts)
 
     events = []
     second = run_experiment(cfg, on_event=events.append, cwd=tmp_path)
