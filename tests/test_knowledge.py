@@ -111,6 +111,29 @@ def test_the_default_knowledge_path_extracts_records_and_is_served_from_the_cach
     assert f"extraction: {extracted} cached, 0 to extract" in " ".join(getattr(e, "message", "") for e in events)
 
 
+def test_llama_cpp_extraction_runs_on_the_train_thread_count(tmp_path, monkeypatch):
+    """llama.cpp's threads spin-wait: on a busy machine train.num_threads = 1 must reach the decoder too."""
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gguf")
+    import engine.extraction
+    from conftest import write_generic_dataset
+    from engine.data.preprocess import load_dataset
+    from engine.extraction.tiny_gguf import write_tiny_gguf
+    from engine.knowledge import extract_attributes
+
+    real = engine.extraction.create_backend
+    made = []
+    monkeypatch.setattr(engine.extraction, "create_backend", lambda *a, **kw: made.append(real(*a, **kw)) or made[-1])
+    model = write_tiny_gguf(tmp_path / "tiny.gguf")
+    cfg = load_config(flags={"data.dataset": str(write_generic_dataset(tmp_path / "tiny", users=10, items=3)),
+                             "knowledge.llm_model": str(model), "train.num_threads": 1})
+    attributes, info = extract_attributes(cfg, load_dataset(cfg.data, cwd=tmp_path), tmp_path)
+    assert len(made) == 1 and made[0]._llm.n_threads == 1 and info["extracted"] + info["extraction_failed"] == 3
+    made[0].close()
+    # a server backend takes no thread count and is not handed one
+    assert engine.extraction.create_backend("openai", "some-model", "http://127.0.0.1:9", n_threads=1).fingerprint
+
+
 SHIPPED = Path(__file__).resolve().parents[1] / "prompts" / "extractions"
 
 
