@@ -3,7 +3,6 @@ a second call continuing where the first stopped, and --export writing the shipp
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -20,7 +19,7 @@ from engine.extraction.shipped import import_shipped_extractions, read_shipped_e
 from engine.extraction.tiny_gguf import write_tiny_gguf  # noqa: E402
 from kirec_tui.cli import app  # noqa: E402
 
-SUMMARY = re.compile(r"^tiny / products \((\w{12})\): (\d+) extracted, (\d+) cached, (\d+) failed, [\d.]+ items/s$", re.M)
+SUMMARY = re.compile(r"^tiny / products \((\w{12})\): (\d+) extracted, (\d+) cached, (\d+) failed, [\d.]+ items/s$", re.MULTILINE)
 
 
 def invoke(*args: str, cwd: Path):

@@ -3,7 +3,6 @@ and the shipped extractions of the embedded default match what the real LLM extr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -127,7 +126,7 @@ def test_llama_cpp_extraction_runs_on_the_train_thread_count(tmp_path, monkeypat
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
     cfg = load_config(flags={"data.dataset": str(write_generic_dataset(tmp_path / "tiny", users=10, items=3)),
                              "knowledge.llm_model": str(model), "train.num_threads": 1})
-    attributes, info = extract_attributes(cfg, load_dataset(cfg.data, cwd=tmp_path), tmp_path)
+    _, info = extract_attributes(cfg, load_dataset(cfg.data, cwd=tmp_path), tmp_path)
     assert len(made) == 1 and made[0]._llm.n_threads == 1 and info["extracted"] + info["extraction_failed"] == 3
     made[0].close()
     # a server backend takes no thread count and is not handed one
