@@ -12,7 +12,6 @@ from engine.extraction.prompts import (
     PromptError,
     default_prompt_for,
     load_prompt,
-    parse_prompt,
     save_prompt_version,
     validate_prompt,
 )
