@@ -3,6 +3,7 @@ and the shipped extractions of the embedded default match what the real LLM extr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,88 @@ def test_llama_cpp_extraction_runs_on_the_train_thread_count(tmp_path, monkeypat
     made[0].close()
     # a server backend takes no thread count and is not handed one
     assert engine.extraction.create_backend("openai", "some-model", "http://127.0.0.1:9", n_threads=1).fingerprint
+
+
+def shipped_for_the_tiny_gguf(tmp_path: Path, rows: list[str] | None = None):
+    """A tiny dataset, the tiny GGUF, and a shipped file of answers for every item keyed by that model and the
+    dataset's default prompt (or the given raw lines), in its own folder."""
+    from conftest import write_generic_dataset
+    from engine.data.preprocess import load_dataset
+    from engine.extraction import create_backend, default_prompt_for, item_text_hash
+    from engine.extraction.tiny_gguf import write_tiny_gguf
+
+    dataset = write_generic_dataset(tmp_path / "tiny", users=30, items=10)
+    model = write_tiny_gguf(tmp_path / "tiny.gguf")
+    cfg = load_config(flags={**{k: v for k, v in TINY.items() if not k.startswith("knowledge.")}, "train.num_threads": 1,
+                             "data.dataset": str(dataset), "db": str(tmp_path / "runs.db"), "knowledge.llm_model": str(model)})
+    ds = load_dataset(cfg.data, cwd=tmp_path / "prep")
+    prompt = default_prompt_for(ds.name)
+    backend = create_backend("llama-cpp", str(model), n_threads=1)
+    fingerprint = backend.fingerprint
+    backend.close()
+    header = {"kirec_extractions": 1, "model": fingerprint, "prompt_hash": prompt.content_hash, "prompt_name": prompt.name}
+    if rows is None:
+        rows = []
+        for i in range(1, ds.num_items + 1):
+            attributes = {"product_type": f"shipped thing {i}", "area": "face", "features": ["imported"]}
+            rows.append(json.dumps({"item_id": ds.item_ids[i], "item_hash": item_text_hash(ds.item_text[i]),
+                                    "attributes": attributes, "raw_output": json.dumps(attributes), "status": "ok",
+                                    "attempts": 1, "error": None}))
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / "tiny.products.jsonl").write_text("\n".join([json.dumps(header), *rows]) + "\n")
+    return cfg, ds, prompt, folder
+
+
+def test_a_run_imports_the_shipped_answers_instead_of_asking_the_llm(tmp_path, monkeypatch):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gguf")
+    from engine.extraction import shipped
+    from engine.semantic.embedding_cache import EmbeddingCache, text_key
+    from engine.semantic.texts import render_attribute_text
+
+    cfg, ds, prompt, folder = shipped_for_the_tiny_gguf(tmp_path)
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", folder)
+    events = []
+    result = run_experiment(cfg, on_event=events.append, cwd=tmp_path)
+    assert result.status == "FINISHED"
+    params = open_store(tmp_path / "runs.db").get_run(result.run_id).params
+    assert (params["knowledge.extracted"], params["knowledge.extracted_from_cache"], params["knowledge.extraction_failed"]) == ("0", "10", "0")
+    messages = [getattr(e, "message", "") for e in events]
+    assert "extraction: 10 answers imported from the project's shipped extractions" in messages
+    # the shipped attributes are what was embedded
+    texts = {render_attribute_text({"product_type": f"shipped thing {i}", "area": "face", "features": ["imported"]})
+             for i in range(1, 11)}
+    with EmbeddingCache.in_working_dir(tmp_path) as embeddings:
+        assert embeddings.count() == 10 and int(params["knowledge.embed_unique"]) == 10
+        from engine.semantic.encoders import make_encoder
+
+        assert len(embeddings.get_many(make_encoder("minilm").fingerprint, [text_key(t) for t in texts])) == 10
+
+
+def test_kirec_run_with_a_bad_shipped_line_exits_2_naming_it_and_stores_nothing(tmp_path, monkeypatch):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gguf")
+    from typer.testing import CliRunner
+
+    from engine.extraction import shipped
+    from kirec_tui.cli import app
+
+    cfg, ds, prompt, folder = shipped_for_the_tiny_gguf(tmp_path, rows=['{"item_id": "i1"', "{}"])
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", folder)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", "--dataset", cfg.data.dataset, "--db", str(tmp_path / "runs.db"),
+                                      "--epochs", "1", "--device", "cpu", "--set", f"knowledge.llm_model={cfg.knowledge.llm_model}",
+                                      "--set", "train.num_threads=1"], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert "error:" + str(folder / "tiny.products.jsonl") + "line2:notJSON" in "".join(result.output.split())  # wrapped at 80
+    assert result.output.count("error:") == 1
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "runs.db").exists()
+    from engine.extraction import ExtractionCache, default_cache_path
+
+    with ExtractionCache(default_cache_path(tmp_path)) as cache:
+        assert cache.counts() == {"ok": 0, "failed": 0}
 
 
 SHIPPED = Path(__file__).resolve().parents[1] / "prompts" / "extractions"

@@ -93,11 +93,12 @@ def read_shipped_extractions(path: Path) -> tuple[dict, list[ExtractionRecord]]:
     return header, records
 
 
-def import_shipped_extractions(cache: ExtractionCache, model: str, prompt_hash: str, folder: Path = SHIPPED_DIR) -> int:
-    """Copy shipped answers of (model, prompt) into the cache where it has none; returns how many were added.
-
-    Every matching file is read and checked before anything is written, so a bad line leaves the cache as it was."""
-    files = [(header, read_shipped_extractions(path)[1]) for path, header in _shipped_files(Path(folder), model, prompt_hash)]
+def import_shipped_extractions(cache: ExtractionCache, model: str, prompt_hash: str, folder: Path | None = None) -> int:
+    """Copy shipped answers of (model, prompt) from `folder` (default SHIPPED_DIR) into the cache where it has none;
+    returns how many were added. Every matching file is read and checked before anything is written, so a bad line
+    leaves the cache as it was."""
+    folder = Path(folder) if folder is not None else SHIPPED_DIR
+    files = [(header, read_shipped_extractions(path)[1]) for path, header in _shipped_files(folder, model, prompt_hash)]
     added = 0
     for header, records in files:
         present = cache.lookup(model, prompt_hash, (r.item_hash for r in records))
