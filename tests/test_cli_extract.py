@@ -81,3 +81,18 @@ def test_extract_with_an_unknown_extractor_is_a_one_line_usage_error(tmp_path, s
     result = invoke("extract", "--dataset", str(dataset), "--extractor", "gpt", cwd=tmp_path)
     assert result.exit_code == 2 and "unknown extractor 'gpt'" in result.output and "Traceback" not in result.output
     assert not default_cache_path(tmp_path).exists()
+
+
+def test_extract_with_a_broken_shipped_file_is_a_one_line_usage_error(tmp_path, setup, monkeypatch):
+    from engine.extraction import shipped
+
+    dataset, model = setup
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / "broken.jsonl").write_text("this is not a header\n")
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", folder)
+    result = invoke("extract", "--dataset", str(dataset), "--llm-model", str(model), cwd=tmp_path)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert squashed(f"{folder / 'broken.jsonl'} line 1: not a kirec extractions header") in squashed(result.output)
+    with ExtractionCache(default_cache_path(tmp_path)) as cache:
+        assert cache.counts() == {"ok": 0, "failed": 0}  # nothing was extracted either
