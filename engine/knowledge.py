@@ -38,7 +38,8 @@ def extract_attributes(
 
     k = cfg.knowledge
     prompt = resolve_prompt(cfg, dataset)
-    backend = create_backend(k.extractor, k.llm_model, k.llm_url, llm_concurrency=k.llm_concurrency)
+    backend = create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads,
+                             llm_concurrency=k.llm_concurrency)
     with ExtractionCache(default_cache_path(cwd)) as cache:
         imported = import_shipped_extractions(cache, backend.fingerprint, prompt.content_hash)
         if imported:

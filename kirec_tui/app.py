@@ -83,9 +83,10 @@ class KirecApp(App[None]):
         from engine.config import load_config
         from engine.extraction.backends import create_backend
 
-        knowledge = load_config(env=self.env).knowledge
+        cfg = load_config(env=self.env, keys=("knowledge", "train.num_threads"))
+        knowledge = cfg.knowledge
         return create_backend(knowledge.extractor, knowledge.llm_model, knowledge.llm_url,
-                              llm_concurrency=knowledge.llm_concurrency)
+                              n_threads=cfg.train.num_threads, llm_concurrency=knowledge.llm_concurrency)
 
     def on_unmount(self) -> None:
         if self._store is not None:
@@ -128,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Validates every KIREC_* variable up front, so no screen meets a bad environment later.
         app = build_app(argv, dict(os.environ))
-    except ConfigError as exc:
-        sys.exit(f"kirec-tui: {exc}")
+    except ConfigError as exc:  # bad usage: one line and exit 2, as the CLI does
+        print(f"kirec-tui: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     app.run()
 
 

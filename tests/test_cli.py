@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -61,11 +62,37 @@ def test_runs_show_compare_export(finished_run, tiny_dataset, tmp_path):
     assert {r["id"] for r in json.loads(exported.stdout)} == {first["run_id"], second_id}
 
 
-def test_recommend_lists_titles_and_excludes_history(finished_run, tmp_path):
+def listed_items(output: str) -> dict[str, bool]:
+    """The item ids of `kirec recommend`'s table, each with its "in history" mark."""
+    rows = re.findall(r"^\W*\d+\W+(i\d+)\W+Item number \d+\W+-?[\d.]+\W+(yes)?\W*$", output, flags=re.MULTILINE)
+    return {item: mark == "yes" for item, mark in rows}
+
+
+def user_history(dataset: Path, user: str) -> set[str]:
+    lines = (dataset / "interactions.csv").read_text().splitlines()[1:]
+    return {item for u, item, _ in (line.split(",") for line in lines) if u == user}
+
+
+def test_recommend_lists_titles_and_excludes_history(finished_run, tiny_dataset, tmp_path):
     db, payload = finished_run
+    history = user_history(tiny_dataset, "u3")
+    assert 0 < len(history) < 30
     result = invoke("recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "5", "--db", str(db), cwd=tmp_path)
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("Item number") == 5
+    top5 = listed_items(result.stdout)
+    assert len(top5) == 5 and result.stdout.count("Item number") == 5
+    assert not set(top5) & history and not any(top5.values())
+    # asked for every item, only the ones the user has not seen come back
+    everything = listed_items(invoke("recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "30",
+                                     "--db", str(db), cwd=tmp_path).stdout)
+    assert set(everything) == {f"i{i}" for i in range(30)} - history
+    # --include-history ranks the whole catalogue, history marked
+    included = invoke("recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "30", "--include-history",
+                      "--db", str(db), cwd=tmp_path)
+    assert included.exit_code == 0, included.output
+    ranked = listed_items(included.stdout)
+    assert set(ranked) == {f"i{i}" for i in range(30)}
+    assert {item for item, seen in ranked.items() if seen} == history
     unknown = invoke("recommend", "--run", str(payload["run_id"]), "--user", "nobody", "--db", str(db), cwd=tmp_path)
     assert unknown.exit_code == 4 and "nobody" in unknown.output
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,13 @@ def shared(name: str) -> Path:
 
 
 def test_amazon_beauty_5core_matches_the_literature(tmp_path):
+    """Published statistics, and a second load served from the preprocessing cache (its speed:
+    benchmarks/bench_data.py; wall-clock limits do not belong in a test on a shared machine)."""
     shared("amazon-beauty")
     cfg = DataConfig(dataset="amazon-beauty", data_root=str(SHARED), cache_dir=str(tmp_path))
-    started = time.perf_counter()
-    ds = load_dataset(cfg, cwd=tmp_path)
-    cold = time.perf_counter() - started
+    cold_events: list = []
+    ds = load_dataset(cfg, cwd=tmp_path, on_event=cold_events.append)
+    assert not any(e.message.startswith("cache hit") for e in cold_events)
     assert (ds.num_users, ds.num_items, ds.num_interactions) == (22363, 12101, 198502)
     assert ds.item_ids[0] == "[PAD]" and ds.item_text[0] == {}
     assert all(len(s) >= 5 for s in ds.sequences)
@@ -36,12 +37,12 @@ def test_amazon_beauty_5core_matches_the_literature(tmp_path):
     assert stats["text_coverage"]["categories"] == 1.0
     assert stats["density"] == pytest.approx(198502 / (22363 * 12101))
 
-    started = time.perf_counter()
-    again = load_dataset(cfg, cwd=tmp_path)
-    warm = time.perf_counter() - started
+    warm_events: list = []
+    again = load_dataset(cfg, cwd=tmp_path, on_event=warm_events.append)
+    assert [e.message for e in warm_events] == ["cache hit: amazon-beauty (22363 users, 12101 items)"]
     assert again.fingerprint == ds.fingerprint
-    assert [s.tolist() for s in again.sequences[:100]] == [s.tolist() for s in ds.sequences[:100]]
-    assert cold < 10 and warm < 1.0, (cold, warm)
+    assert [s.tolist() for s in again.sequences] == [s.tolist() for s in ds.sequences]
+    assert again.item_ids == ds.item_ids and again.user_ids == ds.user_ids and again.item_text == ds.item_text
 
 
 def test_ml_latest_small_loads_with_every_user_kept(tmp_path):

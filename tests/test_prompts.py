@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,11 @@ from engine.extraction.prompts import (
     PromptError,
     default_prompt_for,
     load_prompt,
-    parse_prompt,
     save_prompt_version,
     validate_prompt,
 )
 from engine.extraction.schema import OutputError, parse_json_object
-from engine.semantic.texts import render_attribute_text
+from engine.semantic.texts import item_texts, render_attribute_text, render_raw_text
 
 VALID = '''
 name = "toy"
@@ -168,7 +166,12 @@ def test_save_prompt_version_never_overwrites(tmp_path: Path) -> None:
 
 
 def test_attributes_render_as_the_text_that_is_embedded() -> None:
-    text = render_attribute_text({"genre": "sci-fi", "mood": "dark", "themes": ["space", "survival"], "empty": [], "year": 1979})
+    answer = '{"genre": "sci-fi", "mood": "dark", "themes": ["space", "survival"], "empty": [], "year": 1979}'
+    attributes = parse_json_object(answer)  # an LLM's raw answer, as the extractor parses it
+    text = render_attribute_text(attributes)
     assert text == "genre: sci-fi; mood: dark; themes: space, survival; year: 1979"
-    assert json.loads(json.dumps(text))  # plain str
+    # exactly this string, not the item's own text, is what the embedding stage encodes for the item
+    item = {"title": "Alien (1979)", "genres": ["Horror", "Sci-Fi"]}
+    assert item_texts([{}, item], [None, attributes], "attributes").texts == [text]
+    assert item_texts([{}, item], [None, attributes], "both").texts == [f"{text} | {render_raw_text(item)}"]
     assert PROMPTS_DIR.is_dir()

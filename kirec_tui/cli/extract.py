@@ -36,11 +36,12 @@ def extract_command(
              "knowledge.llm_concurrency": llm_concurrency}
     cwd = Path.cwd()
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge"))  # only what extraction reads
+        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge", "train.num_threads"))  # what it reads
         ds = load_dataset(cfg.data, cwd=cwd)
         chosen = resolve_prompt(cfg, ds)
         k = cfg.knowledge
-        backend = create_backend(k.extractor, k.llm_model, k.llm_url, llm_concurrency=k.llm_concurrency)
+        backend = create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads,
+                                 llm_concurrency=k.llm_concurrency)
         items = list(range(1, min(limit, ds.num_items) + 1)) if limit else None
         progress = Progress(TextColumn("[bold]extracting"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),

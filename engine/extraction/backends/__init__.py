@@ -9,15 +9,19 @@ from engine.extraction.backends.base import BackendError, ExtractionBackend
 
 
 def create_backend(
-    extractor: str, llm_model: str | None = None, llm_url: str | None = None, **options: Any
+    extractor: str, llm_model: str | None = None, llm_url: str | None = None, n_threads: int | None = None,
+    llm_concurrency: int | None = None, **options: Any
 ) -> ExtractionBackend:
-    # llm_concurrency (KnowledgeConfig's) bounds an OpenAI-compatible server's in-flight requests; local backends ignore it
-    concurrency = options.pop("llm_concurrency", None)
-    """A backend for KnowledgeConfig's (extractor, llm_model, llm_url); heavy imports happen only for the one chosen."""
+    """A backend for KnowledgeConfig's (extractor, llm_model, llm_url); heavy imports happen only for the one chosen.
+
+    `n_threads` (None: every core) is for the local llama.cpp decoder, whose threads spin-wait: on a busy machine
+    one thread is much faster than two. `llm_concurrency` bounds an OpenAI-compatible server's in-flight requests.
+    Each backend gets only its own setting (a server has its own threads; torch is set by the run).
+    """
     if extractor == "llama-cpp":
         from engine.extraction.backends.llama_cpp import LlamaCppBackend
 
-        return LlamaCppBackend(llm_model, **options)
+        return LlamaCppBackend(llm_model, n_threads=n_threads, **options)
     if extractor == "transformers":
         from engine.extraction.backends.llama_cpp import default_gguf_path
         from engine.extraction.backends.transformers_hf import TransformersBackend
@@ -28,8 +32,8 @@ def create_backend(
 
         if not llm_url or not llm_model:
             raise BackendError("knowledge.extractor = openai needs knowledge.llm_url and knowledge.llm_model (the server's model name)")
-        if concurrency is not None:
-            options.setdefault("max_concurrency", concurrency)
+        if llm_concurrency is not None:
+            options.setdefault("max_concurrency", llm_concurrency)
         return OpenAICompatBackend(llm_url, llm_model, **options)
     raise BackendError(f"knowledge.extractor: unknown extractor '{extractor}' (choose: {', '.join(EXTRACTORS)})")
 
