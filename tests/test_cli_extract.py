@@ -79,7 +79,8 @@ def test_extract_caches_answers_continues_and_exports(tmp_path, setup):
 def test_extract_with_an_unknown_extractor_is_a_one_line_usage_error(tmp_path, setup):
     dataset, _ = setup
     result = invoke("extract", "--dataset", str(dataset), "--extractor", "gpt", cwd=tmp_path)
-    assert result.exit_code == 2 and "unknown extractor 'gpt'" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "knowledge.extractor (--extractor): unknown 'gpt'" in result.output
+    assert "Traceback" not in result.output and result.output.count("\n") == 1
     assert not default_cache_path(tmp_path).exists()
 
 

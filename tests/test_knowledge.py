@@ -209,8 +209,11 @@ def test_kirec_run_with_a_bad_shipped_line_exits_2_naming_it_and_stores_nothing(
     assert "error:" + str(folder / "tiny.products.jsonl") + "line2:notJSON" in "".join(result.output.split())  # wrapped at 80
     assert result.output.count("error:") == 1
     assert "Traceback" not in result.output
-    assert not (tmp_path / "runs.db").exists()
     from engine.extraction import ExtractionCache, default_cache_path
+    from engine.store import open_store
+
+    with open_store(tmp_path / "runs.db") as store:  # opened (writable) before any work, but no run recorded
+        assert store.list_runs() == []
 
     with ExtractionCache(default_cache_path(tmp_path)) as cache:
         assert cache.counts() == {"ok": 0, "failed": 0}

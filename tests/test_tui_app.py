@@ -44,10 +44,12 @@ async def test_digits_switch_screens_and_the_palette_offers_them(tmp_path):
         assert isinstance(app.screen, TrainScreen)
 
 
-def test_main_refuses_a_bad_environment_with_one_line(monkeypatch):
+def test_main_refuses_a_bad_environment_with_one_line(monkeypatch, capsys):
     from kirec_tui.app import main
 
     monkeypatch.setenv("KIREC_TRAIN__EPOCHS", "many")
     with pytest.raises(SystemExit) as exited:
         main([])
-    assert "train.epochs" in str(exited.value.code) and "many" in str(exited.value.code)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2  # bad usage, as the CLI reports it
+    assert err.count("\n") == 1 and "train.epochs" in err and "many" in err
