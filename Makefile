@@ -31,7 +31,10 @@ $(STAMP): pyproject.toml Makefile
 run: setup
 	$(BIN)/kirec run
 
+# The house rules first (seconds): the import contracts and the linter; then the suite.
 test: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: setup

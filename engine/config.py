@@ -32,6 +32,7 @@ from engine.choices import (
     REDUCTION_CHOICES,
     SELECTION_METRIC_K,
 )
+from engine.dotted import flatten_dotted  # also re-exported: callers of the config flatten through here
 
 
 class ConfigError(ValueError):
@@ -135,18 +136,6 @@ ENV_ALIASES = {
     "KIREC_DATA": "data.data_root",
     "KIREC_DEVICE": "train.device",
 }
-
-
-def flatten_dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings to dotted keys: {"train": {"lr": 0.1}} -> {"train.lr": 0.1}."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_dotted(value, path + "."))
-        else:
-            flat[path] = value
-    return flat
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:

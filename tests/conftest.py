@@ -35,3 +35,34 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "ml-latest-small" / "ratings.csv").exists():
         pytest.skip("../shared/data is not beside this checkout")
     return SHARED_DATA
+
+
+# -- the TUI tests' fixtures (their builders are in tui_support.py) ------------------------------------------------
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch):
+    """The store's clock, fixed at tui_support.BASE_TIME and moved only by the builder: stable snapshots."""
+    from types import SimpleNamespace
+
+    from engine.store import queries as store_queries
+    from tui_support import FixedClock
+
+    clock = FixedClock()
+    monkeypatch.setattr(store_queries, "time", SimpleNamespace(time=clock.time, perf_counter=clock.time))
+    return clock
+
+
+@pytest.fixture
+def runs_db(tmp_path: Path, fixed_clock) -> tuple[Path, list[int]]:
+    """A runs.db holding tui_support.RUN_SPECS, and their run ids in spec order."""
+    from tui_support import build_runs_db
+
+    path = tmp_path / "runs.db"
+    return path, build_runs_db(path, fixed_clock)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests run on asyncio (Textual's loop) through anyio's pytest plugin."""
+    return "asyncio"

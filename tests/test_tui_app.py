@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from test_tui_fixtures import anyio_backend  # noqa: F401 (fixture)
 
 from kirec_tui.app import KirecApp, build_app
 from kirec_tui.screens.items import ItemsScreen

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_tui_fixtures import anyio_backend  # noqa: F401 (fixture)
 from textual.app import App
 
 from kirec_tui.widgets.chart import LineChart, downsample

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_tui_fixtures import anyio_backend  # noqa: F401 (fixture)
 from test_tui_train import SIZE, open_train
 
 from kirec_tui.app import KirecApp

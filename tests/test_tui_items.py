@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from test_tui_fixtures import anyio_backend, wait_for_workers  # noqa: F401 (fixture)
+from tui_support import wait_for_workers
 
-from engine.config import RunConfig, load_config
+from engine.config import load_config
 from engine.extraction.cache import ExtractionCache, ExtractionRecord, default_cache_path, item_text_hash
 from kirec_tui.app import KirecApp
 from kirec_tui.screens.items import ItemsScreen, rank_changes

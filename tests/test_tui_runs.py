@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 import pytest
-from test_tui_fixtures import anyio_backend, fixed_clock, runs_db, wait_for_workers  # noqa: F401 (fixtures)
+from tui_support import wait_for_workers
 
 from engine.store import open_store
 from kirec_tui.app import KirecApp
@@ -317,3 +317,19 @@ async def test_a_run_whose_writer_is_killed_turns_interrupted_while_listed(tmp_p
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_the_fixture_db_holds_the_specified_runs(runs_db):
+    """The builder gives what the TUI tests and snapshots assume."""
+    import math
+
+    from tui_support import BASE_TIME
+
+    path, ids = runs_db
+    with open_store(path) as store:
+        runs = {r.id: r for r in store.list_runs()}
+    assert sorted(runs) == sorted(ids)
+    first = runs[ids[0]]
+    assert first.test_metrics["test/NDCG@10"] == pytest.approx(0.0441)
+    assert first.started_at.timestamp() == BASE_TIME
+    assert math.isclose(first.duration_seconds, 4 * 60 + 30)

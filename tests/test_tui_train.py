@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-from test_tui_fixtures import anyio_backend  # noqa: F401 (fixture)
 
 from engine.store import open_store
 from kirec_tui.app import KirecApp

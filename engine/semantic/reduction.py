@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.choices import ADAPTER_REDUCTIONS, FIXED_REDUCTIONS, REDUCTION_CHOICES
+from engine.choices import ADAPTER_REDUCTIONS, REDUCTION_CHOICES
 from engine.config import ConfigError
 
 _RELATIVE_RANK_TOL = 1e-6  # a component whose singular value is below this fraction of the largest carries no variance

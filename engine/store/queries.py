@@ -35,7 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 import engine as engine_package
-from engine.config import flatten_dotted as flatten_params  # one flattening for config, params and store
+from engine.dotted import flatten_dotted as flatten_params  # one flattening for config, params and store
 from engine.store.db import BUSY_TIMEOUT_SECONDS, StoreBusyError, open_database, write_engine
 from engine.store.domain import (
     Artifact,

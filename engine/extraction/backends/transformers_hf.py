@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.extraction.backends.base import (
-    DEFAULT_MAX_TOKENS, Answer, AnswerCallback, BackendError, Refusal, chat_messages, chat_pieces,
+    DEFAULT_MAX_TOKENS, Answer, AnswerCallback, BackendError, Refusal, chat_pieces,
 )
 
 FALLBACK_CHAT_TEMPLATE = (

@@ -1,19 +1,13 @@
-"""Shared builders for the TUI tests: a small runs database with fixed timestamps (stable snapshots).
-
-Not a test module of its own beyond a check that the builder gives what the other tests assume.
-"""
+"""Shared builders for the TUI tests: a small runs database with fixed timestamps (stable snapshots), and a wait
+for the app's workers. The fixtures over them (`fixed_clock`, `runs_db`, `anyio_backend`) are in conftest.py."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
 from textual.worker import WorkerCancelled
 
 from engine.store import open_store
-from engine.store import queries as store_queries
 
 BASE_TIME = 1767261600.0  # 2026-01-01 10:00:00 UTC
 
@@ -62,36 +56,6 @@ def build_runs_db(path: Path, clock: FixedClock, specs=RUN_SPECS) -> list[int]:
             store.finish_run(run_id, status, error="boom" if status == "FAILED" else None)
             ids.append(run_id)
     return ids
-
-
-@pytest.fixture
-def fixed_clock(monkeypatch) -> FixedClock:
-    clock = FixedClock()
-    monkeypatch.setattr(store_queries, "time", SimpleNamespace(time=clock.time, perf_counter=clock.time))
-    return clock
-
-
-@pytest.fixture
-def runs_db(tmp_path: Path, fixed_clock: FixedClock) -> tuple[Path, list[int]]:
-    path = tmp_path / "runs.db"
-    return path, build_runs_db(path, fixed_clock)
-
-
-def test_fixture_db_holds_the_specified_runs(runs_db):
-    path, ids = runs_db
-    with open_store(path) as store:
-        runs = {r.id: r for r in store.list_runs()}
-    assert sorted(runs) == sorted(ids)
-    first = runs[ids[0]]
-    assert first.test_metrics["test/NDCG@10"] == pytest.approx(0.0441)
-    assert first.started_at.timestamp() == BASE_TIME
-    assert math.isclose(first.duration_seconds, 4 * 60 + 30)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """The async tests run on asyncio (Textual's loop) through anyio's pytest plugin."""
-    return "asyncio"
 
 
 async def wait_for_workers(app) -> None:
