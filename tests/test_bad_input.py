@@ -7,6 +7,7 @@ and once through `kirec run`, which must fail the same way before it creates a r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,13 +25,25 @@ RUN_SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batc
              "--epochs", "1", "--set", "train.num_threads=1"]
 
 
-def kirec(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The CLI in a fresh process, with this checkout's engine and no KIREC_* settings but those given."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KIREC_")}
-    base["PYTHONPATH"] = str(ROOT)
-    base["COLUMNS"] = "80"  # a narrow terminal: a message must still be one line
-    return subprocess.run([sys.executable, "-m", "kirec_tui.cli", *args], cwd=cwd, env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=60)
+def kirec(*args: str, cwd: Path, env: dict[str, str] | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """The CLI with no KIREC_* settings but those given: in this process through Click's runner (fast), or with
+    `fresh` in a new interpreter with this checkout's engine (what a user's shell sees, import time included)."""
+    if fresh:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("KIREC_")}
+        base["PYTHONPATH"] = str(ROOT)
+        base["COLUMNS"] = "80"  # a narrow terminal: a message must still be one line
+        return subprocess.run([sys.executable, "-m", "kirec_tui.cli", *args], cwd=cwd, env={**base, **(env or {})},
+                              capture_output=True, text=True, timeout=60)
+    from typer.testing import CliRunner
+
+    from kirec_tui.cli import app
+
+    unset = {k: None for k in os.environ if k.startswith("KIREC_")}
+    with contextlib.chdir(cwd):
+        result = CliRunner().invoke(app, list(args), env={**unset, **(env or {})})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback the user would see: let pytest show it
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str, progress: bool = False) -> str:
@@ -77,7 +90,7 @@ def dataset(tmp_path: Path) -> Path:
 def test_unknown_choice_fails_fast_with_did_you_mean_and_no_run_row(runs_db, tmp_path):
     before = fingerprint(runs_db.parent)
     started = time.perf_counter()
-    result = kirec("run", "--set", "knowledge.fusion=gatee", "--db", str(runs_db), cwd=tmp_path)
+    result = kirec("run", "--set", "knowledge.fusion=gatee", "--db", str(runs_db), cwd=tmp_path, fresh=True)
     seconds = time.perf_counter() - started
     assert_one_line_error(result, "knowledge.fusion: unknown 'gatee'; did you mean 'gate'?")
     assert fingerprint(runs_db.parent) == before
