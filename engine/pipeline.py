@@ -11,10 +11,13 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.config import RunConfig, flatten_dotted
 from engine.events import EventSink, RunFinished, RunStarted, Status, fan_out, ignore_events
+
+if TYPE_CHECKING:
+    from engine.training.distributed import DistributedContext
 
 
 @dataclass
@@ -37,11 +40,14 @@ def run_experiment(
     on_event: EventSink = ignore_events,
     should_stop: Callable[[], bool] | None = None,
     cwd: Path | None = None,
+    distributed: "DistributedContext | None" = None,
 ) -> RunResult:
     """Train and evaluate one configuration, recording it in `cfg.db`.
 
     Raises KeyboardInterrupt after marking the run INTERRUPTED (the CLI exits 130); a cancel through
     `should_stop` returns an INTERRUPTED result instead. Any other failure marks the run FAILED and re-raises.
+    Under torchrun every rank calls this with its `distributed` context; only rank 0 writes to the store, and
+    only its result carries the test metrics (the caller leaves the process group afterwards).
     """
     import torch
 
@@ -52,6 +58,7 @@ def run_experiment(
     from engine.store import open_store
     from engine.store.recorder import StoreRecorder
     from engine.training.device import resolve_device
+    from engine.training.distributed import DistributedContext, ReplicaStore
     from engine.training.seeding import seed_everything
     from engine.training.trainer import TrainingInterrupted, train
 
@@ -59,12 +66,16 @@ def run_experiment(
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     device = resolve_device(cfg.train.device)  # a bad device spec fails before anything is stored
-    dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
-    seed_everything(cfg.train.seed)
-    items, knowledge_info = build_items(cfg, dataset, cwd=cwd, on_event=on_event, device=device, should_stop=should_stop)
+    distributed = distributed or DistributedContext()  # --- DDP: no-ops in one process ---
+    device = distributed.join(device)
+    with distributed.main_first():  # rank 0 fills the data and knowledge caches; the others then read them
+        dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
+        seed_everything(cfg.train.seed)
+        items, knowledge_info = build_items(cfg, dataset, cwd=cwd, on_event=on_event, device=device,
+                                            should_stop=should_stop)
     model = build_model(cfg.model, dataset.num_items, items).to(device)
 
-    store = open_store(cfg.db)
+    store = open_store(cfg.db) if distributed.is_main else ReplicaStore()  # one writer
     params = flatten_dotted(cfg.to_dict())  # dotted keys, as `runs compare` shows them
     params.update({f"knowledge.{k}": v for k, v in knowledge_info.items() if not isinstance(v, (list, dict))})
     params["eval.protocol_label"] = _protocol_label(cfg)
@@ -81,6 +92,7 @@ def run_experiment(
         params=params,
         tags={"host": socket.gethostname()},
     )
+    run_id = distributed.from_main(run_id)
     sink = fan_out(StoreRecorder(store, run_id), on_event)
     sink(RunStarted(run_id=run_id, name=name, device=_describe_device(device), config=cfg.to_dict()))
 
@@ -98,11 +110,12 @@ def run_experiment(
             on_event=sink,
             should_stop=should_stop,
             checkpoint_path=checkpoint,
+            distributed=distributed,
         )
         store.log_artifact(run_id, "checkpoint", str(checkpoint))
         sink(Status("evaluating the best checkpoint on the test split"))
-        valid = valid_eval.evaluate(model, device)
-        test = test_eval.evaluate(model, device)
+        valid = valid_eval.evaluate(model, device) if distributed.is_main else {}  # the other ranks hold the same
+        test = test_eval.evaluate(model, device) if distributed.is_main else {}  # model; only rank 0 reports
         info = {
             "train_seconds": result.train_seconds,
             "total_seconds": time.perf_counter() - started,

@@ -20,9 +20,10 @@ from engine.config import ConfigError, RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.events import DeviceStats, EpochEnd, EpochStarted, EventSink, StepLoss
 from engine.models.base import SequentialBackbone
-from engine.models.losses import LOSSES, sequence_loss
+from engine.models.losses import LOSSES
 from engine.training.batches import SequenceBatcher
 from engine.training.device import device_stats, resolve_device
+from engine.training.distributed import DistributedContext, TrainingStep
 from engine.training.memory import release_freed_memory
 from engine.training.seeding import seed_everything
 
@@ -78,12 +79,14 @@ def train(
     on_event: EventSink,
     should_stop: Callable[[], bool] | None = None,
     checkpoint_path: Path | None = None,
+    distributed: DistributedContext | None = None,
 ) -> TrainResult:
     """Train until `cfg.train.epochs`, `patience` epochs without a better validation NDCG@10, or the time budget.
 
     Seeds the global generators with `cfg.train.seed` (dropout); shuffling, masking and negatives use their own.
     At the end the model holds the best epoch's weights: read back from `checkpoint_path` with
     `weights_only=True`, or from memory when no path is given.
+    Under DDP (`distributed`, already joined) this runs on every rank: see engine/training/distributed.py.
     """
     tc = cfg.train
     if tc.loss not in LOSSES:
@@ -92,11 +95,15 @@ def train(
         raise ConfigError(f"train.epochs: must be at least 1, got {tc.epochs}")
     if tc.patience < 1:
         raise ConfigError(f"train.patience: must be at least 1, got {tc.patience}")
-    device = resolve_device(tc.device)
+    distributed = distributed or DistributedContext()  # --- DDP hooks: no-ops in one process ---
+    device = distributed.place(resolve_device(tc.device))
     seed_everything(tc.seed)
     model.to(device)
-    batcher = SequenceBatcher(dataset, model.objective, cfg.model.max_len, tc.batch_size, cfg.model.mask_prob, tc.seed)
+    batcher = SequenceBatcher(dataset, model.objective, cfg.model.max_len, tc.batch_size, cfg.model.mask_prob, tc.seed,
+                              shard=distributed.shard)
     negatives_generator = torch.Generator().manual_seed(tc.seed)
+    step_module = distributed.wrap(TrainingStep(model, tc.loss, tc.num_negatives, negatives_generator))
+    should_stop = distributed.agreed(should_stop)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     autocast, scaler = _mixed_precision(device, tc.amp)
     checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -110,6 +117,7 @@ def train(
         if result.best_epoch is None:
             return
         if checkpoint_path is not None:
+            distributed.barrier()  # rank 0 wrote it
             state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         else:
             state = best_state
@@ -128,8 +136,7 @@ def train(
                 raise TrainingInterrupted(result)
             batch = batch.to(device)
             with autocast():
-                hidden = model(batch.inputs)
-                loss = sequence_loss(tc.loss, hidden, batch.targets, model, tc.num_negatives, negatives_generator)
+                loss = step_module(batch.inputs, batch.targets, batch.weight)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -138,7 +145,7 @@ def train(
             else:
                 loss.backward()
                 optimizer.step()
-            value = loss.item()
+            value = distributed.average(loss.detach()).item()  # the global batch's loss
             if not math.isfinite(value):
                 raise FloatingPointError(f"train: loss became {value} at epoch {epoch}, step {step} (try a lower train.lr)")
             loss_sum += loss.detach()
@@ -149,8 +156,8 @@ def train(
 
         eval_start = time.perf_counter()
         model.eval()
-        with torch.no_grad():
-            valid = {k: float(v) for k, v in validate(model).items()}
+        with torch.no_grad():  # rank 0 validates; every rank gets its figures, so all decide alike
+            valid = distributed.on_main(lambda: {k: float(v) for k, v in validate(model).items()})
         eval_seconds = time.perf_counter() - eval_start
         release_freed_memory()
         if SELECTION_METRIC not in valid:
@@ -162,11 +169,12 @@ def train(
             best_score, result.best_epoch, result.best_valid = score, epoch, dict(valid)
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if checkpoint_path is not None:
-                _save_atomically(state, checkpoint_path)
+                if distributed.is_main:  # the one writer
+                    _save_atomically(state, checkpoint_path)
             else:
                 best_state = state
         result.epochs_run = epoch
-        train_loss = float(loss_sum) / steps
+        train_loss = float(distributed.average(loss_sum)) / steps
         result.history.append({"epoch": epoch, "train_loss": train_loss, "train_seconds": train_seconds,
                                "eval_seconds": eval_seconds, **valid})
         on_event(EpochEnd(epoch=epoch, train_loss=train_loss, valid=valid, train_seconds=train_seconds,
@@ -177,7 +185,8 @@ def train(
         if epoch - result.best_epoch >= tc.patience:
             result.stopped_early, result.stop_reason = True, "patience"
             break
-        if tc.max_train_seconds is not None and time.perf_counter() - started >= tc.max_train_seconds:
+        if tc.max_train_seconds is not None and distributed.on_main(
+                lambda: time.perf_counter() - started >= tc.max_train_seconds):
             result.stopped_early, result.stop_reason = True, "time-budget"
             break
 

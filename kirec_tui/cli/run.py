@@ -18,7 +18,7 @@ from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fai
 
 
 @contextlib.contextmanager
-def stop_on_first_ctrl_c() -> Iterator[threading.Event]:
+def stop_on_first_ctrl_c(quiet: bool = False) -> Iterator[threading.Event]:
     """The first Ctrl-C asks the pipeline to stop at its next step (the run ends INTERRUPTED, its rows intact);
     a second one interrupts at once. A KeyboardInterrupt in the middle of a store write is what this avoids."""
     stop = threading.Event()
@@ -27,7 +27,8 @@ def stop_on_first_ctrl_c() -> Iterator[threading.Event]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        err_console.print("[yellow]stopping after this step (Ctrl-C again to abort at once)[/]")
+        if not quiet:
+            err_console.print("[yellow]stopping after this step (Ctrl-C again to abort at once)[/]")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -73,6 +74,9 @@ def run_command(
     protocol: Annotated[Optional[str], typer.Option(help="full (primary) | sampled (1 + 100 negatives)")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Any config field: SECTION.FIELD=VALUE (repeatable).")] = [],
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", min=1, help="Train with N processes (PyTorch DDP under torchrun; gloo on the CPU, one GPU each "
+                               "on CUDA). train.batch_size stays the global batch.")] = 1,
 ) -> None:
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
@@ -105,21 +109,69 @@ def run_command(
     merged = {**parse_set_options(set_), **{k: v for k, v in flags.items() if v is not None}}
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=merged)
-        with ConsoleProgress(err_console, cfg.train.epochs) as progress, stop_on_first_ctrl_c() as stop:
+        if nproc > 1:  # a bad config fails above, once, before any process starts
+            raise typer.Exit(launch_ranks(nproc, config, merged, as_json))
+        from engine.training.distributed import DistributedContext
+
+        distributed = DistributedContext.from_env(os.environ)  # torchrun's variables; one process without them
+        progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
+                            else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
+        with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
             try:
-                result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set)
+                result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
             except KeyboardInterrupt:
-                if as_json:
+                if as_json and distributed.is_main:
                     typer.echo(json.dumps({"run_id": None, "status": "INTERRUPTED"}))
                 raise typer.Exit(EXIT_INTERRUPTED) from None
-    if as_json:
+            finally:
+                distributed.leave()
+    if as_json and distributed.is_main:
         typer.echo(json.dumps(result.to_json(), default=str))
-    else:
+    elif distributed.is_main:
         _print_metrics(result)
     if result.status == "INTERRUPTED":
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
         raise typer.Exit(EXIT_FAILED)
+
+
+def _ignore(_event) -> None:
+    """The event sink of a rank other than 0."""
+
+
+def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool) -> int:
+    """This command again under torchrun with `nproc` processes on this machine (the same config file and
+    overrides, as --set), and torchrun's exit status. The same as typing
+
+        torchrun --standalone --nproc-per-node N -m kirec_tui.cli run [--config F] [--set K=V ...] [--json]
+
+    torchrun runs in a session of its own, so a Ctrl-C reaches it once, from here: it hands SIGINT to every
+    rank, and the ranks stop together after their current step (the run ends INTERRUPTED, exit 130).
+    """
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "kirec_tui.cli", "run"]
+    if config is not None:
+        command += ["--config", str(config)]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={value}"]
+    if as_json:
+        command.append("--json")
+    launcher = subprocess.Popen(command, start_new_session=True)
+    interrupted = threading.Event()
+
+    def forward_sigint(signum, frame):
+        interrupted.set()
+        launcher.send_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, forward_sigint)
+    try:
+        code = launcher.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return EXIT_INTERRUPTED if interrupted.is_set() else code
 
 
 def _print_metrics(result) -> None:

@@ -1,0 +1,155 @@
+"""Training with DDP: the context from torchrun's variables, each rank's shard of the global batches, the weighted
+shard losses adding up to the one-process gradient, and `kirec run --nproc 2` (gloo, 2 CPU processes) against
+a one-process run of the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.config import ConfigError, ModelConfig
+from engine.data.dataset import PAD
+from engine.models import build_model
+from engine.training import SequenceBatcher, seed_everything
+from engine.training.distributed import DistributedContext, TrainingStep
+from tests.test_losses import cycle_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_without_torchrun_the_context_is_one_process_and_changes_nothing():
+    ctx = DistributedContext.from_env({"PATH": "/bin"})
+    assert (ctx.rank, ctx.world_size, ctx.enabled, ctx.is_main) == (0, 1, False, True)
+    assert DistributedContext.from_env({"WORLD_SIZE": "1", "RANK": "0"}).enabled is False
+    module = torch.nn.Linear(2, 2)
+    assert ctx.wrap(module) is module
+    assert ctx.join(torch.device("cpu")) == torch.device("cpu") and not torch.distributed.is_initialized()
+    value = torch.tensor(3.0)
+    assert ctx.average(value) is value and ctx.on_main(lambda: 7) == 7 and ctx.from_main("x") == "x"
+    stop = lambda: True  # noqa: E731
+    assert ctx.agreed(stop) is stop
+
+
+def test_torchrun_variables_are_read_and_bad_ones_named():
+    env = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "1234"}
+    ctx = DistributedContext.from_env(env)
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.master_addr, ctx.master_port) == (1, 2, 1, "10.0.0.1", 1234)
+    assert ctx.enabled and not ctx.is_main and ctx.shard == (1, 2)
+    with pytest.raises(ConfigError, match="RANK"):
+        DistributedContext.from_env({**env, "RANK": "2"})
+    with pytest.raises(ConfigError, match="WORLD_SIZE"):
+        DistributedContext.from_env({**env, "WORLD_SIZE": "two"})
+    with pytest.raises(ConfigError, match="MASTER_PORT"):
+        DistributedContext.from_env({k: v for k, v in env.items() if k != "MASTER_PORT"})
+
+
+def _right_aligned(rows: np.ndarray, width: int) -> np.ndarray:
+    """Left-pad (or trim padding from) a batch to `width` columns."""
+    if rows.shape[1] >= width:
+        assert (rows[:, :rows.shape[1] - width] == PAD).all()
+        return rows[:, rows.shape[1] - width:]
+    return np.pad(rows, ((0, 0), (width - rows.shape[1], 0)))
+
+
+@pytest.mark.parametrize("objective", ["causal", "masked"])
+@pytest.mark.parametrize("world", [2, 3])
+def test_each_rank_gets_its_rows_of_the_one_process_batches(objective, world):
+    """The shards of every batch are exactly the one-process batch (same order, same [MASK]s), and the weights
+    are world x each shard's share of the targets. 48 users in batches of 46 leave a last batch of 2 rows:
+    with 3 ranks the third trains on a zero-weight row."""
+    dataset = cycle_dataset()
+    whole = list(SequenceBatcher(dataset, objective, 8, 46, seed=5).epoch())
+    shards = [list(SequenceBatcher(dataset, objective, 8, 46, seed=5, shard=(r, world)).epoch()) for r in range(world)]
+    assert all(len(s) == len(whole) == 2 for s in shards)
+    for index, batch in enumerate(whole):
+        inputs, targets = batch.inputs.numpy(), batch.targets.numpy()
+        total = int((targets != PAD).sum())
+        mine = [s[index] for s in shards]
+        for rank, part in enumerate(mine):
+            expected_inputs, expected_targets = inputs[rank::world], targets[rank::world]
+            if len(expected_inputs) == 0:
+                assert part.weight == 0.0 and part.inputs.shape[0] == 1
+                continue
+            width = inputs.shape[1]
+            assert np.array_equal(_right_aligned(part.inputs.numpy(), width), expected_inputs)
+            assert np.array_equal(_right_aligned(part.targets.numpy(), width), expected_targets)
+            assert part.weight == pytest.approx(world * int((expected_targets != PAD).sum()) / total)
+        assert sum(p.weight for p in mine) == pytest.approx(world)
+    assert any(p.weight == 0.0 for p in [s[-1] for s in shards]) == (world == 3)
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec"])
+def test_the_mean_of_the_weighted_shard_gradients_is_the_one_process_gradient(backbone):
+    """What DDP computes (the mean over ranks of each rank's gradient) equals one process's batch gradient."""
+    torch.set_num_threads(1)
+    dataset = cycle_dataset()
+    cfg = ModelConfig(backbone=backbone, hidden_size=16, num_layers=1, max_len=8, dropout=0.0)
+    seed_everything(0)
+    model = build_model(cfg, dataset.num_items)
+    objective = model.objective
+    step = TrainingStep(model, "ce", 1, None)
+
+    def gradient(batch) -> torch.Tensor:
+        model.zero_grad(set_to_none=False)
+        step(batch.inputs, batch.targets, batch.weight).backward()
+        return torch.cat([p.grad.flatten().clone() for p in model.parameters()])
+
+    whole = next(iter(SequenceBatcher(dataset, objective, 8, 32, seed=3).epoch()))
+    shards = [next(iter(SequenceBatcher(dataset, objective, 8, 32, seed=3, shard=(r, 2)).epoch())) for r in range(2)]
+    assert shards[0].weight != shards[1].weight  # rows of different lengths: an unweighted mean would be off
+    expected = gradient(whole)
+    averaged = (gradient(shards[0]) + gradient(shards[1])) / 2
+    torch.testing.assert_close(averaged, expected, rtol=1e-4, atol=1e-7)
+
+
+def _kirec_run(folder: Path, dataset: Path, *extra: str) -> subprocess.CompletedProcess:
+    folder.mkdir()
+    command = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(dataset), "--method", "id",
+               "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu", "--epochs", "4",
+               "--patience", "10", "--db", str(folder / "runs.db"), "--set", "model.dropout=0",
+               "--set", "train.num_threads=1", "--json", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(tiny_dataset, tmp_path):
+    """Same global batch (32): per-epoch losses, validation, test metrics and the best weights agree to float
+    rounding (dropout off; the ranks' sums of gradients are added in another order than one process's)."""
+    from engine.store import open_store
+
+    single = _kirec_run(tmp_path / "one", tiny_dataset)
+    double = _kirec_run(tmp_path / "two", tiny_dataset, "--nproc", "2")
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = json.loads(single.stdout), json.loads(double.stdout)  # exactly one JSON object: rank 1 printed none
+    assert two["status"] == "FINISHED" and two["best_epoch"] == one["best_epoch"]
+    assert double.stderr.count("epoch   1 ") == 1  # rank 1 printed no progress
+    for split in ("valid", "test"):
+        for key in ("NDCG@10", "HR@10", "MRR@10"):
+            assert two[split][key] == pytest.approx(one[split][key], abs=1e-6), (split, key)
+
+    with open_store(tmp_path / "two" / "runs.db") as store:
+        runs = store.list_runs()
+        assert [(r.id, r.status.value) for r in runs] == [(two["run_id"], "FINISHED")]
+        losses_two = [p.value for p in store.metric_history(two["run_id"], "train/loss")]
+        valid_two = store.metric_history(two["run_id"], "valid/NDCG@10")
+        assert [p.step for p in valid_two] == [1, 2, 3, 4]  # each epoch logged once, by rank 0 alone
+    with open_store(tmp_path / "one" / "runs.db") as store:
+        losses_one = [p.value for p in store.metric_history(one["run_id"], "train/loss")]
+        valid_one = [p.value for p in store.metric_history(one["run_id"], "valid/NDCG@10")]
+    assert losses_two == pytest.approx(losses_one, rel=1e-5)
+    assert [p.value for p in valid_two] == pytest.approx(valid_one, abs=1e-6)
+
+    best_one = torch.load(one["checkpoint"], weights_only=True)
+    best_two = torch.load(two["checkpoint"], weights_only=True)
+    assert best_one.keys() == best_two.keys()
+    for key in best_one:
+        torch.testing.assert_close(best_two[key], best_one[key], rtol=1e-4, atol=1e-5, msg=key)
