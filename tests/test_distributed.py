@@ -4,10 +4,14 @@ a one-process run of the same global batch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +157,50 @@ def test_two_gloo_processes_match_one_process(tiny_dataset, tmp_path):
     assert best_one.keys() == best_two.keys()
     for key in best_one:
         torch.testing.assert_close(best_two[key], best_one[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_rank_and_marks_the_one_run_interrupted(tiny_dataset, tmp_path):
+    """SIGINT to `kirec run --nproc 2` reaches torchrun once, every rank stops after its step, rank 0 marks the
+    run INTERRUPTED, the command exits 130 and no rank outlives it."""
+    import psutil
+
+    from engine.store import open_store
+
+    db = tmp_path / "runs.db"
+    command = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(tiny_dataset), "--method", "id",
+               "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
+               "--epochs", "100000", "--patience", "100000", "--db", str(db), "--set", "train.num_threads=1",
+               "--nproc", "2"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    descendants: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # until epochs are being logged: training really runs on both ranks
+            if db.exists() and _logged_epochs(db) >= 2:
+                break
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail("training never started")
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert len(descendants) >= 3  # torchrun and its two ranks
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130, proc.stderr.read()[-3000:]
+        gone, alive = psutil.wait_procs(descendants, timeout=60)
+        assert alive == []
+    finally:
+        for p in [proc, *descendants]:
+            with contextlib.suppress(Exception):
+                p.kill()
+    assert "Traceback" not in proc.stderr.read()
+    with open_store(db) as store:
+        assert [r.status.value for r in store.list_runs()] == ["INTERRUPTED"]
+
+
+def _logged_epochs(db: Path) -> int:
+    with sqlite3.connect(db) as con:
+        if not con.execute("select 1 from sqlite_master where name='metrics'").fetchall():
+            return 0
+        return con.execute("select count(*) from metrics where key='valid/NDCG@10'").fetchone()[0]

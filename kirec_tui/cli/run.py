@@ -139,6 +139,18 @@ def _ignore(_event) -> None:
     """The event sink of a rank other than 0."""
 
 
+# torchrun (torch.distributed.run), minus the traceback it prints when a Ctrl-C stops it: exit 130 instead.
+_TORCHRUN = """\
+import sys
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.run import main
+try:
+    main(sys.argv[1:])
+except SignalException:
+    sys.exit(130)
+"""
+
+
 def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool) -> int:
     """This command again under torchrun with `nproc` processes on this machine (the same config file and
     overrides, as --set), and torchrun's exit status. The same as typing
@@ -146,12 +158,14 @@ def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool
         torchrun --standalone --nproc-per-node N -m kirec_tui.cli run [--config F] [--set K=V ...] [--json]
 
     torchrun runs in a session of its own, so a Ctrl-C reaches it once, from here: it hands SIGINT to every
-    rank, and the ranks stop together after their current step (the run ends INTERRUPTED, exit 130).
+    rank, and the ranks stop together after their current step (the run ends INTERRUPTED, exit 130). A second
+    Ctrl-C goes to the ranks themselves, which then abort at once, as one process does. SIGTERM counts as a
+    Ctrl-C, and torchrun gets SIGINT if this process dies.
     """
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+    command = [sys.executable, "-c", _TORCHRUN, "--standalone", f"--nproc-per-node={nproc}",
                "-m", "kirec_tui.cli", "run"]
     if config is not None:
         command += ["--config", str(config)]
@@ -159,19 +173,39 @@ def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool
         command += ["--set", f"{key}={value}"]
     if as_json:
         command.append("--json")
-    launcher = subprocess.Popen(command, start_new_session=True)
+    launcher = subprocess.Popen(command, start_new_session=True, preexec_fn=_interrupt_when_parent_dies)
     interrupted = threading.Event()
 
     def forward_sigint(signum, frame):
-        interrupted.set()
-        launcher.send_signal(signal.SIGINT)
+        if not interrupted.is_set():
+            interrupted.set()
+            launcher.send_signal(signal.SIGINT)  # torchrun hands it to every rank: stop after this step
+            return
+        import psutil  # again: straight to the ranks (torchrun's children), a second Ctrl-C each: abort at once
 
-    previous = signal.signal(signal.SIGINT, forward_sigint)
+        with contextlib.suppress(psutil.Error):
+            for rank in psutil.Process(launcher.pid).children():
+                with contextlib.suppress(psutil.Error):
+                    rank.send_signal(signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, forward_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = launcher.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return EXIT_INTERRUPTED if interrupted.is_set() else code
+
+
+def _interrupt_when_parent_dies() -> None:
+    """In torchrun's process, before it starts (Linux): SIGINT when `kirec run` dies, even by SIGKILL, so the
+    ranks stop (INTERRUPTED) instead of training on unseen in their own sessions. Elsewhere nothing."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGINT))  # PR_SET_PDEATHSIG
 
 
 def _print_metrics(result) -> None:
