@@ -204,3 +204,15 @@ def _logged_epochs(db: Path) -> int:
         if not con.execute("select 1 from sqlite_master where name='metrics'").fetchall():
             return 0
         return con.execute("select count(*) from metrics where key='valid/NDCG@10'").fetchone()[0]
+
+
+def test_nproc_refuses_what_would_fail_on_every_rank_before_starting_any(tiny_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from kirec_tui.cli import app
+
+    db = tmp_path / "runs.db"
+    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--method", "id", "--device", "cpu",
+                                      "--batch-size", "2", "--db", str(db), "--nproc", "3"])
+    assert result.exit_code == 2 and "train.batch_size" in result.output
+    assert not db.exists()  # nothing started, nothing stored

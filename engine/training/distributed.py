@@ -66,6 +66,15 @@ class ReplicaStore:
     def finish_run(self, *_args: Any, **_kwargs: Any) -> None: ...
 
 
+def check_launch(device: torch.device, processes: int, batch_size: int) -> None:
+    """What would make `processes` ranks fail, found before any starts: a GPU each, a row of the batch each."""
+    if device.type == "cuda" and processes > torch.cuda.device_count():
+        raise ConfigError(f"--nproc {processes}: each process needs a GPU of its own, but only "
+                          f"{torch.cuda.device_count()} CUDA device(s) exist (or set train.device=cpu)")
+    if batch_size < processes:
+        raise ConfigError(f"train.batch_size: the global batch ({batch_size}) is smaller than the {processes} processes")
+
+
 def _int_variable(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":

@@ -109,7 +109,11 @@ def run_command(
     merged = {**parse_set_options(set_), **{k: v for k, v in flags.items() if v is not None}}
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=merged)
-        if nproc > 1:  # a bad config fails above, once, before any process starts
+        if nproc > 1:  # a bad config fails here, once, before any process starts
+            from engine.training.device import resolve_device
+            from engine.training.distributed import check_launch
+
+            check_launch(resolve_device(cfg.train.device), nproc, cfg.train.batch_size)
             raise typer.Exit(launch_ranks(nproc, config, merged, as_json))
         from engine.training.distributed import DistributedContext
 
