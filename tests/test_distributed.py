@@ -113,6 +113,37 @@ def test_the_mean_of_the_weighted_shard_gradients_is_the_one_process_gradient(ba
     torch.testing.assert_close(averaged, expected, rtol=1e-4, atol=1e-7)
 
 
+def _trainable_without_gradient(model, loss: str, batch) -> list[str]:
+    TrainingStep(model, loss, 2, torch.Generator().manual_seed(0))(batch.inputs, batch.targets).backward()
+    return [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])
+def test_every_trainable_parameter_gets_a_gradient_in_every_step(backbone):
+    """DDP runs with find_unused_parameters=False, which is right only if each step reaches every trainable
+    parameter (else DDP raises on the next step): every backbone with every fusion, the fine-tuned and adapted
+    semantic tables, init and id, under full CE and the sampled losses (which score only some table rows)."""
+    from engine.choices import FUSION_CHOICES
+    from engine.semantic.fusion import build_item_representation
+    from tests.test_semantic_fusion import D, NUM_ITEMS, kcfg, semantic_table
+
+    torch.set_num_threads(1)
+    modes = ([dict(method="kirec", fusion=f, reduction="pca", freeze_semantic=False) for f in FUSION_CHOICES]
+             + [dict(method="kirec", fusion="gate", reduction="adapter-mlp"),
+                dict(method="semantic-only", reduction="pca", freeze_semantic=False),
+                dict(method="semantic-only", reduction="adapter-linear"),
+                dict(method="init", reduction="pca"), dict(method="id")])
+    cfg = ModelConfig(backbone=backbone, hidden_size=D, num_layers=1, num_heads=2, max_len=6, dropout=0.0)
+    objective = "masked" if backbone == "bert4rec" else "causal"
+    batch = next(iter(SequenceBatcher(cycle_dataset(num_items=NUM_ITEMS), objective, 6, 16, seed=1).epoch()))
+    for mode in modes:
+        for loss in ("ce", "bce", "sampled-softmax"):
+            items, _ = build_item_representation(kcfg(**mode), NUM_ITEMS, D, semantic_table(), seed=3)
+            seed_everything(0)
+            model = build_model(cfg, NUM_ITEMS, items)
+            assert _trainable_without_gradient(model, loss, batch) == [], (mode, loss)
+
+
 def _kirec_run(folder: Path, dataset: Path, *extra: str) -> subprocess.CompletedProcess:
     folder.mkdir()
     command = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(dataset), "--method", "id",
