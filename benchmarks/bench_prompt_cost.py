@@ -51,7 +51,7 @@ def main() -> None:
         texts = [prompt.render(dataset.item_text[i]) for i in items]
         schema = prompt.json_schema()
         backend.generate(texts[:2], schema, system=prompt.system)  # evaluates this prompt's shared prefix
-        tokens = [backend.tokenize(backend.format_chat(t, prompt.system)) for t in texts]
+        tokens = [backend.tokenize_chat(t, prompt.system) for t in texts]
         prefix = len(os.path.commonprefix(tokens))  # what every item shares, evaluated once
         item_tokens = [len(t) - prefix for t in tokens]
         rates, outputs = [], []

@@ -38,11 +38,12 @@ def extract_attributes(
 
     k = cfg.knowledge
     prompt = resolve_prompt(cfg, dataset)
-    backend = create_backend(k.extractor, k.llm_model, k.llm_url)
+    backend = create_backend(k.extractor, k.llm_model, k.llm_url, llm_concurrency=k.llm_concurrency)
     with ExtractionCache(default_cache_path(cwd)) as cache:
         imported = import_shipped_extractions(cache, backend.fingerprint, prompt.content_hash)
         if imported:
             on_event(Status(f"extraction: {imported} answers imported from the project's shipped extractions"))
+        # Items with no text are never sent to the LLM (extract_items skips them), so they stay absent here.
         report = extract_items(dataset, prompt, backend, cache, on_event=on_event, should_stop=should_stop)
         found = cached_attributes(dataset, prompt, backend.fingerprint, cache)
     attributes = [None] + [found.get(i) for i in range(1, dataset.num_items + 1)]
@@ -114,4 +115,10 @@ def semantic_table(
         table, stats = embed_item_table(texts.texts, encoder, cache)
     on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded with {encoder.name}"))
     info.update(stats.as_info())
+    # An empty text embeds to the encoder's idea of "nothing", the same vector for every such item: give them
+    # no semantic signal instead (a zero row, like padding), so only their ID embedding tells them apart.
+    empty = [i for i, text in enumerate(texts.texts, start=1) if not text]
+    if empty:
+        table[empty] = 0.0
+        info["semantic_zero_rows"] = len(empty)
     return table, info

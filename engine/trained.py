@@ -16,25 +16,43 @@ class TrainedRun:
     config: RunConfig
     dataset: SequenceDataset
     model: Any  # SequentialBackbone, in eval mode
+    status: str = "FINISHED"
+    best_epoch: int | None = None
+    checkpoint: Path | None = None
+    note: str | None = None  # for a run that has not FINISHED: what is served and what can be done
 
 
 class RunNotReadyError(RuntimeError):
-    """The run has no usable checkpoint (still running, failed, or its files were removed)."""
+    """The run has no usable checkpoint (no epoch finished yet, or its files were removed)."""
 
 
 def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = "cpu") -> TrainedRun:
+    """The run's best weights so far, verified against the sha256 its run recorded.
+
+    A run that has not FINISHED (RUNNING, INTERRUPTED, FAILED after some epochs) is served from its best
+    checkpoint so far, with a `note` saying so: the weights are complete and what the run would report as its
+    best; only further training is missing. A checkpoint whose hash differs is refused (CheckpointError).
+    """
     import torch
 
     from engine.data.preprocess import load_dataset
     from engine.knowledge import build_items
     from engine.models.factory import build_model
+    from engine.training.checkpoint import BEST_KIND, verify_sha256
 
     cwd = Path(cwd or Path.cwd())
     detail = store.get_run(run_id)
+    status = str(detail.summary.status)
     cfg = RunConfig.from_dict(detail.config, source=f"run {run_id} config")
-    checkpoints = [a.path for a in detail.artifacts if a.kind == "checkpoint"]
-    if not checkpoints or not Path(checkpoints[-1]).exists():
-        raise RunNotReadyError(f"run {run_id} ({detail.summary.status}) has no checkpoint on disk to load")
+    checkpoints = [a for a in detail.artifacts if a.kind == BEST_KIND]
+    if not checkpoints:
+        raise RunNotReadyError(_no_checkpoint(run_id, status, detail.error))
+    artifact = checkpoints[-1]
+    path = Path(artifact.path) if Path(artifact.path).is_absolute() else cwd / artifact.path
+    if not path.is_file():
+        raise RunNotReadyError(f"run {run_id} ({status}): its checkpoint {path} is missing (moved or deleted?)")
+    verify_sha256(path, artifact.sha256, f"run {run_id} checkpoint")  # before spending time on data and items
+    best_epoch = int(detail.tags["best_epoch"]) if detail.tags.get("best_epoch", "").isdigit() else None
     dataset = load_dataset(cfg.data, cwd=cwd)
     if dataset.fingerprint != detail.dataset_fingerprint:
         raise RunNotReadyError(
@@ -44,6 +62,27 @@ def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = 
     torch_device = torch.device(device)
     items, _ = build_items(cfg, dataset, cwd=cwd, device=torch_device)
     model = build_model(cfg.model, dataset.num_items, items)
-    model.load_state_dict(torch.load(checkpoints[-1], map_location=torch_device, weights_only=True))
+    model.load_state_dict(torch.load(path, map_location=torch_device, weights_only=True))
     model.to(torch_device).eval()
-    return TrainedRun(run_id, cfg, dataset, model)
+    notes = []
+    if status != "FINISHED":
+        epoch = f" (epoch {best_epoch})" if best_epoch is not None else ""
+        notes.append(f"run {run_id} is {status}; serving its best checkpoint so far{epoch} at {path}")
+        if status == "INTERRUPTED":
+            notes[-1] += f"; `kirec run --resume {run_id}` continues it"
+    if artifact.sha256 is None:  # recorded before checkpoints had unique names, another database's run may have replaced it
+        notes.append(f"run {run_id}'s checkpoint {path} was recorded by an older kirec without a hash, "
+                     "so it cannot be verified to be this run's")
+    note = "; ".join(notes) or None
+    return TrainedRun(run_id, cfg, dataset, model, status, best_epoch, path, note)
+
+
+def _no_checkpoint(run_id: int, status: str, error: str | None) -> str:
+    if status == "INTERRUPTED":
+        return (f"run {run_id} is INTERRUPTED before its first epoch finished, so it has no checkpoint yet; "
+                f"`kirec run --resume {run_id}` trains it")
+    if status == "RUNNING":
+        return f"run {run_id} is RUNNING and no epoch has finished yet, so it has no checkpoint; try again later"
+    if status == "FAILED":
+        return f"run {run_id} FAILED before any epoch finished ({error}), so it has no checkpoint"
+    return f"run {run_id} ({status}) has no checkpoint recorded"

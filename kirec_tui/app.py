@@ -84,7 +84,8 @@ class KirecApp(App[None]):
         from engine.extraction.backends import create_backend
 
         knowledge = load_config(env=self.env).knowledge
-        return create_backend(knowledge.extractor, knowledge.llm_model, knowledge.llm_url)
+        return create_backend(knowledge.extractor, knowledge.llm_model, knowledge.llm_url,
+                              llm_concurrency=knowledge.llm_concurrency)
 
     def on_unmount(self) -> None:
         if self._store is not None:

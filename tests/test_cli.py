@@ -136,3 +136,30 @@ def test_a_bad_value_found_by_the_engine_is_a_one_line_usage_error(tiny_dataset,
                     "--set", setting, cwd=tmp_path)
     assert result.exit_code == 2, result.output
     assert field in result.output and "Traceback" not in result.output
+
+
+def test_runs_delete_asks_hides_and_keeps_the_rows(finished_run, tmp_path):
+    db, payload = finished_run
+    run_id = str(payload["run_id"])
+    declined = CliRunner().invoke(app, ["runs", "delete", run_id, "--db", str(db)], input="n\n")
+    assert declined.exit_code == 1 and "Delete run" in declined.output  # aborted: nothing changed
+    assert [r["id"] for r in json.loads(invoke("runs", "list", "--db", str(db), "--json", cwd=tmp_path).stdout)] == [
+        payload["run_id"]]
+    deleted = invoke("runs", "delete", run_id, "--db", str(db), "--yes", cwd=tmp_path)
+    assert deleted.exit_code == 0 and f"deleted run {run_id}" in deleted.stdout
+    assert json.loads(invoke("runs", "list", "--db", str(db), "--json", cwd=tmp_path).stdout) == []
+    shown = invoke("runs", "show", run_id, "--db", str(db), "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout)["summary"]["deleted"] is True  # soft delete: the rows stay
+    unknown = invoke("runs", "delete", "999", "--db", str(db), "--yes", cwd=tmp_path)
+    assert unknown.exit_code == 4 and "999" in unknown.output
+
+
+def test_resume_refuses_what_it_cannot_continue(finished_run, tmp_path):
+    db, payload = finished_run
+    run_id = str(payload["run_id"])
+    finished = invoke("run", "--resume", run_id, "--db", str(db), cwd=tmp_path)
+    assert finished.exit_code == 2 and "already FINISHED" in finished.output and "Traceback" not in finished.output
+    with_flags = invoke("run", "--resume", run_id, "--epochs", "5", "--db", str(db), cwd=tmp_path)
+    assert with_flags.exit_code == 2 and "stored config" in with_flags.output and "train.epochs" in with_flags.output
+    unknown = invoke("run", "--resume", "999", "--db", str(db), cwd=tmp_path)
+    assert unknown.exit_code == 4 and "999" in unknown.output

@@ -142,7 +142,7 @@ def test_load_dataset_caches_and_second_load_does_not_parse(tmp_path, monkeypatc
     monkeypatch.setattr(preprocess, "load_raw", fail)
     events: list[Status] = []
     second = load_dataset(config(tmp_path), cwd=tmp_path, on_event=events.append)
-    assert [e.message.split(":")[0] for e in events] == ["cache hit"]
+    assert [e.message.split(":")[0] for e in events if e.level == "info"] == ["cache hit"]
     assert second.fingerprint == first.fingerprint
     assert second.item_ids == first.item_ids and second.user_ids == first.user_ids
     assert second.item_text == first.item_text and second.options == first.options
@@ -188,3 +188,24 @@ def test_threshold_on_implicit_data_warns(tmp_path):
     events: list[Status] = []
     load_dataset(config(tmp_path, rating_threshold=4.0), cwd=tmp_path, on_event=events.append)
     assert any(e.level == "warning" and "no ratings" in e.message for e in events)
+
+
+def test_items_without_text_are_one_warning_with_their_count_on_every_load(tmp_path):
+    make_generic(tmp_path / "data" / "shop")  # items.jsonl describes i1 only
+    for _ in range(2):  # parsed, then from the cache
+        events: list[Status] = []
+        ds = load_dataset(config(tmp_path), cwd=tmp_path, on_event=events.append)
+        warnings = [e.message for e in events if e.level == "warning"]
+        textless = ds.textless_items()
+        assert len(textless) == ds.num_items - 1 and ds.item_ids.index("i1") not in textless
+        assert warnings == [f"shop: {ds.num_items - 1} of {ds.num_items} items have no text (not in its items file); "
+                            "the LLM is not asked about them and they get a zero text embedding"]
+
+
+def test_a_fully_described_dataset_has_no_text_warning(tmp_path):
+    folder = make_generic(tmp_path / "data" / "shop")
+    ids = {line.split(",")[1] for line in (folder / "interactions.csv").read_text().splitlines()[1:]}
+    (folder / "items.jsonl").write_text("".join(f'{{"id": "{i}", "title": "T {i}"}}\n' for i in sorted(ids)))
+    events: list[Status] = []
+    load_dataset(config(tmp_path), cwd=tmp_path, on_event=events.append)
+    assert not [e for e in events if e.level == "warning"]

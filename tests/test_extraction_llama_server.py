@@ -79,7 +79,7 @@ def dataset(n: int) -> SequenceDataset:
 def test_extraction_through_llama_cpp_server_gives_schema_valid_repeatable_answers(server_url: str,
                                                                                   tmp_path: Path) -> None:
     prompt = load_prompt("movies")
-    backend = create_backend("openai", "tiny", server_url, concurrency=2, max_tokens=400)
+    backend = create_backend("openai", "tiny", server_url, llm_concurrency=2, max_tokens=400)
     with ExtractionCache(tmp_path / "c.sqlite") as cache:
         report = extract_items(dataset(3), prompt, backend, cache, batch_size=3)
     assert (report.extracted, report.failed) == (3, 0)
@@ -89,3 +89,15 @@ def test_extraction_through_llama_cpp_server_gives_schema_valid_repeatable_answe
     for raw in first:
         prompt.schema.validate(parse_json_object(raw))  # random weights: only the server's grammar makes these valid
     assert backend.generate(texts, prompt.json_schema(), system=prompt.system) == first  # temperature 0: repeatable
+
+
+def test_an_item_longer_than_the_servers_context_fails_alone(server_url: str, tmp_path: Path) -> None:
+    data = dataset(2)
+    data.item_text[2] = {"title": "A very long title " * 284, "genres": ["Drama"]}  # 5,112 characters: over n_ctx 2048
+    backend = create_backend("openai", "tiny", server_url, llm_concurrency=2, max_tokens=400)
+    with ExtractionCache(tmp_path / "c.sqlite") as cache:
+        report = extract_items(data, load_prompt("movies"), backend, cache)
+    assert (report.extracted, report.failed) == (1, 1)
+    [failure] = report.failures
+    assert failure.item_id == "2" and failure.attempts == 1
+    assert failure.error.startswith("item text too long for the prompt: the server said HTTP")

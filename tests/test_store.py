@@ -8,6 +8,7 @@ import io
 import json
 import math
 import multiprocessing
+import os
 import socket
 import sqlite3
 import subprocess
@@ -534,3 +535,86 @@ def test_store_recorder_records_a_failure(store: RunStore):
     StoreRecorder(store, run_id)(RunFinished(run_id=None, status="FAILED", error="diverged"))
     detail = store.get_run(run_id)
     assert (detail.summary.status, detail.error, detail.test_metrics) == (RunStatus.FAILED, "diverged", {})
+
+
+# -- refusing a file leaves it as it was ------------------------------------------------------------------------
+
+
+def file_state(db: Path) -> tuple[str, list[str]]:
+    """The file's sha256 and every file beside it (a -wal or -shm left behind would show here)."""
+    import hashlib
+
+    return hashlib.sha256(db.read_bytes()).hexdigest(), sorted(p.name for p in db.parent.iterdir())
+
+
+def foreign_db(db: Path, user_version: int) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('mine')")
+        conn.execute(f"PRAGMA user_version = {user_version}")
+    conn.close()
+
+
+@pytest.mark.parametrize("user_version, message", [
+    (0, "no kirec schema version"),
+    (2, "user_version is 2, but it lacks the kirec tables"),  # another program's own version number
+    (SCHEMA_VERSION + 1, "newer than this kirec supports"),
+])
+def test_a_refused_file_is_left_byte_identical(tmp_path: Path, user_version: int, message: str):
+    db = tmp_path / "other.db"
+    foreign_db(db, user_version)
+    before = file_state(db)
+    with pytest.raises(StoreError, match=message) as caught:
+        open_store(db)
+    assert "\n" not in str(caught.value) and str(db) in str(caught.value)
+    assert file_state(db) == before  # not switched to WAL, no -wal/-shm beside it
+    assert db.read_bytes()[18:20] == b"\x01\x01"  # still a rollback-journal file
+
+
+def test_a_newer_kirec_database_in_wal_mode_is_refused_untouched(tmp_path: Path):
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        make_run(store)
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = file_state(db)
+    assert before[1] == ["runs.db"]  # the last connection closed cleanly
+    with pytest.raises(SchemaTooNewError):
+        open_store(db)
+    assert file_state(db) == before
+
+
+def test_artifacts_keep_their_hash_and_set_artifact_replaces_by_kind(store: RunStore):
+    run_id = make_run(store)
+    store.set_artifact(run_id, "checkpoint", "/a/run-1-x-e1.pt", "aa" * 32, tags={"best_epoch": "1"})
+    store.set_artifact(run_id, "training_state", "/a/run-1-x-state-e1.pt", "bb" * 32)
+    store.set_artifact(run_id, "checkpoint", "/a/run-1-x-e2.pt", "cc" * 32, tags={"best_epoch": "2"})
+    detail = store.get_run(run_id)
+    assert [(a.kind, a.path, a.sha256) for a in detail.artifacts] == [
+        ("training_state", "/a/run-1-x-state-e1.pt", "bb" * 32), ("checkpoint", "/a/run-1-x-e2.pt", "cc" * 32)]
+    assert detail.tags["best_epoch"] == "2"
+    store.drop_artifact(run_id, "training_state")
+    assert [a.kind for a in store.get_run(run_id).artifacts] == ["checkpoint"]
+    exported = json.loads(store.export_runs([run_id], "json"))
+    assert exported[0]["artifacts"][0]["sha256"] == "cc" * 32
+
+
+def test_reopen_run_makes_a_resumed_run_running_again_without_later_epochs(store: RunStore):
+    run_id = make_run(store)
+    for epoch in (1, 2, 3):
+        store.log_metrics(run_id, {"valid/NDCG@10": epoch / 10}, step=epoch)
+    store.finish_run(run_id, "INTERRUPTED", "killed")
+    store.reopen_run(run_id, after_step=2)
+    detail = store.get_run(run_id)
+    assert (detail.summary.status, detail.error, detail.summary.ended_at) == (RunStatus.RUNNING, None, None)
+    assert detail.pid == os.getpid()
+    assert [p.step for p in store.metric_history(run_id, "valid/NDCG@10")] == [1, 2]
+
+
+def test_open_without_create_refuses_a_missing_database(tmp_path: Path):
+    from engine.store import DatabaseNotFoundError
+
+    with pytest.raises(DatabaseNotFoundError, match="no runs database at"):
+        open_store(tmp_path / "typo" / "x.db", create=False)
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 import time
 
 import pytest
@@ -222,3 +223,97 @@ async def test_a_long_listing_is_shown_a_window_at_a_time(tmp_path, runs_db, mon
         await pilot.press("m", "m")
         assert table.row_count == len(ids)
         assert "showing" not in str(app.screen.query_one("#runs-info").render())
+
+
+async def test_r_resumes_an_interrupted_run_in_the_same_row(tmp_path, tiny_dataset):
+    import torch
+
+    from engine.config import load_config
+    from engine.events import EpochEnd
+    from engine.pipeline import run_experiment
+
+    torch.set_num_threads(1)
+    db = tmp_path / "runs.db"
+    flags = {"knowledge.method": "id", "model.hidden_size": "16", "model.max_len": "10", "train.batch_size": "32",
+             "train.device": "cpu", "train.num_threads": "1", "train.epochs": "3", "train.patience": "100",
+             "data.dataset": str(tiny_dataset), "db": str(db)}
+    finished = run_experiment(load_config(env={}, flags=flags), cwd=tmp_path)
+    epochs: list[int] = []
+    cut = run_experiment(load_config(env={}, flags=flags), cwd=tmp_path,
+                         on_event=lambda e: epochs.append(e.epoch) if isinstance(e, EpochEnd) else None,
+                         should_stop=lambda: len(epochs) >= 1)
+    assert cut.status == "INTERRUPTED"
+    app = make_app(tmp_path, db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunsTable)
+        assert table.current_run_id() == cut.run_id  # newest first
+        table.move_cursor(row=1)
+        await pilot.press("r")  # a FINISHED run: nothing starts
+        assert app.screen.resume_worker is None
+        table.move_cursor(row=0)
+        await pilot.press("r")
+        assert app.screen.resume_worker is not None
+        await settle(pilot)
+        await wait_until(pilot, lambda: {r.id: r.status for r in app.screen.runs}[cut.run_id] == "FINISHED")
+        assert app.screen.resume_worker.result.run_id == cut.run_id
+        assert len(app.screen.runs) == 2  # the same row, not a new run
+    with open_store(db) as store:
+        resumed = store.get_run(cut.run_id)
+    assert resumed.test_metrics == pytest.approx({f"test/{k}": v for k, v in finished.test.items()}, abs=1e-6)
+
+
+async def test_export_never_replaces_the_database_and_asks_before_replacing_a_file(tmp_path, runs_db):
+    db, _ = runs_db
+    before = db.read_bytes()
+    (tmp_path / "old.csv").write_text("keep\n")
+    app = make_app(tmp_path, db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        app.screen.query_one("#answer").value = "runs.db"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)  # refused with a notification, nothing to confirm
+        await pilot.press("e")
+        app.screen.query_one("#answer").value = "old.csv"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("n")
+        await settle(pilot)
+        assert (tmp_path / "old.csv").read_text() == "keep\n"
+        await pilot.press("e")
+        app.screen.query_one("#answer").value = "old.csv"
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+    assert db.read_bytes() == before
+    assert (tmp_path / "old.csv").read_text().startswith("id,name,status")
+
+
+async def test_a_run_whose_writer_is_killed_turns_interrupted_while_listed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        db = tmp_path / "runs.db"
+        with open_store(db) as store:
+            run_id = store.create_run("live", {}, "d", "fp", "sasrec", "id", "cpu", params={}, code_version="test")
+        with sqlite3.connect(db) as con:  # as if that process wrote the run
+            con.execute("UPDATE runs SET pid = ? WHERE id = ?", (writer.pid, run_id))
+        con.close()
+        app = make_app(tmp_path, db, poll_seconds=0.1)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert [r.status for r in app.screen.runs] == ["RUNNING"]
+            os.kill(writer.pid, signal.SIGKILL)
+            writer.wait(timeout=30)
+            await wait_until(pilot, lambda: [r.status for r in app.screen.runs] == ["INTERRUPTED"])
+    finally:
+        writer.kill()
+        writer.wait()

@@ -79,6 +79,10 @@ class SequenceDataset:
             np.add.at(counts, self.train_sequence(u), 1)
         return counts
 
+    def textless_items(self) -> list[int]:
+        """Item indices with no text at all (no entry in the items file): only their ID describes them."""
+        return [i for i in range(1, len(self.item_text)) if not self.item_text[i]]
+
     def title(self, item: int) -> str:
         text = self.item_text[item] if 0 <= item < len(self.item_text) else {}
         return str(text.get("title") or self.item_ids[item])

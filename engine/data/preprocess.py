@@ -179,6 +179,7 @@ def load_dataset(cfg: DataConfig, cwd: Path | None = None, on_event: EventSink |
         cached = None
     if cached is not None:
         emit(Status(f"cache hit: {spec.name} ({cached.num_users} users, {cached.num_items} items)"))
+        _warn_textless(cached, emit)
         return cached
 
     emit(Status(f"loading {spec.name} from {folder} ({spec.format})"))
@@ -195,4 +196,14 @@ def load_dataset(cfg: DataConfig, cwd: Path | None = None, on_event: EventSink |
         cache.save(ds, cache_dir)
     except OSError as exc:  # a read-only cache must not stop a run
         emit(Status(f"could not write the dataset cache in {cache_dir}: {exc}", level="warning"))
+    _warn_textless(ds, emit)
     return ds
+
+
+def _warn_textless(ds: SequenceDataset, emit: EventSink) -> None:
+    """Items the interactions name but the items file does not describe are not an error (an ID model needs no
+    text), but the knowledge stage cannot describe them: say how many."""
+    textless = len(ds.textless_items())
+    if textless:
+        emit(Status(f"{ds.name}: {textless} of {ds.num_items} items have no text (not in its items file); "
+                    "the LLM is not asked about them and they get a zero text embedding", level="warning"))

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import engine
-from engine.data.errors import DatasetNotFoundError
+from engine.data.errors import DataError, DatasetNotFoundError
 from engine.data.formats import detect_format, input_files
 from engine.data.registry import DatasetSpec, get_spec, list_datasets
 
@@ -80,6 +80,9 @@ def find_dataset(name_or_path: str, data_root: str | None, cwd: Path | None = No
     direct = path if path.is_absolute() else cwd / path
     candidates = [direct] + ([root / name_or_path for root in roots] if not path.is_absolute() else [])
     for folder in candidates:
+        if folder.is_file():  # a data file given for its folder: say so rather than "not found"
+            raise DataError(f"dataset '{name_or_path}': {folder} is a file; pass the folder that holds it "
+                            f"({folder.parent})")
         if folder.is_dir():
             format_name = detect_format(folder)
             if format_name is not None:

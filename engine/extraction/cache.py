@@ -1,7 +1,7 @@
 """SQLite cache of extracted attributes, keyed by (model fingerprint, prompt hash, item text hash).
 
-Rows are committed every few items, so a killed run loses at most the last uncommitted batch and the next run
-extracts only what is missing. Failures are stored too, with the raw output, so they are reported and can be
+The driver commits each answer as the backend hands it back, so a killed run loses only the answers still being
+decoded, and the next run extracts only what is missing. Failures are stored too, with the raw output, so they are reported and can be
 retried or inspected instead of silently dropped. WAL lets the TUI read while an extraction writes.
 """
 

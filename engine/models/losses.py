@@ -11,11 +11,12 @@ from typing import Callable, Union
 import torch
 import torch.nn.functional as F
 
+from engine.choices import LOSS_CHOICES
 from engine.config import ConfigError
 from engine.data.dataset import PAD
 from engine.models.base import ItemRepresentation, SequentialBackbone
 
-LOSSES = ("ce", "bce", "sampled-softmax")
+LOSSES = LOSS_CHOICES  # the names live in engine.choices, so the config can check them without torch
 SHARED_NEGATIVES_PER_UNIT = 100  # sampled-softmax draws 100 * num_negatives negatives shared by the batch
 # Logit elements per chunk of the fused full CE: 16 MB of float32 on CPU (256- and 512-row chunks of Beauty's
 # 12,101 items measured 77 ms per step against 89 ms for all rows at once), 256 MB on CUDA (not measured here).

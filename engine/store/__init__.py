@@ -3,6 +3,7 @@
 from engine.store.db import SCHEMA_VERSION, SchemaTooNewError, StoreBusyError, StoreError
 from engine.store.domain import (
     Artifact,
+    DatabaseNotFoundError,
     MetricPoint,
     RunComparison,
     RunDetail,
@@ -16,6 +17,7 @@ from engine.store.recorder import StoreRecorder
 __all__ = [
     "SCHEMA_VERSION",
     "Artifact",
+    "DatabaseNotFoundError",
     "MetricPoint",
     "RunComparison",
     "RunDetail",

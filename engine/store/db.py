@@ -5,6 +5,10 @@ the writer), a busy timeout (a writer waits for another instead of failing) and 
 Write transactions start with BEGIN IMMEDIATE: a deferred transaction that reads first and writes later
 can fail at once with SQLITE_BUSY when another process committed in between, busy timeout or not.
 
+Before any of that, an existing file is inspected without changing it (see `_inspect_existing`): a file that
+is not a kirec runs database, or one from a newer kirec, is refused while still byte-identical (connecting
+would already switch it to WAL and leave -wal/-shm files beside it).
+
 The schema version lives in `PRAGMA user_version`. A fresh database gets the current layout from the
 table classes and is stamped with SCHEMA_VERSION; an older one runs the MIGRATIONS steps above its
 version, in order, inside one transaction. Steps are frozen SQL, never derived from today's tables,
@@ -13,6 +17,8 @@ so that an old step still means what it meant when it was written.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +30,7 @@ from sqlmodel import SQLModel
 
 from engine.store.tables import ArtifactRow, ChangeCounterRow, MetricRow, ParamRow, RunRow, TagRow
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_SECONDS = 10.0
 # Execution option read by the "begin" listener; set on the write engine (see write_engine()).
 _BEGIN_MODE_OPTION = "kirec_sqlite_begin"
@@ -69,7 +75,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX ix_runs_method ON runs (method)",
         ),
     ),
+    Migration(
+        version=3,
+        description="artifact hashes: a checkpoint is verified against the sha256 its run recorded",
+        statements=("ALTER TABLE artifacts ADD COLUMN sha256 VARCHAR",),
+    ),
 )
+# The tables each schema version has (a file claiming a version without them is someone else's).
+_KIREC_TABLES = {1: {"runs", "params", "metrics", "artifacts", "tags"}}
+_KIREC_TABLES[2] = _KIREC_TABLES[1] | {"change_counter"}
+_KIREC_TABLES[3] = _KIREC_TABLES[2]
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def create_db_engine(path: Path) -> Engine:
@@ -108,11 +124,25 @@ def _on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
 
-def open_database(path: str | Path) -> Engine:
-    """Open (creating if absent) the runs database at `path`, migrated to SCHEMA_VERSION."""
+def open_database(path: str | Path, create: bool = True, require_writable: bool = False) -> Engine:
+    """Open the runs database at `path`, migrated to SCHEMA_VERSION.
+
+    `create` False: a missing file is an error (read-only commands must not leave an empty database, or
+    folders, behind a typo). `require_writable`: a file or folder this process cannot write is refused up
+    front, before a caller does any work it could not record.
+    """
     path = Path(path)
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, not a runs database file")
+    exists = path.exists()
+    if not exists and not create:
+        from engine.store.domain import DatabaseNotFoundError
+
+        raise DatabaseNotFoundError(path)
+    if exists:
+        _inspect_existing(path)
+    if require_writable:
+        _check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(path)
     try:
@@ -124,6 +154,71 @@ def open_database(path: str | Path) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def _inspect_existing(path: Path) -> None:
+    """Refuse a file that is not a kirec runs database, or is one of a newer schema, without changing it."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot be read: {exc.strerror}") from None
+    if not header:
+        return  # an empty file: SQLite makes it a new database
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise StoreError(f"{path}: not a SQLite database file, so not a kirec runs database")
+    version, tables = _read_schema_untouched(path)
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"{path}: schema version {version} is newer than this kirec supports ({SCHEMA_VERSION}); "
+            "upgrade kirec to open it"
+        )
+    if version == 0 and tables:
+        raise StoreError(
+            f"{path}: not a kirec runs database (it has tables {', '.join(sorted(tables)[:5])} but no kirec schema version)"
+        )
+    missing = _KIREC_TABLES.get(version, set()) - tables
+    if version > 0 and missing:
+        raise StoreError(
+            f"{path}: not a kirec runs database (its user_version is {version}, but it lacks the kirec tables "
+            f"{', '.join(sorted(missing))})"
+        )
+
+
+def _read_schema_untouched(path: Path) -> tuple[int, set[str]]:
+    """(user_version, table names) read so that nothing is written, not even -wal/-shm files.
+
+    With no -wal/-shm beside it, no connection has the file open (or one ended cleanly): `immutable=1` reads it
+    without locking or creating files. Otherwise a reader is active and those files exist anyway: read-only
+    mode uses them and adds nothing.
+    """
+    companions = any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+    modes = ("mode=ro",) if companions else ("mode=ro&immutable=1", "mode=ro")
+    for attempt, mode in enumerate(modes):
+        try:
+            uri = f"{path.absolute().as_uri()}?{mode}"
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)) as conn:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                tables = {row[0] for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+            return version, tables
+        except sqlite3.DatabaseError as exc:
+            # An immutable read can catch another process creating the database; read it properly then.
+            if attempt + 1 < len(modes):
+                continue
+            raise StoreError(f"{path}: cannot be used as a runs database: {_one_line(exc)}") from None
+    raise AssertionError("unreachable")
+
+
+def _check_writable(path: Path) -> None:
+    """SQLite in WAL mode writes the file and creates -wal/-shm beside it: both must be allowed."""
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(f"{path}: the runs database is read-only; make it writable or choose another --db")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # a missing folder is created inside the nearest existing one
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"{path}: its folder {folder} is not writable (SQLite keeps -wal/-shm files beside the database)")
 
 
 def _ensure_schema(engine: Engine, path: Path) -> None:

@@ -26,6 +26,16 @@ class RunNotFoundError(LookupError):
         self.run_id = run_id
 
 
+class DatabaseNotFoundError(RunNotFoundError):
+    """No runs database at the path a read-only command was given: none of its runs can be found (exit 4)."""
+
+    def __init__(self, path: object, run_ids: tuple[int, ...] = ()) -> None:
+        runs = f"run {', '.join(map(str, run_ids))} not found: " if run_ids else ""
+        LookupError.__init__(self, f"{runs}no runs database at {path} (nothing has been recorded there; check --db)")
+        self.run_id = run_ids[0] if run_ids else None
+        self.path = path
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One line of a run listing."""
@@ -48,9 +58,10 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str  # e.g. "checkpoint", "embeddings", "log"
+    kind: str  # e.g. "checkpoint" (best weights), "training_state" (resumable), "embeddings", "log"
     path: str
     created_at: datetime
+    sha256: str | None = None  # the file's hash when recorded; None for artifacts recorded without one
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,11 @@ _ID_CHUNK = 900
 
 
 class RunStore:
-    """The runs database at `path`, opened (and migrated) on construction."""
+    """The runs database at `path`, opened (and migrated) on construction; see `open_database` for the flags."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True, require_writable: bool = False) -> None:
         self.path = Path(path)
-        self._engine = open_database(self.path)
+        self._engine = open_database(self.path, create=create, require_writable=require_writable)
         self._writer = write_engine(self._engine)
         self._owner_pid = os.getpid()
         self._hostname = socket.gethostname()
@@ -141,11 +141,50 @@ class RunStore:
                 )
             session.execute(insert(MetricRow), rows)
 
-    def log_artifact(self, run_id: int, kind: str, path: str | Path) -> None:
+    def log_artifact(self, run_id: int, kind: str, path: str | Path, sha256: str | None = None) -> None:
         with self._write() as session:
             self._require_run(session, run_id)
             session.execute(
-                insert(ArtifactRow).values(run_id=run_id, kind=kind, path=str(path), created_at=time.time())
+                insert(ArtifactRow).values(run_id=run_id, kind=kind, path=str(path), created_at=time.time(), sha256=sha256)
+            )
+
+    def set_artifact(
+        self, run_id: int, kind: str, path: str | Path, sha256: str | None, tags: Mapping[str, str] | None = None
+    ) -> None:
+        """Make `path` the run's only artifact of `kind` (a newer checkpoint replaces the row of the older one),
+        together with `tags`, in one transaction."""
+        with self._write() as session:
+            self._require_run(session, run_id)
+            session.execute(delete(ArtifactRow).where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind))
+            session.execute(
+                insert(ArtifactRow).values(run_id=run_id, kind=kind, path=str(path), created_at=time.time(), sha256=sha256)
+            )
+            if tags:
+                upsert = sqlite_insert(TagRow)
+                session.execute(
+                    upsert.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": upsert.excluded.value}),
+                    [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()],
+                )
+
+    def drop_artifact(self, run_id: int, kind: str) -> None:
+        with self._write() as session:
+            self._require_run(session, run_id)
+            session.execute(delete(ArtifactRow).where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind))
+
+    def reopen_run(self, run_id: int, after_step: int) -> None:
+        """A resumed run: RUNNING again, written by this process, without the per-epoch metrics of epochs after
+        `after_step` (their state was not saved, so they are trained and recorded again) or any final metrics."""
+        with self._write() as session:
+            self._require_run(session, run_id)
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(status=RunStatus.RUNNING.value, ended_at=None, error=None, pid=os.getpid(), hostname=self._hostname)
+            )
+            session.execute(
+                delete(MetricRow).where(
+                    MetricRow.run_id == run_id, or_(MetricRow.step.is_(None), MetricRow.step > after_step)
+                )
             )
 
     def set_tags(self, run_id: int, tags: Mapping[str, str | None]) -> None:
@@ -180,7 +219,19 @@ class RunStore:
                 raise RunNotFoundError(run_id)
 
     def mark_orphans(self) -> list[int]:
-        """Mark INTERRUPTED the RUNNING runs written from this host by a process that no longer exists."""
+        """Mark INTERRUPTED the RUNNING runs written from this host by a process that no longer exists.
+
+        Commands that read runs call this first (open_store(..., repair_orphans=True)), so none of them shows a
+        killed run as RUNNING forever. A database this process may not write is left as it is.
+        """
+        try:
+            return self._mark_orphans()
+        except OperationalError as exc:
+            if "readonly" in str(exc.orig) or "read-only" in str(exc.orig):
+                return []
+            raise
+
+    def _mark_orphans(self) -> list[int]:
         with self._read() as session:
             running = session.exec(
                 select(RunRow.id, RunRow.pid, RunRow.started_at).where(
@@ -366,8 +417,15 @@ class RunStore:
             raise RunNotFoundError(run_id)
 
 
-def open_store(path: str | Path) -> RunStore:
-    return RunStore(path)
+def open_store(
+    path: str | Path, create: bool = True, require_writable: bool = False, repair_orphans: bool = False
+) -> RunStore:
+    """The runs store at `path`. Read-only commands pass create=False (a missing database is an error, not a new
+    empty file) and repair_orphans=True (a run whose writer died reads as INTERRUPTED, not RUNNING)."""
+    store = RunStore(path, create=create, require_writable=require_writable)
+    if repair_orphans:
+        store.mark_orphans()
+    return store
 
 
 def current_code_version() -> str:
@@ -478,12 +536,12 @@ def _load_details(session: Session, ids: Sequence[int]) -> dict[int, RunDetail]:
         ):
             tags[run_id][key] = value
         artifacts: dict[int, list[Artifact]] = defaultdict(list)
-        for run_id, kind, path, created_at in session.exec(
-            select(ArtifactRow.run_id, ArtifactRow.kind, ArtifactRow.path, ArtifactRow.created_at)
+        for run_id, kind, path, created_at, sha256 in session.exec(
+            select(ArtifactRow.run_id, ArtifactRow.kind, ArtifactRow.path, ArtifactRow.created_at, ArtifactRow.sha256)
             .where(ArtifactRow.run_id.in_(chunk))
             .order_by(ArtifactRow.id)
         ):
-            artifacts[run_id].append(Artifact(kind=kind, path=path, created_at=_utc(created_at)))
+            artifacts[run_id].append(Artifact(kind=kind, path=path, created_at=_utc(created_at), sha256=sha256))
         in_chunk = MetricRow.run_id.in_(chunk)
         valid = _final_metrics_by_run(session, in_chunk, VALID_PREFIX)
         test = _final_metrics_by_run(session, in_chunk, TEST_PREFIX)
@@ -556,7 +614,8 @@ def _to_json(runs: Sequence[RunDetail]) -> str:
             "config": run.config,
             "params": run.params,
             "tags": run.tags,
-            "artifacts": [{"kind": a.kind, "path": a.path, "created_at": a.created_at.isoformat()} for a in run.artifacts],
+            "artifacts": [{"kind": a.kind, "path": a.path, "created_at": a.created_at.isoformat(), "sha256": a.sha256}
+                          for a in run.artifacts],
             "metrics": {"valid": finite_or_none(run.valid_metrics), "test": finite_or_none(run.test_metrics)},
         }
         for run in runs

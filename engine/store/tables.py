@@ -71,6 +71,7 @@ class ArtifactRow(SQLModel, table=True):
     kind: str
     path: str
     created_at: float
+    sha256: str | None = None  # added in schema version 3: the file's hash when it was recorded
 
 
 class TagRow(SQLModel, table=True):

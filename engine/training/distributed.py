@@ -6,8 +6,11 @@ What the ranks share, and why the result is the one-process run's:
   of the batch's targets, so DDP's mean of the ranks' gradients is the one-process batch gradient (up to the order
   of float sums). Dropout masks and sampled negatives are drawn per rank, so with those on the runs differ.
 - Rank 0 validates and decides (time budget); every rank gets its result, so all stop at the same epoch.
-- Rank 0 is the one writer: the run's row, metrics, events and the checkpoint file. The others wait at a barrier,
-  then load the same checkpoint.
+- Rank 0 is the one writer: it alone opens the database (the run's row, metrics, events, artifacts) and writes
+  the run's files (best checkpoint, training state, test ranks). The others get the file names from it and load
+  the same best checkpoint once it is written.
+- Resuming (`kirec run --resume`) runs in one process only: the stored config would have to reach every rank
+  before the process group (whose backend depends on it) exists.
 - gloo on the CPU, NCCL on CUDA with one GPU per rank (cuda:LOCAL_RANK). The NCCL path is written to the
   documented API but has not run on a GPU here.
 
@@ -51,19 +54,21 @@ class TrainingStep(nn.Module):
 
 
 class ReplicaStore:
-    """The store a rank other than 0 writes to: nothing. Only the writes the pipeline makes exist here, so a new
-    store call in the pipeline fails loudly on rank 1 instead of silently writing twice."""
+    """The store of a rank other than 0: no database file is opened and nothing is written. Only the calls the
+    pipeline makes on every rank exist here (the run row, and StoreRecorder's writes of the event stream); what
+    only rank 0 does (reading a run to resume, recording artifacts, the test ranks) is missing on purpose, so a
+    new store call on every rank fails loudly on rank 1 instead of silently writing twice."""
 
     def create_run(self, **_fields: Any) -> None:
         return None  # the real id comes from rank 0 (DistributedContext.from_main)
 
     def log_metrics(self, *_args: Any, **_kwargs: Any) -> None: ...
 
-    def log_artifact(self, *_args: Any, **_kwargs: Any) -> None: ...
-
     def set_tags(self, *_args: Any, **_kwargs: Any) -> None: ...
 
     def finish_run(self, *_args: Any, **_kwargs: Any) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def check_launch(device: torch.device, processes: int, batch_size: int) -> None:

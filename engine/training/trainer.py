@@ -1,5 +1,8 @@
 """The training loop: AdamW, early stopping on validation NDCG@10, best-checkpoint keeping, progress events.
 
+With a `RunCheckpoints`, every new best epoch's weights and, after every epoch, the whole training state
+(model, optimizer, every generator, early stopping) are written, so `resume` continues a killed run exactly.
+
 Validation is supplied by the caller (a function of the model returning metrics), so this module knows nothing
 about evaluation protocols; it only needs the "NDCG@10" entry.
 """
@@ -8,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from engine.events import DeviceStats, EpochEnd, EpochStarted, EventSink, StepLo
 from engine.models.base import SequentialBackbone
 from engine.models.losses import LOSSES
 from engine.training.batches import SequenceBatcher
+from engine.training.checkpoint import RunCheckpoints, TrainingState, capture_rng, restore_rng
 from engine.training.device import device_stats, resolve_device
 from engine.training.distributed import DistributedContext, TrainingStep
 from engine.training.memory import release_freed_memory
@@ -53,14 +56,6 @@ class TrainingInterrupted(Exception):
         self.result = result
 
 
-def _save_atomically(state: dict[str, torch.Tensor], path: Path) -> None:
-    """Write then rename, so an interruption never leaves a truncated checkpoint behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
-
-
 def _mixed_precision(device: torch.device, enabled: bool) -> tuple[Callable[[], Any], Any]:
     """(a context-manager factory, a GradScaler or None). Mixed precision on CUDA only: bf16 where supported
     (no scaler needed), else fp16 with a GradScaler."""
@@ -78,15 +73,18 @@ def train(
     validate: Validate,
     on_event: EventSink,
     should_stop: Callable[[], bool] | None = None,
-    checkpoint_path: Path | None = None,
+    checkpoints: RunCheckpoints | None = None,
+    resume: TrainingState | None = None,
     distributed: DistributedContext | None = None,
 ) -> TrainResult:
     """Train until `cfg.train.epochs`, `patience` epochs without a better validation NDCG@10, or the time budget.
 
     Seeds the global generators with `cfg.train.seed` (dropout); shuffling, masking and negatives use their own.
-    At the end the model holds the best epoch's weights: read back from `checkpoint_path` with
-    `weights_only=True`, or from memory when no path is given.
-    Under DDP (`distributed`, already joined) this runs on every rank: see engine/training/distributed.py.
+    At the end the model holds the best epoch's weights: read back from `checkpoints` (`weights_only=True`), or
+    from memory when there are none. `resume` (needs `checkpoints`, adopted at the run's files) continues after
+    its epoch with every state restored, so the result equals the uninterrupted run's.
+    Under DDP (`distributed`, already joined) this runs on every rank: see engine/training/distributed.py. Rank 0
+    alone writes the checkpoint files; every rank calls `checkpoints` alike, and the others never write.
     """
     tc = cfg.train
     if tc.loss not in LOSSES:
@@ -106,24 +104,51 @@ def train(
     should_stop = distributed.agreed(should_stop)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     autocast, scaler = _mixed_precision(device, tc.amp)
-    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
 
-    result = TrainResult(None, {}, 0, checkpoint_path, 0.0)
-    best_state: dict[str, torch.Tensor] | None = None  # in memory when there is no checkpoint path
+    result = TrainResult(None, {}, 0, None, 0.0)
+    best_state: dict[str, torch.Tensor] | None = None  # in memory when there are no checkpoint files
     best_score = -math.inf
     started = time.perf_counter()
+    first_epoch = 1
+    if resume is not None:
+        if checkpoints is None:
+            raise ValueError("train: resuming needs the run's checkpoints (its best weights live there)")
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        if scaler is not None and resume.scaler is not None:
+            scaler.load_state_dict(resume.scaler)
+        restore_rng(resume.rng, batcher.rng, negatives_generator)
+        best_score = resume.best_score
+        result.best_epoch, result.best_valid = resume.best_epoch, dict(resume.best_valid)
+        result.epochs_run, result.train_seconds = resume.epoch, resume.train_seconds
+        result.history = list(resume.history)
+        result.checkpoint_path = checkpoints.best_path
+        started -= resume.elapsed_seconds
+        first_epoch = resume.epoch + 1
 
     def restore_best() -> None:
         if result.best_epoch is None:
             return
-        if checkpoint_path is not None:
-            distributed.barrier()  # rank 0 wrote it
-            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        else:
-            state = best_state
-        model.load_state_dict(state)
+        if checkpoints is not None and distributed.enabled:
+            # Rank 0 has written the file when it reaches this broadcast; the others load that very file.
+            checkpoints.best_path = result.checkpoint_path = distributed.from_main(checkpoints.best_path)
+        model.load_state_dict(checkpoints.load_best(device) if checkpoints is not None else best_state)
 
-    for epoch in range(1, tc.epochs + 1):
+    def stop_reason(epoch: int) -> str | None:
+        if result.best_epoch is not None and epoch - result.best_epoch >= tc.patience:
+            return "patience"
+        if tc.max_train_seconds is not None and distributed.on_main(  # rank 0's clock decides for every rank
+                lambda: time.perf_counter() - started >= tc.max_train_seconds):
+            return "time-budget"
+        return None
+
+    # A run killed after its last epoch's state was saved has nothing left to train.
+    reason = stop_reason(resume.epoch) if resume is not None else None
+    if reason is not None:
+        result.stopped_early, result.stop_reason = True, reason
+        first_epoch = tc.epochs + 1
+
+    for epoch in range(first_epoch, tc.epochs + 1):
         steps = len(batcher)
         on_event(EpochStarted(epoch=epoch, steps=steps))
         model.train()
@@ -168,9 +193,9 @@ def train(
         if is_best:
             best_score, result.best_epoch, result.best_valid = score, epoch, dict(valid)
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if checkpoint_path is not None:
-                if distributed.is_main:  # the one writer
-                    _save_atomically(state, checkpoint_path)
+            if checkpoints is not None:
+                if distributed.is_main:  # the one writer; the others learn the name in restore_best
+                    result.checkpoint_path = checkpoints.save_best(state, epoch)
             else:
                 best_state = state
         result.epochs_run = epoch
@@ -181,13 +206,19 @@ def train(
                           eval_seconds=eval_seconds, is_best=is_best))
         stats: DeviceStats = device_stats(device)
         on_event(stats)
+        if checkpoints is not None and distributed.is_main:
+            # After the epoch's events (its metrics are stored): a kill before this line replays the epoch.
+            checkpoints.save_state(TrainingState(
+                epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                scaler=scaler.state_dict() if scaler is not None else None,
+                rng=capture_rng(batcher.rng, negatives_generator), best_epoch=result.best_epoch,
+                best_score=best_score, best_valid=dict(result.best_valid), train_seconds=result.train_seconds,
+                elapsed_seconds=time.perf_counter() - started, history=list(result.history),
+            ))
 
-        if epoch - result.best_epoch >= tc.patience:
-            result.stopped_early, result.stop_reason = True, "patience"
-            break
-        if tc.max_train_seconds is not None and distributed.on_main(
-                lambda: time.perf_counter() - started >= tc.max_train_seconds):
-            result.stopped_early, result.stop_reason = True, "time-budget"
+        reason = stop_reason(epoch)
+        if reason is not None:
+            result.stopped_early, result.stop_reason = True, reason
             break
 
     restore_best()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from kirec_tui.cli import data, items, runs
+from kirec_tui.cli.bench import bench_command
 from kirec_tui.cli.embed import embed_command
 from kirec_tui.cli.extract import extract_command
 from kirec_tui.cli.run import run_command
@@ -26,6 +27,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.command("recommend")(items.recommend_command)
 app.command("item")(items.item_command)
+app.command("bench")(bench_command)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kirec_tui.cli.errors import err_console, friendly_errors
+from kirec_tui.cli.errors import err_console, friendly_errors, print_status
 
 app = typer.Typer(help="Datasets: where they are, their statistics, downloading them.", no_args_is_help=True)
 DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder holding the datasets (or KIREC_DATA).")]
@@ -19,9 +19,9 @@ DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder hol
 
 def _data_root(flag: str | None) -> str | None:
     """The data root by the one precedence order (flag > KIREC_DATA > config defaults)."""
-    from engine.config import load_config
+    from engine.config import resolve_setting
 
-    return load_config(env=os.environ, flags={"data.data_root": flag}).data.data_root
+    return resolve_setting("data.data_root", os.environ, flag)
 
 
 @app.command("list")
@@ -56,8 +56,8 @@ def show_command(
     from engine.data.stats import dataset_stats
 
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root})
-        stats = dataset_stats(load_dataset(cfg.data, cwd=Path.cwd()))
+        cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root}, keys=("data",))
+        stats = dataset_stats(load_dataset(cfg.data, cwd=Path.cwd(), on_event=_print_warnings))
     if as_json:
         typer.echo(json.dumps(stats, default=str))
         return
@@ -83,6 +83,11 @@ def download_command(name: str, data_root: DataRoot = None) -> None:
     with friendly_errors():
         path = download_dataset(name, root, on_event=lambda e: isinstance(e, Status) and err_console.print(e.message))
     typer.echo(str(path))
+
+
+def _print_warnings(event) -> None:
+    if getattr(event, "level", "") == "warning":
+        print_status(event)
 
 
 def _fmt(value) -> str:

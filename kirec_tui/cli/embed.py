@@ -31,7 +31,7 @@ def embed_command(
              "knowledge.encoder": encoder, "knowledge.prompt": prompt}
     cwd = Path.cwd()
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags=flags)
+        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge"))  # only what embedding reads
         if cfg.knowledge.semantic_table:
             raise ConfigError("knowledge.semantic_table is set: kirec embed makes that file, it does not read one")
         ds = load_dataset(cfg.data, cwd=cwd)

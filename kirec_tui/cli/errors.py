@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Iterator
 
 import typer
@@ -29,22 +30,40 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+# Known engine errors by the module that defines (or exports) them, in the order they are tried, and their exit code.
+# They are looked up only in modules already imported: an error cannot have been raised by a module that never
+# loaded, and importing the store (SQLAlchemy) just to classify a bad flag would cost the user half a second.
+_KNOWN_ERRORS: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    ("engine.data.errors", ("DatasetNotFoundError", "DownloadError"), EXIT_DATA),
+    ("engine.config", ("ConfigError",), EXIT_USAGE),  # a file or value the user gave is wrong
+    ("engine.data.errors", ("DataError",), EXIT_USAGE),
+    ("engine.store", ("StoreError",), EXIT_USAGE),
+    ("engine.extraction.prompts", ("PromptError",), EXIT_USAGE),
+    ("engine.extraction.backends.base", ("BackendError",), EXIT_USAGE),
+    ("engine.semantic.encoders", ("EncoderError",), EXIT_USAGE),
+    ("engine.store", ("RunNotFoundError",), EXIT_NOT_FOUND),
+)
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The exit code of a known engine error; None for anything else (a real bug)."""
+    for module_name, names, code in _KNOWN_ERRORS:
+        module = sys.modules.get(module_name)
+        classes = tuple(c for c in (getattr(module, n, None) for n in names) if isinstance(c, type))
+        if classes and isinstance(exc, classes):
+            return code
+    return None
+
+
 @contextlib.contextmanager
 def friendly_errors() -> Iterator[None]:
     """Map known engine exceptions to exit codes; anything else is a real bug and keeps its traceback."""
-    from engine.config import ConfigError
-    from engine.data import DataError, DatasetNotFoundError, DownloadError
-    from engine.extraction import BackendError, PromptError
-    from engine.semantic.encoders import EncoderError
-    from engine.store import RunNotFoundError, StoreError
-
     try:
         yield
     except KeyboardInterrupt:
         raise fail("interrupted", EXIT_INTERRUPTED) from None
-    except (DatasetNotFoundError, DownloadError) as exc:
-        raise fail(str(exc), EXIT_DATA) from None
-    except (ConfigError, DataError, StoreError, PromptError, BackendError, EncoderError) as exc:  # a file or value the user gave is wrong
-        raise fail(str(exc), EXIT_USAGE) from None
-    except RunNotFoundError as exc:
-        raise fail(str(exc), EXIT_NOT_FOUND) from None
+    except Exception as exc:
+        code = exit_code_for(exc)
+        if code is None:
+            raise
+        raise fail(str(exc), code) from None

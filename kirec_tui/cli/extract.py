@@ -18,6 +18,7 @@ def extract_command(
     extractor: Annotated[Optional[str], typer.Option(help="llama-cpp | transformers | openai")] = None,
     llm_model: Annotated[Optional[str], typer.Option(help="GGUF path, model folder or server model name.")] = None,
     llm_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server base URL.")] = None,
+    llm_concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight at once to --llm-url's server.")] = None,
     data_root: Annotated[Optional[str], typer.Option("--data-root")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items (a quick look).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Ask the LLM again for items that failed before.")] = False,
@@ -31,14 +32,15 @@ def extract_command(
     from engine.knowledge import resolve_prompt
 
     flags = {"data.dataset": dataset, "data.data_root": data_root, "knowledge.prompt": prompt,
-             "knowledge.extractor": extractor, "knowledge.llm_model": llm_model, "knowledge.llm_url": llm_url}
+             "knowledge.extractor": extractor, "knowledge.llm_model": llm_model, "knowledge.llm_url": llm_url,
+             "knowledge.llm_concurrency": llm_concurrency}
     cwd = Path.cwd()
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags=flags)
+        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge"))  # only what extraction reads
         ds = load_dataset(cfg.data, cwd=cwd)
         chosen = resolve_prompt(cfg, ds)
         k = cfg.knowledge
-        backend = create_backend(k.extractor, k.llm_model, k.llm_url)
+        backend = create_backend(k.extractor, k.llm_model, k.llm_url, llm_concurrency=k.llm_concurrency)
         items = list(range(1, min(limit, ds.num_items) + 1)) if limit else None
         progress = Progress(TextColumn("[bold]extracting"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kirec_tui.cli.errors import EXIT_NOT_FOUND, fail, friendly_errors
-from kirec_tui.cli.runs import DbOption, open_db
+from kirec_tui.cli.errors import EXIT_NOT_FOUND, err_console, fail, friendly_errors
+from kirec_tui.cli.runs import DbOption, naming_runs, open_db
 
 
 def recommend_command(
@@ -25,11 +25,13 @@ def recommend_command(
     from engine.evaluation.recommend import recommend
     from engine.trained import RunNotReadyError, load_trained_run
 
-    with friendly_errors():
+    with friendly_errors(), naming_runs(run):
         try:
             trained = load_trained_run(open_db(db), run)
         except RunNotReadyError as exc:
             raise fail(str(exc), EXIT_NOT_FOUND) from None
+        if trained.note:  # not FINISHED: say which weights these are and what can be done
+            err_console.print(f"[yellow]note:[/] {trained.note}", highlight=False, soft_wrap=True)
         dataset = trained.dataset
         if user not in dataset.user_ids:
             raise fail(f"user '{user}' is not in dataset '{dataset.name}' (after preprocessing)", EXIT_NOT_FOUND)
@@ -54,7 +56,7 @@ def item_command(
     from engine.data.preprocess import load_dataset
 
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root})
+        cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root}, keys=("data",))
         ds = load_dataset(cfg.data, cwd=Path.cwd())
     if item_id not in ds.item_ids[1:]:
         raise fail(f"item '{item_id}' is not in dataset '{ds.name}' (after preprocessing)", EXIT_NOT_FOUND)

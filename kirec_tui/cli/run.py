@@ -19,22 +19,26 @@ from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fai
 
 @contextlib.contextmanager
 def stop_on_first_ctrl_c(quiet: bool = False) -> Iterator[threading.Event]:
-    """The first Ctrl-C asks the pipeline to stop at its next step (the run ends INTERRUPTED, its rows intact);
-    a second one interrupts at once. A KeyboardInterrupt in the middle of a store write is what this avoids."""
+    """The first Ctrl-C (or SIGTERM, as a service manager or `kill` sends) asks the pipeline to stop at its next
+    step: the run ends INTERRUPTED, its rows intact, and can be resumed. A second one interrupts at once.
+    A KeyboardInterrupt in the middle of a store write is what this avoids. `quiet`: say nothing (a DDP rank
+    other than 0; torchrun hands the signal to every rank, and rank 0 speaks for them)."""
     stop = threading.Event()
 
-    def on_sigint(signum, frame):
+    def on_signal(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
         if not quiet:
-            err_console.print("[yellow]stopping after this step (Ctrl-C again to abort at once)[/]")
+            what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            err_console.print(f"[yellow]{what}: stopping after this step (again to abort at once)[/]")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def parse_set_options(pairs: list[str]) -> dict[str, str]:
@@ -74,13 +78,16 @@ def run_command(
     protocol: Annotated[Optional[str], typer.Option(help="full (primary) | sampled (1 + 100 negatives)")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Any config field: SECTION.FIELD=VALUE (repeatable).")] = [],
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    resume: Annotated[
+        Optional[int], typer.Option("--resume", metavar="RUN_ID", help="Continue an INTERRUPTED run from its last epoch.")
+    ] = None,
     nproc: Annotated[int, typer.Option(
         "--nproc", min=1, help="Train with N processes (PyTorch DDP under torchrun; gloo on the CPU, one GPU each "
                                "on CUDA). train.batch_size stays the global batch.")] = 1,
 ) -> None:
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
-    from engine.pipeline import run_experiment
+    from engine.pipeline import resume_experiment, run_experiment
     from kirec_tui.progress import ConsoleProgress
 
     flags = {
@@ -105,38 +112,61 @@ def run_command(
         "eval.exclude_history": exclude_history,
         "eval.protocol": protocol,
     }
-    # --set sits below the dedicated flags: a flag the user typed wins over a generic override.
-    merged = {**parse_set_options(set_), **{k: v for k, v in flags.items() if v is not None}}
+    # --set sits below the dedicated flags (a flag the user typed wins); kept apart so a message names what was typed.
+    overrides = parse_set_options(set_)
+    if resume is not None and nproc > 1:
+        raise fail(f"--resume {resume}: a run is resumed with one process; drop --nproc {nproc}", 2)
+    if resume is not None:
+        typed = {**overrides, **{k: v for k, v in flags.items() if v is not None}}
+        extra = sorted(k for k in typed if k != "db") + (["--config"] if config is not None else [])
+        if extra:
+            raise fail(f"--resume {resume} continues the run with its stored config; drop {', '.join(extra)}", 2)
     with friendly_errors():
-        cfg = load_config(config, env=os.environ, flags=merged)
+        cfg = load_config(config, env=os.environ, flags=flags, overrides=overrides)
         if nproc > 1:  # a bad config fails here, once, before any process starts
             from engine.training.device import resolve_device
             from engine.training.distributed import check_launch
 
             check_launch(resolve_device(cfg.train.device), nproc, cfg.train.batch_size)
-            raise typer.Exit(launch_ranks(nproc, config, merged, as_json))
+            typed = {k: v for k, v in flags.items() if v is not None}
+            raise typer.Exit(launch_ranks(nproc, config, {**overrides, **typed}, as_json))
         from engine.training.distributed import DistributedContext
 
         distributed = DistributedContext.from_env(os.environ)  # torchrun's variables; one process without them
+        if resume is not None and distributed.enabled:  # before any rank opens the database
+            raise fail(f"--resume {resume}: a run is resumed with one process, not under torchrun", 2)
+        if resume is not None:
+            cfg.train.epochs = _stored_epochs(cfg.db, resume)  # for the progress bar; the run brings its config
         progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
                             else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
         with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
             try:
-                result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
+                if resume is not None:
+                    result = resume_experiment(cfg.db, resume, on_event=progress, should_stop=stop.is_set)
+                else:
+                    result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
             except KeyboardInterrupt:
                 if as_json and distributed.is_main:
                     typer.echo(json.dumps({"run_id": None, "status": "INTERRUPTED"}))
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             finally:
                 distributed.leave()
-    if as_json and distributed.is_main:
-        typer.echo(json.dumps(result.to_json(), default=str))
-    elif distributed.is_main:
-        _print_metrics(result)
+    if distributed.is_main:  # rank 0 reports for every rank
+        if as_json:
+            typer.echo(json.dumps(result.to_json(), default=str))
+        else:
+            _print_metrics(result)
     if result.status == "INTERRUPTED":
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
         raise typer.Exit(EXIT_FAILED)
+
+
+def _stored_epochs(db: str, run_id: int) -> int:
+    from engine.store import open_store
+
+    with open_store(db, create=False) as store:
+        return int(store.get_run(run_id).config.get("train", {}).get("epochs", 1))
 
 
 def _ignore(_event) -> None:

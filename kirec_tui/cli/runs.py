@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -20,10 +21,22 @@ KEY_METRICS = ("HR@10", "NDCG@10")
 
 
 def open_db(db: str | None):
-    from engine.config import load_config
+    from engine.config import resolve_setting
     from engine.store import open_store
 
-    return open_store(load_config(env=os.environ, flags={"db": db}).db)
+    # Only the db setting: a bad value elsewhere in the environment must not break a read-only command.
+    return open_store(resolve_setting("db", os.environ, db), create=False, repair_orphans=True)
+
+
+@contextlib.contextmanager
+def naming_runs(*run_ids: int) -> Iterator[None]:
+    """A missing database means the runs asked for are not found: say which (exit 4)."""
+    from engine.store import DatabaseNotFoundError
+
+    try:
+        yield
+    except DatabaseNotFoundError as exc:
+        raise DatabaseNotFoundError(exc.path, tuple(run_ids)) from None
 
 
 def _fmt_metric(value: float | None) -> str:
@@ -42,8 +55,7 @@ def list_command(
 ) -> None:
     """Runs, newest first."""
     with friendly_errors():
-        store = open_db(db)
-        store.mark_orphans()
+        store = open_db(db)  # it marks runs whose writer died INTERRUPTED
         runs = store.list_runs(status=status, dataset=dataset, method=method, text=text, limit=limit)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in runs], default=str))
@@ -63,7 +75,7 @@ def list_command(
 @app.command("show")
 def show_command(run_id: int, db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A run's parameters, tags, artifacts and final metrics."""
-    with friendly_errors():
+    with friendly_errors(), naming_runs(run_id):
         detail = open_db(db).get_run(run_id)
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(detail), default=str))
@@ -99,7 +111,7 @@ def compare_command(
     all_params: Annotated[bool, typer.Option("--all", help="Show every parameter, not only those that differ.")] = False,
 ) -> None:
     """Parameters that differ and metrics side by side."""
-    with friendly_errors():
+    with friendly_errors(), naming_runs(*run_ids):
         comparison = open_db(db).compare_runs(run_ids)
     console = Console()
     params = Table(title="parameters" + ("" if all_params else " that differ"))
@@ -130,15 +142,21 @@ def export_command(
     db: DbOption = None,
     fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default stdout).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file (never the database).")] = False,
 ) -> None:
     """Runs with their parameters and final metrics as CSV or JSON."""
+    from engine.store.export_file import check_export_target, write_export
+
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("expected csv or json", param_hint="--format")
-    with friendly_errors():
-        text = open_db(db).export_runs(run_ids or None, fmt)
-    if output:
-        output.write_text(text)
-    else:
+    with friendly_errors(), naming_runs(*(run_ids or ())):
+        store = open_db(db)
+        if output:
+            check_export_target(output, store.path, force=force)  # refuse before the query runs
+        text = store.export_runs(run_ids or None, fmt)
+        if output:
+            write_export(output, text, store.path, force=force)
+    if not output:
         typer.echo(text, nl=False)
 
 
@@ -149,7 +167,7 @@ def delete_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Hide a run (soft delete: its rows stay in the database)."""
-    with friendly_errors():
+    with friendly_errors(), naming_runs(run_id):
         store = open_db(db)
         detail = store.get_run(run_id)
         if not yes:

@@ -1,11 +1,14 @@
 """The Runs screen (home): every run in the store, filtered, sorted, kept fresh while other processes write.
 
 Reads happen in thread workers; a timer polls the store's cheap `last_change()` token and reloads only
-when it moved, so a `kirec run` in another terminal appears here within one poll period.
+when it moved, so a `kirec run` in another terminal appears here within one poll period. While a listed run
+is RUNNING, the poll also asks the store whether its writer died (it then reads INTERRUPTED, and the token
+moves). `r` resumes an INTERRUPTED run in a thread worker, as the Train screen runs one.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from textual import on, work
@@ -36,7 +39,8 @@ class RunsScreen(Screen):
         Binding("escape", "focus_table", "Table", show=False),
         Binding("d", "delete", "Delete"),
         Binding("e", "export", "Export CSV"),
-        Binding("r", "reload", "Reload"),
+        Binding("r", "resume", "Resume"),
+        Binding("f5", "reload", "Reload", show=False),  # the screen reloads on its own when the store changes
         Binding("x", "clear_selection", "Unselect all", show=False),
         Binding("m", "more_rows", f"{PAGE_ROWS} more rows", show=False),
     ]
@@ -51,6 +55,9 @@ class RunsScreen(Screen):
         self._known: dict[str, set[str]] = {"dataset": set(), "method": set()}
         self._debounce = None
         self.shown_rows = PAGE_ROWS
+        self._stop_resume = threading.Event()
+        self.resume_worker: Worker | None = None
+        self.resume_state = ""  # shown in the info line while a resume runs
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,6 +75,9 @@ class RunsScreen(Screen):
         self.query_one(RunsTable).focus()
         self.load_runs()
         self.set_interval(self.app.poll_seconds, self.poll_changes)
+
+    def on_unmount(self) -> None:
+        self._stop_resume.set()  # a resume in progress ends INTERRUPTED at its next step, resumable again
 
     # -- loading -------------------------------------------------------------------------------------------
 
@@ -88,8 +98,7 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-load", exit_on_error=False)
     def _load(self, filters: dict, store_order: str | None, column_key: str, descending: bool, cursor_to_top: bool) -> None:
         store = self.app.store
-        if self._token is None:
-            store.mark_orphans()  # runs whose writer died show as INTERRUPTED, not forever RUNNING
+        store.mark_orphans()  # runs whose writer died show as INTERRUPTED, not forever RUNNING
         token = store.last_change()
         runs = store.list_runs(order_by=store_order or "id", descending=descending, **filters)
         if store_order is None:
@@ -123,7 +132,9 @@ class RunsScreen(Screen):
         chosen = f"   {len(self.selected)} selected" if self.selected else ""
         shown = self.query_one(RunsTable).row_count
         window = f"   showing the first {shown:,} (m: {PAGE_ROWS} more)" if shown < len(self.runs) else ""
-        self.query_one("#runs-info", Label).update(f"{len(self.runs):,} runs   sorted by {label} {arrow}{chosen}{window}")
+        resuming = f"   {self.resume_state}" if self.resume_state else ""
+        self.query_one("#runs-info", Label).update(
+            f"{len(self.runs):,} runs   sorted by {label} {arrow}{chosen}{window}{resuming}")
 
     def action_more_rows(self) -> None:
         table = self.query_one(RunsTable)
@@ -138,6 +149,8 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="runs-poll", exit_on_error=False)
     def _poll(self) -> None:
+        if any(r.status == "RUNNING" for r in self.runs):
+            self.app.store.mark_orphans()  # a writer that died writes nothing: ask, and the token moves if it did
         token = self.app.store.last_change()
         if token != self._token:
             self.app.call_from_thread(self._reload_unless_loading)
@@ -272,19 +285,80 @@ class RunsScreen(Screen):
         self.app.push_screen(TextPromptModal(f"Export {what} as CSV to:", "kirec-runs.csv"), answered)
 
     @work(thread=True, group="runs-write", exit_on_error=False)
-    def _export(self, ids: list[int] | None, path: str) -> None:
+    def _export(self, ids: list[int] | None, path: str, force: bool = False) -> None:
+        from engine.store import StoreError
+        from engine.store.export_file import ExportTargetExistsError, write_export
+
         target = Path(path).expanduser()
         target = target if target.is_absolute() else self.app.cwd / target
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(self.app.store.export_runs(ids, "csv"))
+            write_export(target, self.app.store.export_runs(ids, "csv"), self.app.store.path, force=force)
+        except ExportTargetExistsError:
+            self.app.call_from_thread(self._confirm_overwrite, ids, target)
+            return
+        except StoreError as exc:  # e.g. the runs database itself: never overwritten
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
         except OSError as exc:
             self.app.call_from_thread(self.notify, f"{target}: {exc.strerror}", severity="error")
             return
         self.app.call_from_thread(self.notify, f"exported to {target}")
 
+    def _confirm_overwrite(self, ids: list[int] | None, target: Path) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._export(ids, str(target), force=True)
+
+        self.app.push_screen(ConfirmModal(f"{target} exists. Replace it?"), answered)
+
+    # -- resuming ------------------------------------------------------------------------------------------
+
+    @property
+    def resuming(self) -> bool:
+        return self.resume_worker is not None and self.resume_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    def action_resume(self) -> None:
+        run_id = self.query_one(RunsTable).current_run_id()
+        run = next((r for r in self.runs if r.id == run_id), None)
+        if run is None:
+            return
+        if self.resuming:
+            self.notify("a resume is already in progress", severity="warning")
+            return
+        if run.status != "INTERRUPTED":
+            self.notify(f"run {run.id} is {run.status}; only INTERRUPTED runs can be resumed", severity="warning")
+            return
+        self._stop_resume = threading.Event()
+        self.resume_state = f"resuming run {run.id}…"
+        self._update_info()
+        self.resume_worker = self._resume(run.id)
+
+    @work(thread=True, exclusive=True, group="runs-resume", exit_on_error=False)
+    def _resume(self, run_id: int):
+        from engine.events import EpochEnd
+        from engine.pipeline import resume_experiment
+
+        def on_event(event) -> None:
+            if isinstance(event, EpochEnd):
+                self.app.call_from_thread(self._resume_progress, f"resuming run {run_id}: epoch {event.epoch} done")
+
+        return resume_experiment(self.app.db_path, run_id, on_event=on_event, should_stop=self._stop_resume.is_set,
+                                 cwd=self.app.cwd)
+
+    def _resume_progress(self, state: str) -> None:
+        self.resume_state = state
+        self._update_info()
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
+        if event.worker is self.resume_worker and event.state == WorkerState.SUCCESS:
+            result = event.worker.result
+            self.resume_state = ""
+            self.notify(f"run {result.run_id} {result.status}", severity="information" if result.status == "FINISHED" else "warning")
+            self.load_runs()
+        elif event.state == WorkerState.ERROR:
+            if event.worker is self.resume_worker:
+                self.resume_state = ""
+                self._update_info()
             self.notify(f"{type(event.worker.error).__name__}: {event.worker.error}", severity="error", timeout=8)
 
     def palette_commands(self):
@@ -293,4 +367,5 @@ class RunsScreen(Screen):
         yield SystemCommand("Runs: compare selected", "Compare the runs selected with space", self.action_compare)
         yield SystemCommand("Runs: export CSV", "Write the selected (or all) runs to a CSV file", self.action_export)
         yield SystemCommand("Runs: delete", "Soft-delete the selected runs (asks first)", self.action_delete)
+        yield SystemCommand("Runs: resume", "Continue the INTERRUPTED run under the cursor", self.action_resume)
         yield SystemCommand("Runs: reload", "Read the runs database again", self.action_reload)

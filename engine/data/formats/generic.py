@@ -21,12 +21,13 @@ Put the folder under a data root (`data/<name>/`) and use `--dataset <name>`, or
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 from engine.data.dataset import RawInteractions
-from engine.data.formats._common import format_error, make_raw, open_text, read_items_jsonl, to_float, to_timestamp
+from engine.data.formats._common import (
+    csv_rows, field_count_error, format_error, make_raw, open_text, read_items_jsonl, to_float, to_timestamp,
+)
 
 COLUMN_ALIASES = {"user": ("user", "user_id"), "item": ("item", "item_id")}
 
@@ -51,8 +52,8 @@ def load_generic(folder: Path, name: str) -> RawInteractions:
     timestamps: list[float] = []
     ratings: list[float] | None = None
     with open_text(path) as fh:
-        reader = csv.reader(fh, delimiter="\t" if path.suffix == ".tsv" else ",")
-        header = [h.strip() for h in next(reader, [])]
+        rows = csv_rows(fh, delimiter="\t" if path.suffix == ".tsv" else ",")
+        header = [h.strip() for h in next(rows, (1, []))[1]]
         u_col = _column(header, COLUMN_ALIASES["user"])
         i_col = _column(header, COLUMN_ALIASES["item"])
         if u_col is None or i_col is None:
@@ -61,12 +62,11 @@ def load_generic(folder: Path, name: str) -> RawInteractions:
         r_col = _column(header, ("rating",))
         if r_col is not None:
             ratings = []
-        for position, row in enumerate(reader):
-            line = reader.line_num
+        for position, (line, row) in enumerate(rows):
             if not row:
                 continue
             if len(row) != len(header):
-                raise format_error(path, line, f"expected {len(header)} fields, got {len(row)}")
+                raise field_count_error(path, line, len(header), row)
             user, item = row[u_col].strip(), row[i_col].strip()
             if not user or not item:
                 raise format_error(path, line, "empty user or item")

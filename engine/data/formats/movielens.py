@@ -5,13 +5,14 @@ Titles keep their year ("Toy Story (1995)") and `year` is also a field of its ow
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
 from engine.data.dataset import RawInteractions
-from engine.data.formats._common import format_error, make_raw, normalise_text, open_text, to_float, year_from_title
+from engine.data.formats._common import (
+    ItemTable, csv_rows, field_count_error, format_error, make_raw, normalise_text, open_text, to_float, year_from_title,
+)
 
 MAX_TAGS = 5  # most frequent tags kept per movie: enough to describe it without drowning the prompt
 NO_GENRES = "(no genres listed)"
@@ -29,8 +30,8 @@ def _movie_text(title: str, genres: list[str]) -> dict[str, Any]:
 def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, {column: value}) for a CSV with a header naming at least `required`."""
     with open_text(path) as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+        rows = csv_rows(fh)
+        _, header = next(rows, (1, None))
         if header is None:
             raise format_error(path, 1, "empty file, expected a header")
         missing = [c for c in required if c not in header]
@@ -38,12 +39,12 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
             raise format_error(path, 1, f"header lacks {', '.join(missing)} (found {', '.join(header)})")
         width = len(header)
         positions = {c: header.index(c) for c in required}
-        for row in reader:
+        for line, row in rows:
             if not row:
                 continue
             if len(row) != width:
-                raise format_error(path, reader.line_num, f"expected {width} fields, got {len(row)}")
-            yield reader.line_num, {c: row[i] for c, i in positions.items()}
+                raise field_count_error(path, line, width, row)
+            yield line, {c: row[i] for c, i in positions.items()}
 
 
 def _top_tags(path: Path) -> dict[str, list[str]]:
@@ -75,17 +76,17 @@ def load_movielens_csv(folder: Path, name: str) -> RawInteractions:
         ratings.append(to_float(row["rating"], ratings_path, line, "rating"))
         timestamps.append(to_float(row["timestamp"], ratings_path, line, "timestamp"))
 
-    item_text: dict[str, dict[str, Any]] = {}
     movies_path = folder / "movies.csv"
+    item_text = ItemTable(movies_path)
     if movies_path.exists():
-        for _, row in _csv_rows(movies_path, ("movieId", "title", "genres")):
+        for line, row in _csv_rows(movies_path, ("movieId", "title", "genres")):
             genres = [g for g in row["genres"].split("|") if g and g != NO_GENRES]
-            item_text[row["movieId"]] = _movie_text(row["title"].strip(), genres)
+            item_text.add(row["movieId"], _movie_text(row["title"].strip(), genres), line)
     tags_path = folder / "tags.csv"
     if tags_path.exists():
         for movie, tags in _top_tags(tags_path).items():
             item_text.setdefault(movie, {})["tags"] = tags
-    return make_raw(name, users, items, timestamps, ratings, item_text, folder)
+    return make_raw(name, users, items, timestamps, ratings, dict(item_text), folder)
 
 
 def _dat_rows(path: Path, fields: int) -> Iterator[tuple[int, list[str]]]:
@@ -112,12 +113,12 @@ def load_movielens_dat(folder: Path, name: str) -> RawInteractions:
         items.append(movie)
         ratings.append(to_float(rating, ratings_path, line, "rating"))
         timestamps.append(to_float(timestamp, ratings_path, line, "timestamp"))
-    item_text: dict[str, dict[str, Any]] = {}
     movies_path = folder / "movies.dat"
+    item_text = ItemTable(movies_path)
     if movies_path.exists():
-        for _, (movie, title, genres) in _dat_rows(movies_path, 3):
-            item_text[movie] = _movie_text(title.strip(), [g for g in genres.split("|") if g])
-    return make_raw(name, users, items, timestamps, ratings, item_text, folder)
+        for line, (movie, title, genres) in _dat_rows(movies_path, 3):
+            item_text.add(movie, _movie_text(title.strip(), [g for g in genres.split("|") if g]), line)
+    return make_raw(name, users, items, timestamps, ratings, dict(item_text), folder)
 
 
 def load_movielens_100k(folder: Path, name: str) -> RawInteractions:
@@ -152,8 +153,8 @@ def load_movielens_100k(folder: Path, name: str) -> RawInteractions:
                     raise format_error(genre_path, line_no, "expected 'genre|index'")
                 by_index[int(index)] = genre
         genre_names = [by_index[i] for i in sorted(by_index)]
-    item_text: dict[str, dict[str, Any]] = {}
     item_path = folder / "u.item"
+    item_text = ItemTable(item_path)
     if item_path.exists():
         with open_text(item_path, encoding="latin-1") as fh:
             for line_no, line in enumerate(fh, start=1):
@@ -168,5 +169,5 @@ def load_movielens_100k(folder: Path, name: str) -> RawInteractions:
                 text = _movie_text(parts[1].strip(), genres)
                 if "year" not in text and parts[2][-4:].isdigit():  # release date "01-Jan-1995"
                     text["year"] = parts[2][-4:]
-                item_text[parts[0]] = text
-    return make_raw(name, users, items, timestamps, ratings, item_text, folder)
+                item_text.add(parts[0], text, line_no)
+    return make_raw(name, users, items, timestamps, ratings, dict(item_text), folder)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.data.dataset import RawInteractions
-from engine.data.formats._common import LIST_FIELDS, format_error, make_raw, normalise_text, open_text, to_float
+from engine.data.formats._common import LIST_FIELDS, ItemTable, format_error, make_raw, normalise_text, open_text, to_float
 
 ITEM_FIELD_NAMES = {"movie_title": "title", "class": "genres", "release_year": "year"}
 
@@ -83,12 +83,14 @@ def load_recbole(folder: Path, name: str) -> RawInteractions:
             raise format_error(item_path, 1, "header lacks item_id")
         id_col = names.index("item_id")
         keys = [ITEM_FIELD_NAMES.get(f, f) for f in names]
-        for _, values in item_rows:
+        table = ItemTable(item_path)
+        for line, values in item_rows:
             text: dict[str, Any] = {}
             for col, ((_, kind), key, value) in enumerate(zip(header, keys, values)):
                 if col == id_col:
                     continue
                 # token_seq is space-separated; only list fields are split, titles stay one string.
                 text[key] = value.split() if key in LIST_FIELDS and kind.endswith("_seq") else value
-            item_text[values[id_col]] = normalise_text(text)
+            table.add(values[id_col], normalise_text(text), line)
+        item_text = dict(table)
     return make_raw(name, users, items, timestamps, ratings, item_text, folder)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.choices import EXTRACTOR_CHOICES as EXTRACTORS  # one list of names, torch-free
 from engine.extraction.backends.base import BackendError, ExtractionBackend
-
-EXTRACTORS = ("llama-cpp", "transformers", "openai")
 
 
 def create_backend(
     extractor: str, llm_model: str | None = None, llm_url: str | None = None, **options: Any
 ) -> ExtractionBackend:
+    # llm_concurrency (KnowledgeConfig's) bounds an OpenAI-compatible server's in-flight requests; local backends ignore it
+    concurrency = options.pop("llm_concurrency", None)
     """A backend for KnowledgeConfig's (extractor, llm_model, llm_url); heavy imports happen only for the one chosen."""
     if extractor == "llama-cpp":
         from engine.extraction.backends.llama_cpp import LlamaCppBackend
@@ -27,6 +28,8 @@ def create_backend(
 
         if not llm_url or not llm_model:
             raise BackendError("knowledge.extractor = openai needs knowledge.llm_url and knowledge.llm_model (the server's model name)")
+        if concurrency is not None:
+            options.setdefault("max_concurrency", concurrency)
         return OpenAICompatBackend(llm_url, llm_model, **options)
     raise BackendError(f"knowledge.extractor: unknown extractor '{extractor}' (choose: {', '.join(EXTRACTORS)})")
 

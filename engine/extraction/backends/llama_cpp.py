@@ -10,6 +10,11 @@ Why it is fast (benchmarks/bench_extraction.py measures each lever against the o
 - Cheap grammar. Each sequence has its own grammar sampler. The greedy token is checked against the grammar first
   and the full vocabulary is filtered only when it is rejected (what llama.cpp's own common sampler does).
 - Early stop. Decoding stops as soon as the JSON object is complete, instead of waiting for end-of-sequence.
+
+Each answer is handed back (`on_answer`) the moment its sequence finishes, so the driver stores it at once.
+Item text is data: it is tokenized with special tokens off, so a title holding "<|im_start|>" stays text; only the
+chat template's own parts can yield control tokens. An item whose own tokens exceed `max_item_tokens` is refused
+before any decoding ("item text too long for the prompt"), not cut short.
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ from typing import Any
 import numpy as np
 
 from engine.local_models import LocalModelMissing, smollm2_gguf_path
-from engine.extraction.backends.base import DEFAULT_MAX_TOKENS, BackendError, chat_messages
+from engine.extraction.backends.base import (
+    DEFAULT_MAX_TOKENS, Answer, AnswerCallback, BackendError, Refusal, chat_messages, chat_pieces,
+)
 
 # ChatML, for GGUF files without a chat template of their own (e.g. the tiny test models).
 FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+PREFIX_BUDGET = 1024  # KV cells for the shared instruction (sequence 0); a longer common prefix is evaluated per item
 
 
 def default_gguf_path() -> Path:
@@ -100,7 +108,7 @@ class LlamaCppBackend:
         n_batch = max(n_batch, self.max_item_tokens)  # an item's own tokens always fit one decode call
         self._n_batch = n_batch
         # Room for a long shared prefix plus every slot's item tokens and answer.
-        self._n_ctx = 1024 + self.parallel * (self.max_item_tokens + self.max_tokens)
+        self._n_ctx = PREFIX_BUDGET + self.parallel * (self.max_item_tokens + self.max_tokens)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = self._n_ctx
         params.n_batch = n_batch
@@ -122,29 +130,74 @@ class LlamaCppBackend:
         self._cand = np.zeros(self._n_vocab, dtype=np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True))
         self._one = (llama_cpp.llama_token_data * 1)()
         self._chat_template = self._llm.metadata.get("tokenizer.chat_template") or FALLBACK_CHAT_TEMPLATE
+        self._formatter: Any = None
+        # Control tokens (<|im_start|>) spell nothing unless asked to: those are the ones item text must never become.
+        self._control_text = {}
+        for token in range(self._n_vocab):
+            shown = self._llm.detokenize([token], special=True)
+            if shown and not self._llm.detokenize([token], special=False):
+                self._control_text[token] = shown.decode("utf-8", "replace")
         self.fingerprint = (
             f"llama.cpp:{file_fingerprint(path)}:greedy:grammar=compact-json:max_tokens={self.max_tokens}"
         )
 
     # ---- prompt → tokens -------------------------------------------------------------------------------------
+    def _render_chat(self, messages: list[dict[str, str]]) -> str:
+        if self._formatter is None:  # compiling the Jinja template costs more than rendering it
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            def token_text(token_id: int) -> str:
+                return self._llm.detokenize([token_id], special=True).decode("utf-8", "replace") if token_id >= 0 else ""
+
+            self._formatter = Jinja2ChatFormatter(
+                self._chat_template,
+                eos_token=token_text(self._llm.token_eos()),
+                bos_token=token_text(self._llm.token_bos()),
+            )
+        return self._formatter(messages=messages).prompt
+
     def format_chat(self, prompt: str, system: str = "") -> str:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        """The chat prompt as text, for display; what the model reads is `tokenize_chat`."""
+        return self._render_chat(chat_messages(prompt, system))
 
-        def token_text(token_id: int) -> str:
-            return self._llm.detokenize([token_id], special=True).decode("utf-8", "replace") if token_id >= 0 else ""
+    def tokenize_chat(self, prompt: str, system: str = "") -> list[int]:
+        """The chat prompt's tokens, with control tokens only where the chat template put them.
 
-        formatter = Jinja2ChatFormatter(
-            self._chat_template,
-            eos_token=token_text(self._llm.token_eos()),
-            bos_token=token_text(self._llm.token_bos()),
-        )
-        return formatter(messages=chat_messages(prompt, system)).prompt
+        llama.cpp cuts a prompt at its control tokens and tokenizes each run of text between them on its own. This
+        makes the same cut, finding control tokens in the template's parts only, so messages' text (item text) is
+        always read as text, and a prompt without control-token text in it gets exactly the tokens it always had.
+        """
+        runs: list[str | int] = [""]  # text runs and control-token ids, alternating
+        for text, is_content in chat_pieces(self._render_chat, prompt, system):
+            for part in [text] if is_content else self._split_control_tokens(text):
+                if isinstance(part, int):
+                    runs += [part, ""]
+                else:
+                    runs[-1] += part
+        tokens = self._llm.tokenize(b"", add_bos=True, special=False)  # the BOS token, if the model wants one
+        for run in runs:
+            if isinstance(run, int):
+                tokens.append(run)
+            elif run:
+                tokens += self._llm.tokenize(run.encode("utf-8"), add_bos=False, special=False)
+        return tokens
 
-    def tokenize(self, text: str) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+    def _split_control_tokens(self, text: str) -> list[str | int]:
+        """Template text as text runs and control-token ids, as llama.cpp's own tokenizer cuts it."""
+        parts: list[str | int] = []
+        pos = 0
+        for token in self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True):
+            if token in self._control_text:
+                at = text.index(self._control_text[token], pos)
+                parts += [text[pos:at], token]
+                pos = at + len(self._control_text[token])
+        parts.append(text[pos:])
+        return [p for p in parts if p != ""]
 
     # ---- generation ------------------------------------------------------------------------------------------
-    def generate(self, prompts: list[str], json_schema: dict[str, Any], system: str = "") -> list[str]:
+    def generate(
+        self, prompts: list[str], json_schema: dict[str, Any], system: str = "", on_answer: AnswerCallback | None = None
+    ) -> list[Answer]:
         if not prompts:
             return []
         self._ensure_samplers(json_schema)
@@ -152,10 +205,16 @@ class LlamaCppBackend:
             if slot.item >= 0:
                 self._lib.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
                 slot.item, slot.logits_index = -1, -1
-        tokens = [self.tokenize(self.format_chat(p, system)) for p in prompts]
+        tokens = [self.tokenize_chat(p, system) for p in prompts]
         self._update_prefix(tokens)
         n_prefix = len(self._prefix)
-        outputs: list[str | None] = [None] * len(prompts)
+        outputs: list[Answer | None] = [None] * len(prompts)
+
+        def finish(item: int, answer: Answer) -> None:
+            outputs[item] = answer
+            if on_answer is not None:
+                on_answer(item, answer)
+
         pending = list(range(len(prompts)))
         pending.reverse()  # pop() from the end takes items in order
         lib = self._lib
@@ -175,7 +234,8 @@ class LlamaCppBackend:
                 suffix = tokens[item][n_prefix:]
                 if len(suffix) > self.max_item_tokens:
                     pending.pop()
-                    outputs[item] = ""  # recorded as a failure by the caller, with this empty output
+                    finish(item, Refusal(f"item text too long for the prompt: {len(suffix)} tokens beyond the shared "
+                                         f"instruction, the limit is {self.max_item_tokens}"))
                     continue
                 if n + len(suffix) > self._n_batch:
                     break  # next step
@@ -205,9 +265,10 @@ class LlamaCppBackend:
                     slot.n_generated += 1
                     done = _json_complete(slot.out) or slot.n_generated >= self.max_tokens
                 if done:
-                    outputs[slot.item] = slot.out.decode("utf-8", "replace")
+                    item = slot.item
                     lib.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-                    slot.item, slot.logits_index = -1, -1
+                    slot.item, slot.logits_index = -1, -1  # idle before the callback: it may raise and end the call
+                    finish(item, slot.out.decode("utf-8", "replace"))
                 else:
                     slot.pending_token, slot.logits_index = token, -2
         return [o if o is not None else "" for o in outputs]
@@ -246,7 +307,8 @@ class LlamaCppBackend:
     def _update_prefix(self, tokens: list[list[int]]) -> None:
         """Make sequence 0 hold the longest prefix every prompt shares, reusing what it already holds."""
         shortest = min(len(t) for t in tokens)
-        limit = shortest - 1  # every item keeps at least one token of its own: its logits start the answer
+        # every item keeps at least one token of its own (its logits start the answer); the prefix fits its budget
+        limit = min(shortest - 1, PREFIX_BUDGET)
         keep = _common_prefix_len([self._prefix] + tokens, limit)
         if len(tokens) == 1 and keep > 0:
             target = keep  # one prompt says nothing about where the shared part ends: keep what is shared so far

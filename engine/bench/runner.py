@@ -1,0 +1,179 @@
+"""Runs a bench: every cell of the matrix that the store does not already answer, through the one pipeline.
+
+Order: first every group's tuning grid on the first seed (all groups' first seeds when there is no grid), then the
+remaining seeds at each group's chosen setting, so a stopped bench already holds one complete seed. Resumable by
+construction: a cell answered by a FINISHED run (identity.py) is read, not rerun; a run that a killed bench left
+RUNNING is marked INTERRUPTED (store.mark_orphans) and its cell is trained again from the start.
+
+`table_only` trains nothing: each cell takes the newest FINISHED run of its config and data whatever code version
+made it (to recompute a table later); cells without one are listed in `missing`.
+
+`jobs` > 1 trains that many cells at once, each in its own process (spawned: a fresh torch per cell); a tuning
+choice waits for its grid, so the two phases run one after the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.bench.identity import FinishedRuns
+from engine.bench.spec import BenchSpec, Cell
+from engine.config import RunConfig
+from engine.events import EventSink, Status, ignore_events
+
+SELECTION_KEY = "valid/NDCG@10"  # the trainer's early-stopping metric, so tuning selects on what training did
+
+
+@dataclass(frozen=True)
+class CellRun:
+    cell: Cell
+    run_id: int
+    reused: bool  # answered by a run the store already held
+
+
+@dataclass
+class BenchOutcome:
+    spec: BenchSpec
+    runs: list[CellRun] = field(default_factory=list)
+    chosen: dict[tuple[str, str, str], tuple[tuple[str, Any], ...]] = field(default_factory=dict)
+    tuning: dict[tuple[str, str, str], list[dict[str, Any]]] = field(default_factory=dict)  # per group: every point
+    complete: bool = True
+    missing: list[Cell] = field(default_factory=list)  # table_only: cells no stored run answers
+    table_only: bool = False
+
+    @property
+    def trained(self) -> int:
+        return sum(not r.reused for r in self.runs)
+
+
+def run_bench(
+    spec: BenchSpec,
+    db: str | Path,
+    cwd: Path | None = None,
+    on_event: EventSink = ignore_events,
+    should_stop: Callable[[], bool] | None = None,
+    jobs: int = 1,
+    table_only: bool = False,
+) -> BenchOutcome:
+    from engine.store import open_store
+
+    if jobs < 1:
+        raise ValueError(f"jobs: expected at least 1, got {jobs}")
+    cwd = Path(cwd or Path.cwd())
+    store = open_store(db)
+    try:
+        store.mark_orphans()  # a cell a killed bench was training reads INTERRUPTED, and is trained again
+        context = _Context(spec, str(db), cwd, store, FinishedRuns(store), None if table_only else store.code_version(),
+                           on_event, should_stop, jobs, table_only)
+        outcome = BenchOutcome(spec, table_only=table_only)
+        groups = spec.groups()
+        grid = spec.grid()
+        first = [spec.cell(g, spec.seeds[0], s) for g in groups for s in grid]
+        if not context.execute(first, outcome):
+            outcome.complete = False
+            return outcome  # stopped (Ctrl-C): no choice from a grid that did not finish
+        for group in groups:
+            points = [r for r in outcome.runs if r.cell.group == group]
+            if not points:  # table_only, and no stored run of this group's first seed
+                if len(grid) == 1:
+                    outcome.chosen[group] = grid[0]  # nothing to choose: the other seeds can still be read
+                continue
+            scores = [(context.finder.detail(r.run_id).valid_metrics.get(SELECTION_KEY, float("-inf")), -i, r)
+                      for i, r in enumerate(points)]
+            best = max(scores, key=lambda t: (t[0], t[1]))[2]  # ties: the first grid point
+            outcome.chosen[group] = best.cell.setting
+            outcome.tuning[group] = [{"setting": dict(r.cell.setting), "run_id": r.run_id, SELECTION_KEY: score}
+                                     for score, _, r in scores]
+        rest = [spec.cell(g, seed, outcome.chosen[g]) for seed in spec.seeds[1:] for g in groups if g in outcome.chosen]
+        outcome.complete = context.execute(rest, outcome) and not outcome.missing
+        return outcome
+    finally:
+        store.close()
+
+
+@dataclass
+class _Context:
+    spec: BenchSpec
+    db: str
+    cwd: Path
+    store: Any
+    finder: FinishedRuns
+    code_version: str | None  # None: any (table_only)
+    on_event: EventSink
+    should_stop: Callable[[], bool] | None
+    jobs: int
+    table_only: bool
+    _fingerprints: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def execute(self, cells: list[Cell], outcome: BenchOutcome) -> bool:
+        """Reuse or train `cells`, appending to outcome.runs in `cells`' order; False when stopped early."""
+        answered: dict[int, CellRun] = {}
+        pending: list[tuple[int, Cell, RunConfig]] = []
+        for index, cell in enumerate(cells):
+            cfg = self.spec.config_for(cell, self.db)
+            dataset, fingerprint = self._fingerprint(cfg)
+            found = self.finder.find(cfg.to_dict(), dataset, fingerprint, self.code_version)
+            if found is not None:
+                answered[index] = CellRun(cell, found.id, reused=True)
+                self.on_event(Status(f"bench: {cell.label()}: reusing finished run {found.id}"))
+            elif self.table_only:
+                outcome.missing.append(cell)
+                self.on_event(Status(f"bench: {cell.label()}: no finished run in the store", level="warning"))
+            else:
+                pending.append((index, cell, cfg))
+        complete = self._train(pending, answered)
+        outcome.runs.extend(answered[i] for i in sorted(answered))
+        return complete
+
+    def _train(self, pending: list[tuple[int, Cell, RunConfig]], answered: dict[int, CellRun]) -> bool:
+        from engine.pipeline import run_experiment
+
+        total = len(pending)
+        if self.jobs == 1 or total <= 1:
+            for done, (index, cell, cfg) in enumerate(pending):
+                if self.should_stop is not None and self.should_stop():
+                    return False
+                self.on_event(Status(f"bench: training {cell.label()} ({done + 1} of {total} in this phase)"))
+                result = run_experiment(cfg, on_event=self.on_event, should_stop=self.should_stop, cwd=self.cwd)
+                if result.status != "FINISHED":
+                    return False
+                answered[index] = CellRun(cell, result.run_id, reused=False)
+            return True
+        import multiprocessing
+
+        self.on_event(Status(f"bench: training {total} cells, {self.jobs} at a time"))
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_train_in_worker, cfg.to_dict(), str(self.cwd)): (index, cell)
+                       for index, cell, cfg in pending}
+            complete = True
+            for future in as_completed(futures):
+                index, cell = futures[future]
+                run_id, status = future.result()
+                self.on_event(Status(f"bench: {cell.label()}: run {run_id} {status}"))
+                if status == "FINISHED":
+                    answered[index] = CellRun(cell, run_id, reused=False)
+                else:
+                    complete = False
+        return complete
+
+    def _fingerprint(self, cfg: RunConfig) -> tuple[str, str]:
+        """(dataset name, fingerprint) of a cell's preprocessed data; preprocessing is cached, and read once here."""
+        from engine.data.preprocess import load_dataset
+
+        key = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True, default=str)
+        if key not in self._fingerprints:
+            dataset = load_dataset(cfg.data, cwd=self.cwd, on_event=self.on_event)
+            self._fingerprints[key] = (dataset.name, dataset.fingerprint)
+        return self._fingerprints[key]
+
+
+def _train_in_worker(config: dict[str, Any], cwd: str) -> tuple[int | None, str]:
+    from engine.pipeline import run_experiment
+
+    result = run_experiment(RunConfig.from_dict(config, source="bench cell"), cwd=Path(cwd))
+    return result.run_id, result.status

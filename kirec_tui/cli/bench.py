@@ -1,0 +1,78 @@
+"""`kirec bench`: train a matrix of methods × backbones × datasets × seeds (reusing finished runs) and write its
+results table, Markdown and JSON, with the exact command that made it."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, err_console, fail, friendly_errors, print_status
+from kirec_tui.cli.run import parse_set_options, stop_on_first_ctrl_c
+
+DEFAULT_OUT_DIR = Path("docs/results")
+
+
+def bench_command(
+    config: Annotated[Optional[Path], typer.Argument(help="Bench TOML file: the matrix, its config and tune tables.")] = None,
+    db: Annotated[str, typer.Option(envvar="KIREC_DB", help="Runs database: finished cells are read from it, new ones recorded.")] = "runs.db",
+    out: Annotated[Optional[Path], typer.Option(help="Results path without suffix (default docs/results/NAME).")] = None,
+    jobs: Annotated[int, typer.Option(help="Cells trained at once, one process each.")] = 1,
+    methods: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.methods.")] = None,
+    backbones: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.backbones.")] = None,
+    datasets: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.datasets.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.seeds.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Any config field for every cell: SECTION.FIELD=VALUE.")] = [],
+    table_only: Annotated[bool, typer.Option("--table-only", help="Train nothing: the table of the runs already in "
+                                             "--db, whatever code version made them.")] = False,
+) -> None:
+    """Run a bench (resumable: cells already in --db are not trained again) and write its results table."""
+    from engine.bench import load_spec, run_bench
+    from engine.bench.table import build_rows, describe_budget, write_results
+    from engine.store import open_store
+
+    if jobs < 1:
+        raise fail(f"--jobs: expected at least 1, got {jobs}", EXIT_USAGE)
+    overrides = {"methods": methods, "backbones": backbones, "datasets": datasets, "seeds": seeds}
+    command = _command_line(config, db, out, jobs, overrides, set_, table_only)
+    with friendly_errors():
+        spec = load_spec(config, overrides=overrides, flags=parse_set_options(set_))
+        target = out if out is not None else DEFAULT_OUT_DIR / spec.name
+        with stop_on_first_ctrl_c() as stop:
+            outcome = run_bench(spec, db, on_event=print_status, should_stop=stop.is_set, jobs=jobs,
+                                table_only=table_only)
+        with open_store(db) as store:
+            rows = build_rows(outcome, store)
+            versions = [store.get_run(r.run_id).code_version for r in outcome.runs]
+        budget = describe_budget([spec.config_for(r.cell, db) for r in outcome.runs])
+        md, js = write_results(outcome, rows, target, command, db, versions, budget)
+    err_console.print(f"bench {spec.name}: {len(outcome.runs)} cells, {outcome.trained} trained now, "
+                      f"{len(outcome.runs) - outcome.trained} reused; wrote {md} and {js}")
+    typer.echo(md.read_text())
+    if outcome.missing:
+        raise fail(f"{len(outcome.missing)} cells have no finished run in {db} (the table lists them)", EXIT_FAILED)
+    if not outcome.complete:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _command_line(config, db, out, jobs, overrides, set_, table_only) -> str:
+    """The command, rebuilt from what was parsed (the same however it was invoked), for the table's header."""
+    words = ["kirec", "bench"]
+    if config is not None:
+        words.append(str(config))
+    if db != "runs.db":
+        words += ["--db", db]
+    if out is not None:
+        words += ["--out", str(out)]
+    if jobs != 1:
+        words += ["--jobs", str(jobs)]
+    for key, value in overrides.items():
+        if value is not None:
+            words += [f"--{key}", value]
+    for pair in set_:
+        words += ["--set", pair]
+    if table_only:
+        words.append("--table-only")
+    return shlex.join(words)

@@ -1,0 +1,282 @@
+"""`kirec bench`: the statistics against hand-computed values, the matrix spec's one-line errors, tuning on the first
+seed, reuse of finished runs, and a real kill -9 of a bench subprocess that the next bench continues."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from engine.bench import load_spec, run_bench
+from engine.bench.artifacts import load_test_ranks, per_user_metric
+from engine.bench.identity import ranks_path
+from engine.bench.stats import mean_std, paired_wilcoxon, relative_gain
+from engine.bench.table import build_rows, write_results
+from engine.config import ConfigError
+from engine.evaluation.metrics import ranking_metrics
+from engine.store import open_store
+from kirec_tui.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = """
+[config]
+"model.hidden_size" = 16
+"model.max_len" = 10
+"train.batch_size" = 32
+"train.device" = "cpu"
+"train.epochs" = {epochs}
+"train.num_threads" = 1
+"knowledge.embed_text" = "raw"
+"""
+
+
+def write_bench(path: Path, dataset: Path, body: str, epochs: int = 1) -> Path:
+    path.write_text(body.replace("DATASET", str(dataset)) + TINY_CONFIG.format(epochs=epochs))
+    return path
+
+
+# -- statistics -------------------------------------------------------------------------------------------------
+
+
+def test_wilcoxon_p_values_match_the_exact_distribution_by_hand():
+    # Differences 1..5, all positive: W = 0; of the 2**5 equally likely sign patterns only "all +" reaches it,
+    # so the two-sided p is 2 * 1/32.
+    assert paired_wilcoxon(np.arange(1, 6) + 0.5, np.full(5, 0.5)).p_value == pytest.approx(2 / 32)
+    # Differences 1, -2, 3, 4, 5: W = 2 (the negative rank); sign patterns with a negative-rank sum <= 2 are {},
+    # {1}, {2}: p = 2 * 3/32. A zero difference is dropped before ranking, so adding one changes nothing.
+    test = paired_wilcoxon(np.array([1.0, -2, 3, 4, 5, 0]), np.zeros(6))
+    assert test.p_value == pytest.approx(6 / 32) and test.statistic == 2.0
+    assert (test.n_users, test.n_nonzero) == (6, 5)
+    # The same users in the other order: the test is paired, not of two samples.
+    assert paired_wilcoxon(np.zeros(5), -np.arange(1, 6.0)).p_value == pytest.approx(2 / 32)
+    # Equal on every user: no evidence of a difference at all.
+    same = paired_wilcoxon(np.array([0.3, 0.0, 1.0]), np.array([0.3, 0.0, 1.0]))
+    assert same.p_value == 1.0 and same.n_nonzero == 0
+
+
+def test_mean_std_is_the_sample_std_and_gain_is_relative():
+    three = mean_std([0.10, 0.20, 0.30])
+    assert three.mean == pytest.approx(0.20) and three.std == pytest.approx(0.10) and three.n == 3  # ddof 1
+    assert mean_std([0.25]).std == 0.0
+    assert relative_gain(0.12, 0.10) == pytest.approx(0.20)
+    assert relative_gain(0.08, 0.10) == pytest.approx(-0.20)
+    assert relative_gain(0.1, 0.0) is None
+
+
+def test_per_user_metrics_average_to_the_evaluators_metrics():
+    ranks = np.array([0, 1, 9, 10, 25])
+    ndcg = per_user_metric(ranks, "NDCG", 10)
+    assert ndcg == pytest.approx([1.0, 1 / math.log2(3), 1 / math.log2(11), 0.0, 0.0])
+    assert per_user_metric(ranks, "HR", 10).tolist() == [1, 1, 1, 0, 0]
+    summary = ranking_metrics(ranks, [10, 20])
+    assert ndcg.mean() == pytest.approx(summary["NDCG@10"])
+    assert per_user_metric(ranks, "NDCG", 20).mean() == pytest.approx(summary["NDCG@20"])
+
+
+# -- the spec ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body, named", [
+    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[config]\n"train.lrr" = 1\n', "train.lrr"),
+    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[config]\n"train.lr" = "fast"\n', "train.lr"),
+    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[tune]\n"train.seed" = [1, 2]\n', "train.seed"),
+    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[tune]\n"train.lr" = 0.1\n', "train.lr"),
+    ('[bench]\nmethods = ["id", "magic"]\ndatasets = ["d"]\n', "bench.methods"),
+    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\nseeds = [1, 1]\n', "bench.seeds"),
+    ('[bench]\nmethods = ["kirec"]\ndatasets = ["d"]\nbaseline = "id"\n', "bench.baseline"),
+    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[method.kirec]\n"knowledge.fusion" = "add"\n', "method.kirec"),
+    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\ncolour = 1\n', "bench.colour"),
+    ('[bench]\nmethods = ["id"]\n', "bench.datasets"),
+    ('[bench\nmethods = ["id"]\n', "invalid TOML"),
+])
+def test_a_bad_bench_file_is_one_line_naming_the_file_and_key(tmp_path, body, named):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert str(path) in message and named in message and "\n" not in message
+
+
+def test_the_cli_refuses_a_bad_bench_with_exit_2_and_stores_nothing(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[config]\n"model.dropout" = "lots"\n')
+    result = CliRunner().invoke(app, ["bench", str(path), "--db", str(tmp_path / "runs.db")], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert "model.dropout" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs.db").exists()
+
+
+def test_precedence_puts_the_method_table_over_config_and_flags_over_both(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text('[bench]\nmethods = ["id", "add"]\ndatasets = ["d"]\n[config]\n"train.lr" = 0.01\n'
+                    '"model.dropout" = 0.3\n[method.add]\n"knowledge.method" = "kirec"\n"knowledge.fusion" = "add"\n'
+                    '"train.lr" = 0.02\n')
+    spec = load_spec(path, overrides={"seeds": "7,8"}, flags={"model.dropout": "0.1"})
+    cfg = spec.config_for(spec.cell(("d", "sasrec", "add"), 8), "x.db")
+    assert (cfg.knowledge.method, cfg.knowledge.fusion, cfg.train.lr, cfg.model.dropout) == ("kirec", "add", 0.02, 0.1)
+    assert (cfg.train.seed, cfg.data.dataset, cfg.db) == (8, "d", "x.db")
+    assert spec.config_for(spec.cell(("d", "sasrec", "id"), 7), "x.db").train.lr == 0.01
+    assert spec.seeds == (7, 8)
+
+
+# -- running a bench --------------------------------------------------------------------------------------------
+
+
+def test_tuning_runs_the_grid_on_the_first_seed_and_the_other_seeds_at_the_best_point(tiny_dataset, tmp_path):
+    bench = write_bench(tmp_path / "tune.toml", tiny_dataset,
+                        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1, 2]\n'
+                        '[tune]\n"train.lr" = [0.00001, 0.01]\n', epochs=2)
+    db = tmp_path / "runs.db"
+    outcome = run_bench(load_spec(bench), db, cwd=tmp_path)
+    assert outcome.complete and outcome.trained == 3  # two grid points on seed 1, then seed 2 at the chosen one
+    group = (str(tiny_dataset), "sasrec", "id")
+    with open_store(db) as store:
+        scores = {p["setting"]["train.lr"]: store.get_run(p["run_id"]).valid_metrics["valid/NDCG@10"]
+                  for p in outcome.tuning[group]}
+        best = max(scores, key=scores.get)
+        assert scores[0.01] != scores[0.00001]  # the grid points really differ, so the choice means something
+        assert outcome.chosen[group] == (("train.lr", best),)
+        seed2 = [r for r in outcome.runs if r.cell.seed == 2]
+        assert len(seed2) == 1 and store.get_run(seed2[0].run_id).config["train"]["lr"] == best
+        rows = build_rows(outcome, store)
+    assert len(rows) == 1 and rows[0].setting == {"train.lr": best} and rows[0].seeds == [1, 2]
+    md, js = write_results(outcome, rows, tmp_path / "out" / "tune", "kirec bench tune.toml", db, ["v"])
+    assert f"train.lr={best} **(chosen)**" in md.read_text()
+    assert json.loads(js.read_text())["rows"][0]["setting"] == {"train.lr": best}
+
+    # Run again with only a thread count changed: every cell is answered by the store, nothing trains.
+    again = run_bench(load_spec(bench, flags={"train.num_threads": "2"}), db, cwd=tmp_path)
+    assert again.trained == 0 and [r.run_id for r in again.runs] == [r.run_id for r in outcome.runs]
+    # A change that can move the numbers is a new cell.
+    changed = run_bench(load_spec(bench, overrides={"seeds": "2"}, flags={"model.dropout": "0.5"}), db, cwd=tmp_path)
+    assert changed.trained == 2
+
+
+def test_a_new_code_version_trains_again_but_table_only_reads_the_old_runs(tiny_dataset, tmp_path, monkeypatch):
+    import engine.store.queries as queries
+
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset, '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\n')
+    db = tmp_path / "runs.db"
+    monkeypatch.setattr(queries, "current_code_version", lambda: "0.0.1+gold")
+    old = run_bench(load_spec(bench), db, cwd=tmp_path)
+    monkeypatch.undo()
+    assert old.trained == 1
+    # The code changed since: a training bench does not trust the old run, a table-only one reads it.
+    read = run_bench(load_spec(bench), db, cwd=tmp_path, table_only=True)
+    assert read.trained == 0 and read.runs[0].run_id == old.runs[0].run_id and read.complete
+    retrained = run_bench(load_spec(bench), db, cwd=tmp_path)
+    assert retrained.trained == 1 and retrained.runs[0].run_id != old.runs[0].run_id
+    # A cell with no run at all is listed as missing, and nothing trains.
+    partial = run_bench(load_spec(bench, overrides={"seeds": "42,7"}), db, cwd=tmp_path, table_only=True)
+    assert partial.trained == 0 and not partial.complete
+    assert [c.seed for c in partial.missing] == [7]
+    # Without the first seed's run the other seeds are still read (no grid: nothing to choose).
+    later = run_bench(load_spec(bench, overrides={"seeds": "7,42"}), db, cwd=tmp_path, table_only=True)
+    assert [c.seed for c in later.missing] == [7] and [r.cell.seed for r in later.runs] == [42]
+    with open_store(db) as store:
+        assert len(store.list_runs()) == 2
+
+
+def test_runs_keep_per_user_test_ranks_that_reproduce_their_test_metrics(tiny_dataset, tmp_path):
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset, '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\n')
+    outcome = run_bench(load_spec(bench), tmp_path / "runs.db", cwd=tmp_path)
+    with open_store(tmp_path / "runs.db") as store:
+        detail = store.get_run(outcome.runs[0].run_id)
+    ranks = load_test_ranks(ranks_path(detail))
+    assert len(ranks.users) == 60 and sorted(ranks.users.tolist()) == list(range(60))
+    for key, value in ranking_metrics(ranks.ranks, [10, 20]).items():
+        if key.startswith(("HR", "NDCG")):
+            assert detail.test_metrics[f"test/{key}"] == pytest.approx(value)
+    head = ranking_metrics(ranks.ranks[ranks.target_is_head], [10], suffix="/head")["NDCG@10/head"]
+    assert detail.test_metrics["test/NDCG@10/head"] == pytest.approx(head)
+    assert float(detail.tags["train_seconds_to_best"]) <= float(detail.tags["train_seconds"])
+
+
+def test_sampled_protocol_runs_go_in_their_own_labelled_table(tiny_dataset, tmp_path):
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset,
+                        '[bench]\nmethods = ["id", "id-sampled"]\ndatasets = ["DATASET"]\nbaseline = "id"\n'
+                        '[method.id-sampled]\n"knowledge.method" = "id"\n"eval.protocol" = "sampled"\n'
+                        '"eval.num_sampled" = 5\n')
+    db = tmp_path / "runs.db"
+    outcome = run_bench(load_spec(bench), db, cwd=tmp_path)
+    with open_store(db) as store:
+        rows = build_rows(outcome, store)
+    md, _ = write_results(outcome, rows, tmp_path / "t", "kirec bench b.toml", db, ["v"])
+    full, sampled = md.read_text().split("## Sampled negatives")
+    assert "## Full ranking" in full and "**id** (baseline)" in full and "id-sampled" not in full
+    assert "| id-sampled |" in sampled and "1 positive + 5 negatives" in sampled
+    # The baseline was ranked against every item: a sampled row is not compared with it.
+    row = next(r for r in rows if r.method == "id-sampled")
+    assert row.gain == {} and row.test is None
+    assert row.metrics["HR@10"].mean == 1.0  # 6 candidates: every target is in the top 10
+
+
+def _finished_rows(db: Path) -> list[tuple[int, str]]:
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
+            return con.execute("select id, method from runs where status = 'FINISHED' order by id").fetchall()
+    except sqlite3.OperationalError:  # the schema is still being created
+        return []
+
+
+@pytest.mark.slow
+def test_a_bench_killed_mid_matrix_continues_where_it_stopped(tiny_dataset, tmp_path):
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset,
+                        '[bench]\nmethods = ["id", "kirec"]\ndatasets = ["DATASET"]\nseeds = [1]\n', epochs=3)
+    db, out = tmp_path / "runs.db", tmp_path / "results" / "b"
+    command = [sys.executable, "-m", "kirec_tui.cli", "bench", str(bench), "--db", str(db), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while not _finished_rows(db) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the store's own state, not waiting a guessed time
+        assert _finished_rows(db), f"no cell finished (exit {proc.poll()}): {proc.stderr.read().decode()[-2000:]}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
+    first = _finished_rows(db)
+    # Killed mid-matrix: the id cell done, the kirec cell not (it loads an encoder first: seconds, not 50 ms).
+    assert [m for _, m in first] == ["id"] and not out.with_suffix(".md").exists()
+
+    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    finished = _finished_rows(db)
+    assert [m for _, m in finished].count("id") == 1  # the finished cell was not trained again
+    document = json.loads(out.with_suffix(".json").read_text())
+    rows = {r["method"]: r for r in document["rows"]}
+    assert set(rows) == {"id", "kirec"} and document["complete"]
+    assert rows["id"]["run_ids"] == [first[0][0]]
+    assert rows["kirec"]["wilcoxon"]["users"] == 60 and 0.0 <= rows["kirec"]["wilcoxon"]["p_value"] <= 1.0
+    markdown = out.with_suffix(".md").read_text()
+    assert f"`kirec bench {bench} --db {db} --out {out}`" in markdown
+
+
+@pytest.mark.slow
+def test_jobs_train_cells_in_parallel_processes_with_the_same_results(tiny_dataset, tmp_path):
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset,
+                        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1, 2, 3]\n', epochs=2)
+    parallel = run_bench(load_spec(bench), tmp_path / "a.db", cwd=tmp_path, jobs=2)
+    serial = run_bench(load_spec(bench), tmp_path / "b.db", cwd=tmp_path, jobs=1)
+    assert parallel.complete and parallel.trained == 3 and [r.cell.seed for r in parallel.runs] == [1, 2, 3]
+    with open_store(tmp_path / "a.db") as a, open_store(tmp_path / "b.db") as b:
+        for p, s in zip(parallel.runs, serial.runs):
+            left, right = a.get_run(p.run_id), b.get_run(s.run_id)
+            assert left.config["train"]["seed"] == right.config["train"]["seed"] == p.cell.seed
+            assert left.test_metrics["test/NDCG@10"] == pytest.approx(right.test_metrics["test/NDCG@10"], abs=1e-6)
+            assert ranks_path(left) is not None
