@@ -192,7 +192,8 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
             distributed=distributed,
         )
         if not distributed.is_main:  # the same model as rank 0's, which alone evaluates, records and reports
-            return RunResult(run_id, "FINISHED", best_epoch=result.best_epoch, checkpoint=str(result.checkpoint_path))
+            checkpoint = str(result.checkpoint_path) if result.checkpoint_path is not None else None
+            return RunResult(run_id, "FINISHED", best_epoch=result.best_epoch, checkpoint=checkpoint)
         sink(Status("evaluating the best checkpoint on the test split"))
         valid = valid_eval.evaluate(model, device)
         # ---- bench (engine/bench/artifacts.py): keep the per-user test ranks for significance tests; ranked once ----

@@ -189,11 +189,26 @@ def test_two_gloo_processes_match_one_process(tiny_dataset, tmp_path):
     for key in best_one:
         torch.testing.assert_close(best_two[key], best_one[key], rtol=1e-4, atol=1e-5, msg=key)
 
+    # Rank 0 alone wrote the run's files and recorded them, with their hashes, as one process does: the best
+    # checkpoint and the test ranks remain, the training state went when the run finished, nothing partial.
+    from engine.training.checkpoint import sha256_of
+
+    with open_store(tmp_path / "two" / "runs.db") as store:
+        artifacts = {a.kind: a for a in store.get_run(two["run_id"]).artifacts}
+    assert sorted(artifacts) == ["checkpoint", "test_ranks"]
+    assert artifacts["checkpoint"].path == two["checkpoint"]
+    for artifact in artifacts.values():
+        assert sha256_of(Path(artifact.path)) == artifact.sha256
+    folder = Path(two["checkpoint"]).parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(Path(a.path).name for a in artifacts.values())
+
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_rank_and_marks_the_one_run_interrupted(tiny_dataset, tmp_path):
-    """SIGINT to `kirec run --nproc 2` reaches torchrun once, every rank stops after its step, rank 0 marks the
-    run INTERRUPTED, the command exits 130 and no rank outlives it."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_every_rank_and_marks_the_one_run_interrupted(tiny_dataset, tmp_path, signum):
+    """SIGINT (or SIGTERM, which one process also takes as a Ctrl-C) to `kirec run --nproc 2` reaches torchrun
+    once, every rank stops after its step, rank 0 marks the run INTERRUPTED, the command exits 130 and no rank
+    outlives it."""
     import psutil
 
     from engine.store import open_store
@@ -217,7 +232,7 @@ def test_ctrl_c_stops_every_rank_and_marks_the_one_run_interrupted(tiny_dataset,
             pytest.fail("training never started")
         descendants = psutil.Process(proc.pid).children(recursive=True)
         assert len(descendants) >= 3  # torchrun and its two ranks
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         assert proc.wait(timeout=120) == 130, proc.stderr.read()[-3000:]
         gone, alive = psutil.wait_procs(descendants, timeout=60)
         assert alive == []
@@ -247,3 +262,27 @@ def test_nproc_refuses_what_would_fail_on_every_rank_before_starting_any(tiny_da
                                       "--batch-size", "2", "--db", str(db), "--nproc", "3"])
     assert result.exit_code == 2 and "train.batch_size" in result.output
     assert not db.exists()  # nothing started, nothing stored
+
+
+def test_resume_with_several_processes_is_refused_before_any_rank_opens_the_database(tmp_path):
+    """Resuming stays single-process: `--resume` with `--nproc`, or under torchrun's variables, is one line and
+    exit 2 with no database created; the engine refuses it on every rank too, and rank 1 never opens the file."""
+    from typer.testing import CliRunner
+
+    from engine.config import RunConfig
+    from engine.pipeline import run_experiment
+    from kirec_tui.cli import app
+
+    db = tmp_path / "runs.db"
+    launched = CliRunner().invoke(app, ["run", "--resume", "1", "--db", str(db), "--nproc", "2"])
+    assert launched.exit_code == 2 and "--nproc" in launched.output and len(launched.output.strip().splitlines()) == 1
+    torchrun = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+    ranked = CliRunner().invoke(app, ["run", "--resume", "1", "--db", str(db)], env=torchrun)
+    assert ranked.exit_code == 2 and "torchrun" in ranked.output and len(ranked.output.strip().splitlines()) == 1
+    assert not db.exists()
+
+    cfg = RunConfig()
+    cfg.db = str(db)
+    with pytest.raises(ConfigError, match="one process"):
+        run_experiment(cfg, resume_run_id=1, cwd=tmp_path, distributed=DistributedContext(rank=1, world_size=2))
+    assert not db.exists() and not torch.distributed.is_initialized()  # rank 1 opened no database, joined nothing
