@@ -77,16 +77,32 @@ def resume_experiment(
     on_event: EventSink = ignore_events,
     should_stop: Callable[[], bool] | None = None,
     cwd: Path | None = None,
+    distributed: "DistributedContext | None" = None,
+    join_device: str = "auto",
 ) -> RunResult:
     """Continue the INTERRUPTED run `run_id` of the database `db` from its last finished epoch, with its stored
-    config; it ends as an uninterrupted run of that config would (same metrics on the CPU)."""
-    from engine.store import open_store
+    config; it ends as an uninterrupted run of that config would (same metrics on the CPU).
 
-    with open_store(db, create=False, repair_orphans=True) as store:
-        detail = store.get_run(run_id)
-    cfg = RunConfig.from_dict(detail.config, source=f"run {run_id} config")
+    Under torchrun every rank calls this: the ranks join on `join_device` (the stored train.device, which
+    `kirec run --nproc` passes on; it picks the process group's backend before the config can be shared), rank 0
+    reads the stored config and hands it to the others, which never open the database."""
+    from engine.store import open_store
+    from engine.training.device import resolve_device
+    from engine.training.distributed import DistributedContext
+
+    distributed = distributed or DistributedContext()
+    joined = distributed.join(resolve_device(join_device)) if distributed.enabled else None
+
+    def stored_config() -> dict:
+        with open_store(db, create=False, repair_orphans=True) as store:
+            return store.get_run(run_id).config
+
+    cfg = RunConfig.from_dict(distributed.on_main(stored_config), source=f"run {run_id} config")
     cfg.db = str(db)  # the stored config may name the database as another working folder saw it
-    return run_experiment(cfg, on_event, should_stop, cwd, resume_run_id=run_id)
+    if joined is not None and distributed.place(resolve_device(cfg.train.device)) != joined:  # alike on every rank
+        raise ConfigError(f"run {run_id} trains on train.device={cfg.train.device}, but the ranks joined on {joined}; "
+                          f"set KIREC_TRAIN__DEVICE={cfg.train.device} for them")
+    return run_experiment(cfg, on_event, should_stop, cwd, resume_run_id=run_id, distributed=distributed)
 
 
 def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, resume_run_id: int | None,
@@ -108,9 +124,6 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     device = resolve_device(cfg.train.device)  # a bad device spec fails before anything is stored
-    if resume_run_id is not None and distributed.enabled:  # every rank refuses alike, before any collective
-        raise ConfigError(f"run {resume_run_id}: resuming with several processes is not supported; "
-                          "resume it with one process")
     device = distributed.join(device)  # --- DDP: this rank's device (no-op in one process) ---
 
     def checkpoint_folder() -> Path:  # rank 0 reads the store and makes the folder; the others are told where it is
@@ -122,7 +135,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
             raise ConfigError(f"train.checkpoint_dir: cannot create {folder}: {exc.strerror}") from None
         return folder
 
-    resumed = _resume_point(store, resume_run_id) if resume_run_id is not None else None
+    resumed = _shared_resume_point(store, resume_run_id, distributed) if resume_run_id is not None else None
     folder = distributed.on_main(checkpoint_folder)
     with distributed.main_first():  # rank 0 fills the data and knowledge caches; the others then read them
         dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
@@ -159,7 +172,8 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
         )
     else:
         run_id = resume_run_id
-        store.reopen_run(run_id, after_step=resumed.state.epoch if resumed.state is not None else 0)
+        if distributed.is_main:
+            store.reopen_run(run_id, after_step=resumed.state.epoch if resumed.state is not None else 0)
     run_id = distributed.from_main(run_id)  # a ReplicaStore creates no row: rank 0's id
     sink = fan_out(StoreRecorder(store, run_id), on_event)
     started = time.perf_counter()
@@ -239,6 +253,7 @@ class _ResumePoint:
     best_path: Path | None
     folder: Path | None  # where the run's files are, so new ones go beside them
     dataset_fingerprint: str
+    state_sha256: str | None = None
 
 
 def _resume_point(store, run_id: int) -> _ResumePoint:
@@ -269,7 +284,25 @@ def _resume_point(store, run_id: int) -> _ResumePoint:
                                        "but no best checkpoint is recorded")
         best_path = verify_sha256(best_artifact.path, best_artifact.sha256, f"run {run_id} checkpoint")
     state_path = Path(state_artifact.path)
-    return _ResumePoint(state, state_path, best_path, state_path.parent, detail.dataset_fingerprint)
+    return _ResumePoint(state, state_path, best_path, state_path.parent, detail.dataset_fingerprint,
+                        state_artifact.sha256)
+
+
+def _shared_resume_point(store, run_id: int, distributed: "DistributedContext") -> _ResumePoint:
+    """Rank 0 reads and checks the resume point in the store; under DDP it hands the others the files' names
+    and hashes (not the tensors), and every rank loads the same training state from the same verified file.
+    Rank 0 removes that file only after an epoch, which needs every rank: by then all have read it."""
+    from engine.training.checkpoint import load_training_state
+
+    if not distributed.enabled:
+        return _resume_point(store, run_id)
+    mine = _resume_point(store, run_id) if distributed.is_main else None
+    shared = distributed.from_main(dataclasses.replace(mine, state=None) if mine is not None else None)
+    if distributed.is_main:
+        return mine
+    if shared.state_path is not None:
+        shared.state = load_training_state(shared.state_path, shared.state_sha256, f"run {run_id} training state")
+    return shared
 
 
 def _drop_training_state(store, run_id: int, checkpoints, kind: str) -> None:

@@ -246,7 +246,10 @@ def test_ctrl_c_stops_every_rank_and_marks_the_one_run_interrupted(tiny_dataset,
 
 
 def _logged_epochs(db: Path) -> int:
-    with sqlite3.connect(db) as con:
+    # closing(): `with` alone leaves the connection open until the cyclic GC (its statement cache refers back to
+    # it); one left open here while a kirec process removes and recreates -shm makes this process's next
+    # connection to the file read a stale WAL index ("database disk image is malformed").
+    with contextlib.closing(sqlite3.connect(db)) as con:
         if not con.execute("select 1 from sqlite_master where name='metrics'").fetchall():
             return 0
         return con.execute("select count(*) from metrics where key='valid/NDCG@10'").fetchone()[0]
@@ -264,25 +267,75 @@ def test_nproc_refuses_what_would_fail_on_every_rank_before_starting_any(tiny_da
     assert not db.exists()  # nothing started, nothing stored
 
 
-def test_resume_with_several_processes_is_refused_before_any_rank_opens_the_database(tmp_path):
-    """Resuming stays single-process: `--resume` with `--nproc`, or under torchrun's variables, is one line and
-    exit 2 with no database created; the engine refuses it on every rank too, and rank 1 never opens the file."""
+
+@pytest.mark.slow
+def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_result(tiny_dataset, tmp_path):
+    """`kirec run --nproc 2` stopped by Ctrl-C after a few epochs, then `kirec run --resume ID --nproc 2`: every
+    rank loads the one training state rank 0 saved, and the run ends as an uninterrupted `--nproc 2` run (dropout
+    off, full CE: the only generators the ranks do not share draw nothing)."""
+    from engine.store import open_store
+
+    whole = _kirec_run(tmp_path / "whole", tiny_dataset, "--epochs", "12", "--nproc", "2")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    reference = json.loads(whole.stdout)
+
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    db = folder / "runs.db"
+    base = [sys.executable, "-m", "kirec_tui.cli", "run", "--db", str(db)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(base + ["--dataset", str(tiny_dataset), "--method", "id", "--hidden-size", "16",
+                                    "--max-len", "10", "--batch-size", "32", "--device", "cpu", "--epochs", "12",
+                                    "--patience", "10", "--set", "model.dropout=0", "--set", "train.num_threads=1",
+                                    "--nproc", "2"],
+                            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (db.exists() and _logged_epochs(db) >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130, proc.stderr.read()[-3000:]
+    finally:
+        with contextlib.suppress(Exception):
+            proc.kill()
+    with open_store(db) as store:
+        (cut,) = store.list_runs()
+    assert cut.status.value == "INTERRUPTED" and 2 <= _logged_epochs(db) < 12
+
+    resumed = subprocess.run(base + ["--resume", str(cut.id), "--nproc", "2", "--json"], cwd=folder, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    result = json.loads(resumed.stdout)
+    assert result["run_id"] == cut.id and result["status"] == "FINISHED"
+    assert result["best_epoch"] == reference["best_epoch"]
+    for split in ("valid", "test"):
+        for key in ("NDCG@10", "HR@10", "MRR@10"):
+            assert result[split][key] == pytest.approx(reference[split][key], abs=1e-6), (split, key)
+    with open_store(db) as store:
+        losses = store.metric_history(cut.id, "train/loss")
+        assert [p.step for p in losses] == list(range(1, 13))  # each epoch once, the replayed ones not twice
+        assert sorted(a.kind for a in store.get_run(cut.id).artifacts) == ["checkpoint", "test_ranks"]
+    with open_store(tmp_path / "whole" / "runs.db") as store:
+        expected = [p.value for p in store.metric_history(reference["run_id"], "train/loss")]
+    assert [p.value for p in losses] == pytest.approx(expected, rel=1e-5)
+
+
+def test_resume_with_several_processes_checks_the_run_before_starting_any(tmp_path):
+    """`--resume ID --nproc N` reads the stored run in this process first: a missing database or run, or a flag
+    beside --resume, is one line and its exit code, and no process starts (nothing is created)."""
     from typer.testing import CliRunner
 
-    from engine.config import RunConfig
-    from engine.pipeline import run_experiment
+    from engine.store import open_store
     from kirec_tui.cli import app
 
     db = tmp_path / "runs.db"
-    launched = CliRunner().invoke(app, ["run", "--resume", "1", "--db", str(db), "--nproc", "2"])
-    assert launched.exit_code == 2 and "--nproc" in launched.output and len(launched.output.strip().splitlines()) == 1
-    torchrun = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
-    ranked = CliRunner().invoke(app, ["run", "--resume", "1", "--db", str(db)], env=torchrun)
-    assert ranked.exit_code == 2 and "torchrun" in ranked.output and len(ranked.output.strip().splitlines()) == 1
-    assert not db.exists()
-
-    cfg = RunConfig()
-    cfg.db = str(db)
-    with pytest.raises(ConfigError, match="one process"):
-        run_experiment(cfg, resume_run_id=1, cwd=tmp_path, distributed=DistributedContext(rank=1, world_size=2))
-    assert not db.exists() and not torch.distributed.is_initialized()  # rank 1 opened no database, joined nothing
+    missing = CliRunner().invoke(app, ["run", "--resume", "1", "--db", str(db), "--nproc", "2"])
+    assert missing.exit_code == 4 and len(missing.output.strip().splitlines()) == 1 and not db.exists()
+    open_store(db).close()
+    before = db.read_bytes()
+    unknown = CliRunner().invoke(app, ["run", "--resume", "7", "--db", str(db), "--nproc", "2"])
+    assert unknown.exit_code == 4 and "7" in unknown.output and len(unknown.output.strip().splitlines()) == 1
+    flagged = CliRunner().invoke(app, ["run", "--resume", "7", "--epochs", "3", "--db", str(db), "--nproc", "2"])
+    assert flagged.exit_code == 2 and "train.epochs" in flagged.output
+    assert db.read_bytes() == before

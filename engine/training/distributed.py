@@ -9,8 +9,11 @@ What the ranks share, and why the result is the one-process run's:
 - Rank 0 is the one writer: it alone opens the database (the run's row, metrics, events, artifacts) and writes
   the run's files (best checkpoint, training state, test ranks). The others get the file names from it and load
   the same best checkpoint once it is written.
-- Resuming (`kirec run --resume`) runs in one process only: the stored config would have to reach every rank
-  before the process group (whose backend depends on it) exists.
+- Resuming (`kirec run --resume ID --nproc N`): the ranks join on the stored train.device, rank 0 reads the stored
+  config and resume point and hands them on, and every rank loads the one training state rank 0 saved. Its
+  generator states are rank 0's: the batches and [MASK]s (drawn alike on every rank) continue exactly; rank
+  0's dropout and negatives streams are given to every rank, so with dropout or sampled negatives on, the
+  resumed run is not bit-for-bit the uninterrupted one (with them off, it is, up to float rounding).
 - gloo on the CPU, NCCL on CUDA with one GPU per rank (cuda:LOCAL_RANK). The NCCL path is written to the
   documented API but has not run on a GPU here.
 
@@ -56,7 +59,8 @@ class TrainingStep(nn.Module):
 class ReplicaStore:
     """The store of a rank other than 0: no database file is opened and nothing is written. Only the calls the
     pipeline makes on every rank exist here (the run row, and StoreRecorder's writes of the event stream); what
-    only rank 0 does (reading a run to resume, recording artifacts, the test ranks) is missing on purpose, so a
+    only rank 0 does (reading or reopening a run to resume, recording artifacts, the test ranks) is missing on
+    purpose, so a
     new store call on every rank fails loudly on rank 1 instead of silently writing twice."""
 
     def create_run(self, **_fields: Any) -> None:

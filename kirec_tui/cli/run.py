@@ -114,8 +114,6 @@ def run_command(
     }
     # --set sits below the dedicated flags (a flag the user typed wins); kept apart so a message names what was typed.
     overrides = parse_set_options(set_)
-    if resume is not None and nproc > 1:
-        raise fail(f"--resume {resume}: a run is resumed with one process; drop --nproc {nproc}", 2)
     if resume is not None:
         typed = {**overrides, **{k: v for k, v in flags.items() if v is not None}}
         extra = sorted(k for k in typed if k != "db") + (["--config"] if config is not None else [])
@@ -127,22 +125,28 @@ def run_command(
             from engine.training.device import resolve_device
             from engine.training.distributed import check_launch
 
+            if resume is not None:  # the run's stored settings decide, and its device is the ranks' to join on
+                train = _stored_train(cfg.db, resume)
+                device_setting, batch = str(train.get("device", "auto")), int(train.get("batch_size", nproc))
+                check_launch(resolve_device(device_setting), nproc, batch)
+                raise typer.Exit(launch_ranks(nproc, None, {"db": cfg.db}, as_json, resume=resume,
+                                              env={"KIREC_TRAIN__DEVICE": device_setting}))
             check_launch(resolve_device(cfg.train.device), nproc, cfg.train.batch_size)
             typed = {k: v for k, v in flags.items() if v is not None}
             raise typer.Exit(launch_ranks(nproc, config, {**overrides, **typed}, as_json))
         from engine.training.distributed import DistributedContext
 
         distributed = DistributedContext.from_env(os.environ)  # torchrun's variables; one process without them
-        if resume is not None and distributed.enabled:  # before any rank opens the database
-            raise fail(f"--resume {resume}: a run is resumed with one process, not under torchrun", 2)
-        if resume is not None:
-            cfg.train.epochs = _stored_epochs(cfg.db, resume)  # for the progress bar; the run brings its config
+        if resume is not None and distributed.is_main:  # the other ranks never open the database
+            # for the progress bar; the run brings its config
+            cfg.train.epochs = int(_stored_train(cfg.db, resume).get("epochs", 1))
         progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
                             else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
         with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
             try:
                 if resume is not None:
-                    result = resume_experiment(cfg.db, resume, on_event=progress, should_stop=stop.is_set)
+                    result = resume_experiment(cfg.db, resume, on_event=progress, should_stop=stop.is_set,
+                                               distributed=distributed, join_device=cfg.train.device)
                 else:
                     result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
             except KeyboardInterrupt:
@@ -162,11 +166,12 @@ def run_command(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _stored_epochs(db: str, run_id: int) -> int:
+def _stored_train(db: str, run_id: int) -> dict:
+    """The stored run's train settings, read without writing (rank 0 or one process only)."""
     from engine.store import open_store
 
     with open_store(db, create=False) as store:
-        return int(store.get_run(run_id).config.get("train", {}).get("epochs", 1))
+        return dict(store.get_run(run_id).config.get("train", {}))
 
 
 def _ignore(_event) -> None:
@@ -185,9 +190,11 @@ except SignalException:
 """
 
 
-def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool) -> int:
+def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool, resume: int | None = None,
+                 env: dict[str, str] | None = None) -> int:
     """This command again under torchrun with `nproc` processes on this machine (the same config file and
-    overrides, as --set), and torchrun's exit status. The same as typing
+    overrides, as --set; or --resume RUN_ID with the database, and `env` added), and torchrun's exit status.
+    The same as typing
 
         torchrun --standalone --nproc-per-node N -m kirec_tui.cli run [--config F] [--set K=V ...] [--json]
 
@@ -205,9 +212,12 @@ def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool
         command += ["--config", str(config)]
     for key, value in overrides.items():
         command += ["--set", f"{key}={value}"]
+    if resume is not None:
+        command += ["--resume", str(resume)]
     if as_json:
         command.append("--json")
-    launcher = subprocess.Popen(command, start_new_session=True, preexec_fn=_interrupt_when_parent_dies)
+    launcher = subprocess.Popen(command, start_new_session=True, preexec_fn=_interrupt_when_parent_dies,
+                                env={**os.environ, **(env or {})})
     interrupted = threading.Event()
 
     def forward_sigint(signum, frame):
