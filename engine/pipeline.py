@@ -11,11 +11,14 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.config import ConfigError, RunConfig, flatten_dotted, validate_config, validate_for_dataset
 from engine.events import EventSink, RunFinished, RunStarted, Status, fan_out, ignore_events
 from engine.store.db import StoreError
+
+if TYPE_CHECKING:
+    from engine.training.distributed import DistributedContext
 
 
 @dataclass
@@ -39,6 +42,7 @@ def run_experiment(
     should_stop: Callable[[], bool] | None = None,
     cwd: Path | None = None,
     resume_run_id: int | None = None,
+    distributed: "DistributedContext | None" = None,
 ) -> RunResult:
     """Train and evaluate one configuration, recording it in `cfg.db`.
 
@@ -47,14 +51,22 @@ def run_experiment(
     FAILED and re-raises; a failure before (a bad setting, missing data, an unusable database) leaves the store
     as it was. `resume_run_id` continues that INTERRUPTED run (see `resume_experiment`, which also supplies its
     stored config) in the same run row.
+    Under torchrun every rank calls this with its `distributed` context; only rank 0 opens the database and
+    writes (run row, artifacts, files), and only its result carries the metrics (the caller leaves the process
+    group afterwards).
     """
     validate_config(cfg)  # the TUI's path too: a bad config fails here, before torch, data, the store or a run row
     from engine.store import open_store
+    from engine.training.distributed import DistributedContext, ReplicaStore
 
     cwd = Path(cwd or Path.cwd())
-    store = open_store(cfg.db, require_writable=True)  # first: an unusable database fails before any work
+    distributed = distributed or DistributedContext()  # --- DDP: no-ops in one process ---
+    if distributed.is_main:
+        store = open_store(cfg.db, require_writable=True)  # first: an unusable database fails before any work
+    else:
+        store = ReplicaStore()  # one writer: the other ranks never open the database file
     try:
-        return _run(store, cfg, on_event, should_stop, cwd, resume_run_id)
+        return _run(store, cfg, on_event, should_stop, cwd, resume_run_id, distributed)
     finally:
         store.close()
 
@@ -65,19 +77,36 @@ def resume_experiment(
     on_event: EventSink = ignore_events,
     should_stop: Callable[[], bool] | None = None,
     cwd: Path | None = None,
+    distributed: "DistributedContext | None" = None,
+    join_device: str = "auto",
 ) -> RunResult:
     """Continue the INTERRUPTED run `run_id` of the database `db` from its last finished epoch, with its stored
-    config; it ends as an uninterrupted run of that config would (same metrics on the CPU)."""
+    config; it ends as an uninterrupted run of that config would (same metrics on the CPU).
+
+    Under torchrun every rank calls this: the ranks join on `join_device` (the stored train.device, which
+    `kirec run --nproc` passes on; it picks the process group's backend before the config can be shared), rank 0
+    reads the stored config and hands it to the others, which never open the database."""
     from engine.store import open_store
+    from engine.training.device import resolve_device
+    from engine.training.distributed import DistributedContext
 
-    with open_store(db, create=False, repair_orphans=True) as store:
-        detail = store.get_run(run_id)
-    cfg = RunConfig.from_dict(detail.config, source=f"run {run_id} config")
+    distributed = distributed or DistributedContext()
+    joined = distributed.join(resolve_device(join_device)) if distributed.enabled else None
+
+    def stored_config() -> dict:
+        with open_store(db, create=False, repair_orphans=True) as store:
+            return store.get_run(run_id).config
+
+    cfg = RunConfig.from_dict(distributed.on_main(stored_config), source=f"run {run_id} config")
     cfg.db = str(db)  # the stored config may name the database as another working folder saw it
-    return run_experiment(cfg, on_event, should_stop, cwd, resume_run_id=run_id)
+    if joined is not None and distributed.place(resolve_device(cfg.train.device)) != joined:  # alike on every rank
+        raise ConfigError(f"run {run_id} trains on train.device={cfg.train.device}, but the ranks joined on {joined}; "
+                          f"set KIREC_TRAIN__DEVICE={cfg.train.device} for them")
+    return run_experiment(cfg, on_event, should_stop, cwd, resume_run_id=run_id, distributed=distributed)
 
 
-def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, resume_run_id: int | None) -> RunResult:
+def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, resume_run_id: int | None,
+         distributed: "DistributedContext") -> RunResult:
     import torch
 
     from engine.data.preprocess import load_dataset
@@ -94,25 +123,34 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
     # Everything that can refuse the run comes before its row exists.
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    device = resolve_device(cfg.train.device)
-    resumed = _resume_point(store, resume_run_id) if resume_run_id is not None else None
-    folder = resumed.folder if resumed is not None and resumed.folder is not None else \
-        resolve_checkpoint_dir(cfg.train.checkpoint_dir, store.path, cwd)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"train.checkpoint_dir: cannot create {folder}: {exc.strerror}") from None
-    dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
-    validate_for_dataset(cfg, dataset.num_items)  # the rules that need the data (eval.num_sampled < items)
-    if resumed is not None and dataset.fingerprint != resumed.dataset_fingerprint:
-        raise RunNotResumableError(
-            f"run {resume_run_id} was trained on dataset fingerprint {resumed.dataset_fingerprint[:12]}, but "
-            f"preprocessing now gives {dataset.fingerprint[:12]}: the data or its options changed, so it cannot continue"
-        )
-    seed_everything(cfg.train.seed)
-    items, knowledge_info = build_items(cfg, dataset, cwd=cwd, on_event=on_event, device=device, should_stop=should_stop)
+    device = resolve_device(cfg.train.device)  # a bad device spec fails before anything is stored
+    device = distributed.join(device)  # --- DDP: this rank's device (no-op in one process) ---
+
+    def checkpoint_folder() -> Path:  # rank 0 reads the store and makes the folder; the others are told where it is
+        folder = resumed.folder if resumed is not None and resumed.folder is not None else \
+            resolve_checkpoint_dir(cfg.train.checkpoint_dir, store.path, cwd)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"train.checkpoint_dir: cannot create {folder}: {exc.strerror}") from None
+        return folder
+
+    resumed = _shared_resume_point(store, resume_run_id, distributed) if resume_run_id is not None else None
+    folder = distributed.on_main(checkpoint_folder)
+    with distributed.main_first():  # rank 0 fills the data and knowledge caches; the others then read them
+        dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
+        validate_for_dataset(cfg, dataset.num_items)  # the rules that need the data (eval.num_sampled < items)
+        if resumed is not None and dataset.fingerprint != resumed.dataset_fingerprint:
+            raise RunNotResumableError(
+                f"run {resume_run_id} was trained on dataset fingerprint {resumed.dataset_fingerprint[:12]}, but "
+                f"preprocessing now gives {dataset.fingerprint[:12]}: the data or its options changed, so it cannot continue"
+            )
+        seed_everything(cfg.train.seed)
+        items, knowledge_info = build_items(cfg, dataset, cwd=cwd, on_event=on_event, device=device,
+                                            should_stop=should_stop)
     model = build_model(cfg.model, dataset.num_items, items).to(device)
-    if should_stop is not None and should_stop():
+    stop_now = distributed.agreed(should_stop)  # every rank returns here, or none
+    if stop_now is not None and stop_now():
         return RunResult(resume_run_id, "INTERRUPTED", error="cancelled before training started")
 
     name = cfg.name or f"{cfg.knowledge.method}-{cfg.model.backbone}-{dataset.name}"
@@ -134,7 +172,9 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
         )
     else:
         run_id = resume_run_id
-        store.reopen_run(run_id, after_step=resumed.state.epoch if resumed.state is not None else 0)
+        if distributed.is_main:
+            store.reopen_run(run_id, after_step=resumed.state.epoch if resumed.state is not None else 0)
+    run_id = distributed.from_main(run_id)  # a ReplicaStore creates no row: rank 0's id
     sink = fan_out(StoreRecorder(store, run_id), on_event)
     started = time.perf_counter()
     # From here on the run row exists: whatever goes wrong ends it FAILED (or INTERRUPTED), never left RUNNING.
@@ -147,7 +187,9 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
         def record(kind: str, path: Path, sha256: str, epoch: int) -> None:
             store.set_artifact(run_id, kind, path, sha256, tags={"best_epoch": str(epoch)} if kind == BEST_KIND else None)
 
-        checkpoints = RunCheckpoints(folder, run_id, new_run_token(), record)
+        # Every rank names the run's files alike (rank 0's token); only rank 0 writes them and tells the store.
+        checkpoints = RunCheckpoints(folder, run_id, distributed.on_main(new_run_token),
+                                     record if distributed.is_main else None)
         if resumed is not None:
             checkpoints.adopt(resumed.best_path, resumed.state_path)
         valid_eval = RankingEvaluator(dataset, "valid", cfg.eval, cfg.model.max_len)
@@ -161,7 +203,11 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
             should_stop=should_stop,
             checkpoints=checkpoints,
             resume=resumed.state if resumed is not None else None,
+            distributed=distributed,
         )
+        if not distributed.is_main:  # the same model as rank 0's, which alone evaluates, records and reports
+            checkpoint = str(result.checkpoint_path) if result.checkpoint_path is not None else None
+            return RunResult(run_id, "FINISHED", best_epoch=result.best_epoch, checkpoint=checkpoint)
         sink(Status("evaluating the best checkpoint on the test split"))
         valid = valid_eval.evaluate(model, device)
         # ---- bench (engine/bench/artifacts.py): keep the per-user test ranks for significance tests; ranked once ----
@@ -207,6 +253,7 @@ class _ResumePoint:
     best_path: Path | None
     folder: Path | None  # where the run's files are, so new ones go beside them
     dataset_fingerprint: str
+    state_sha256: str | None = None
 
 
 def _resume_point(store, run_id: int) -> _ResumePoint:
@@ -237,7 +284,25 @@ def _resume_point(store, run_id: int) -> _ResumePoint:
                                        "but no best checkpoint is recorded")
         best_path = verify_sha256(best_artifact.path, best_artifact.sha256, f"run {run_id} checkpoint")
     state_path = Path(state_artifact.path)
-    return _ResumePoint(state, state_path, best_path, state_path.parent, detail.dataset_fingerprint)
+    return _ResumePoint(state, state_path, best_path, state_path.parent, detail.dataset_fingerprint,
+                        state_artifact.sha256)
+
+
+def _shared_resume_point(store, run_id: int, distributed: "DistributedContext") -> _ResumePoint:
+    """Rank 0 reads and checks the resume point in the store; under DDP it hands the others the files' names
+    and hashes (not the tensors), and every rank loads the same training state from the same verified file.
+    Rank 0 removes that file only after an epoch, which needs every rank: by then all have read it."""
+    from engine.training.checkpoint import load_training_state
+
+    if not distributed.enabled:
+        return _resume_point(store, run_id)
+    mine = _resume_point(store, run_id) if distributed.is_main else None
+    shared = distributed.from_main(dataclasses.replace(mine, state=None) if mine is not None else None)
+    if distributed.is_main:
+        return mine
+    if shared.state_path is not None:
+        shared.state = load_training_state(shared.state_path, shared.state_sha256, f"run {run_id} training state")
+    return shared
 
 
 def _drop_training_state(store, run_id: int, checkpoints, kind: str) -> None:

@@ -2,6 +2,7 @@
 
 All training sequences are cut to their last `max_len` positions and left-padded into one matrix once; an epoch
 shuffles users with a seeded generator and pads each batch only to its own longest sequence.
+Under DDP (`shard`) each rank builds the same global batches and keeps its own rows of each.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from engine.data.dataset import PAD, SequenceDataset
 class Batch:
     inputs: torch.Tensor  # [B, L] int64, left-padded
     targets: torch.Tensor  # [B, L] int64, 0 where there is nothing to predict
+    weight: float = 1.0  # under DDP: world size x this shard's share of the global batch's targets
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True))
+        return Batch(self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True), self.weight)
 
 
 def _left_padded(sequences: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +43,7 @@ class SequenceBatcher:
     """objective "causal": input s[:-1], target s[1:]; "masked": random [MASK]s, targets only where masked."""
 
     def __init__(self, dataset: SequenceDataset, objective: str, max_len: int, batch_size: int,
-                 mask_prob: float = 0.2, seed: int = 0):
+                 mask_prob: float = 0.2, seed: int = 0, shard: tuple[int, int] = (0, 1)):
         if objective not in ("causal", "masked"):
             raise ValueError(f"objective: expected 'causal' or 'masked', got {objective!r}")
         if batch_size < 1:
@@ -50,7 +52,12 @@ class SequenceBatcher:
             raise ConfigError(f"model.max_len: must be at least 1, got {max_len}")
         if objective == "masked" and not 0.0 < mask_prob <= 1.0:
             raise ConfigError(f"model.mask_prob: must be in (0, 1], got {mask_prob}")
-        self.objective, self.batch_size, self.mask_prob = objective, batch_size, mask_prob
+        rank, world = shard
+        if not 0 <= rank < world:
+            raise ValueError(f"shard: rank {rank} is not in 0..{world - 1}")
+        if batch_size < world:
+            raise ConfigError(f"train.batch_size: the global batch ({batch_size}) is smaller than the {world} processes")
+        self.objective, self.batch_size, self.mask_prob, self.shard = objective, batch_size, mask_prob, shard
         self.mask_token = dataset.num_items + 1
         self.rng = np.random.default_rng(seed)
         train = [np.asarray(dataset.train_sequence(u), dtype=np.int64) for u in range(dataset.num_users)]
@@ -78,7 +85,27 @@ class SequenceBatcher:
             targets = self.targets[rows, -width:]
             if self.objective == "masked":
                 inputs, targets = self._mask(inputs, self.lengths[rows])
+            if self.shard[1] > 1:
+                yield self._my_rows(inputs, targets, self.lengths[rows])
+                continue
             yield Batch(torch.from_numpy(np.ascontiguousarray(inputs)), torch.from_numpy(np.ascontiguousarray(targets)))
+
+    def _my_rows(self, inputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray) -> Batch:
+        """This rank's rows (rank, rank + W, ...) of a global batch drawn as one process draws it, weighted so
+        that the mean of the ranks' weighted losses is the global batch's mean loss."""
+        rank, world = self.shard
+        total = int((targets != PAD).sum())
+        mine = slice(rank, None, world)
+        if len(inputs[mine]) == 0:
+            # A last batch with fewer rows than ranks: a zero-weight copy of row 0 keeps this rank's step, and so
+            # DDP's gradient all-reduce, in step with the others while adding nothing.
+            mine, weight = slice(0, 1), 0.0
+        else:
+            weight = world * int((targets[mine] != PAD).sum()) / total
+        width = int(lengths[mine].max())  # positions count from the right: trimming left padding changes nothing
+        inputs, targets = inputs[mine, -width:], targets[mine, -width:]
+        return Batch(torch.from_numpy(np.ascontiguousarray(inputs)), torch.from_numpy(np.ascontiguousarray(targets)),
+                     weight)
 
     def _mask(self, items: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         real = items != PAD

@@ -22,10 +22,11 @@ from engine.config import ConfigError, RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.events import DeviceStats, EpochEnd, EpochStarted, EventSink, StepLoss
 from engine.models.base import SequentialBackbone
-from engine.models.losses import LOSSES, sequence_loss
+from engine.models.losses import LOSSES
 from engine.training.batches import SequenceBatcher
 from engine.training.checkpoint import RunCheckpoints, TrainingState, capture_rng, restore_rng
 from engine.training.device import device_stats, resolve_device
+from engine.training.distributed import DistributedContext, TrainingStep
 from engine.training.memory import release_freed_memory
 from engine.training.seeding import seed_everything
 
@@ -74,6 +75,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     checkpoints: RunCheckpoints | None = None,
     resume: TrainingState | None = None,
+    distributed: DistributedContext | None = None,
 ) -> TrainResult:
     """Train until `cfg.train.epochs`, `patience` epochs without a better validation NDCG@10, or the time budget.
 
@@ -81,6 +83,8 @@ def train(
     At the end the model holds the best epoch's weights: read back from `checkpoints` (`weights_only=True`), or
     from memory when there are none. `resume` (needs `checkpoints`, adopted at the run's files) continues after
     its epoch with every state restored, so the result equals the uninterrupted run's.
+    Under DDP (`distributed`, already joined) this runs on every rank: see engine/training/distributed.py. Rank 0
+    alone writes the checkpoint files; every rank calls `checkpoints` alike, and the others never write.
     """
     tc = cfg.train
     if tc.loss not in LOSSES:
@@ -89,11 +93,15 @@ def train(
         raise ConfigError(f"train.epochs: must be at least 1, got {tc.epochs}")
     if tc.patience < 1:
         raise ConfigError(f"train.patience: must be at least 1, got {tc.patience}")
-    device = resolve_device(tc.device)
+    distributed = distributed or DistributedContext()  # --- DDP hooks: no-ops in one process ---
+    device = distributed.place(resolve_device(tc.device))
     seed_everything(tc.seed)
     model.to(device)
-    batcher = SequenceBatcher(dataset, model.objective, cfg.model.max_len, tc.batch_size, cfg.model.mask_prob, tc.seed)
+    batcher = SequenceBatcher(dataset, model.objective, cfg.model.max_len, tc.batch_size, cfg.model.mask_prob, tc.seed,
+                              shard=distributed.shard)
     negatives_generator = torch.Generator().manual_seed(tc.seed)
+    step_module = distributed.wrap(TrainingStep(model, tc.loss, tc.num_negatives, negatives_generator))
+    should_stop = distributed.agreed(should_stop)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     autocast, scaler = _mixed_precision(device, tc.amp)
 
@@ -121,12 +129,16 @@ def train(
     def restore_best() -> None:
         if result.best_epoch is None:
             return
+        if checkpoints is not None and distributed.enabled:
+            # Rank 0 has written the file when it reaches this broadcast; the others load that very file.
+            checkpoints.best_path = result.checkpoint_path = distributed.from_main(checkpoints.best_path)
         model.load_state_dict(checkpoints.load_best(device) if checkpoints is not None else best_state)
 
     def stop_reason(epoch: int) -> str | None:
         if result.best_epoch is not None and epoch - result.best_epoch >= tc.patience:
             return "patience"
-        if tc.max_train_seconds is not None and time.perf_counter() - started >= tc.max_train_seconds:
+        if tc.max_train_seconds is not None and distributed.on_main(  # rank 0's clock decides for every rank
+                lambda: time.perf_counter() - started >= tc.max_train_seconds):
             return "time-budget"
         return None
 
@@ -149,8 +161,7 @@ def train(
                 raise TrainingInterrupted(result)
             batch = batch.to(device)
             with autocast():
-                hidden = model(batch.inputs)
-                loss = sequence_loss(tc.loss, hidden, batch.targets, model, tc.num_negatives, negatives_generator)
+                loss = step_module(batch.inputs, batch.targets, batch.weight)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -159,7 +170,7 @@ def train(
             else:
                 loss.backward()
                 optimizer.step()
-            value = loss.item()
+            value = distributed.average(loss.detach()).item()  # the global batch's loss
             if not math.isfinite(value):
                 raise FloatingPointError(f"train: loss became {value} at epoch {epoch}, step {step} (try a lower train.lr)")
             loss_sum += loss.detach()
@@ -170,8 +181,8 @@ def train(
 
         eval_start = time.perf_counter()
         model.eval()
-        with torch.no_grad():
-            valid = {k: float(v) for k, v in validate(model).items()}
+        with torch.no_grad():  # rank 0 validates; every rank gets its figures, so all decide alike
+            valid = distributed.on_main(lambda: {k: float(v) for k, v in validate(model).items()})
         eval_seconds = time.perf_counter() - eval_start
         release_freed_memory()
         if SELECTION_METRIC not in valid:
@@ -183,18 +194,19 @@ def train(
             best_score, result.best_epoch, result.best_valid = score, epoch, dict(valid)
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if checkpoints is not None:
-                result.checkpoint_path = checkpoints.save_best(state, epoch)
+                if distributed.is_main:  # the one writer; the others learn the name in restore_best
+                    result.checkpoint_path = checkpoints.save_best(state, epoch)
             else:
                 best_state = state
         result.epochs_run = epoch
-        train_loss = float(loss_sum) / steps
+        train_loss = float(distributed.average(loss_sum)) / steps
         result.history.append({"epoch": epoch, "train_loss": train_loss, "train_seconds": train_seconds,
                                "eval_seconds": eval_seconds, **valid})
         on_event(EpochEnd(epoch=epoch, train_loss=train_loss, valid=valid, train_seconds=train_seconds,
                           eval_seconds=eval_seconds, is_best=is_best))
         stats: DeviceStats = device_stats(device)
         on_event(stats)
-        if checkpoints is not None:
+        if checkpoints is not None and distributed.is_main:
             # After the epoch's events (its metrics are stored): a kill before this line replays the epoch.
             checkpoints.save_state(TrainingState(
                 epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(),

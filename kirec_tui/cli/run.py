@@ -18,18 +18,20 @@ from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fai
 
 
 @contextlib.contextmanager
-def stop_on_first_ctrl_c() -> Iterator[threading.Event]:
+def stop_on_first_ctrl_c(quiet: bool = False) -> Iterator[threading.Event]:
     """The first Ctrl-C (or SIGTERM, as a service manager or `kill` sends) asks the pipeline to stop at its next
     step: the run ends INTERRUPTED, its rows intact, and can be resumed. A second one interrupts at once.
-    A KeyboardInterrupt in the middle of a store write is what this avoids."""
+    A KeyboardInterrupt in the middle of a store write is what this avoids. `quiet`: say nothing (a DDP rank
+    other than 0; torchrun hands the signal to every rank, and rank 0 speaks for them)."""
     stop = threading.Event()
 
     def on_signal(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        err_console.print(f"[yellow]{what}: stopping after this step (again to abort at once)[/]")
+        if not quiet:
+            what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            err_console.print(f"[yellow]{what}: stopping after this step (again to abort at once)[/]")
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -79,6 +81,9 @@ def run_command(
     resume: Annotated[
         Optional[int], typer.Option("--resume", metavar="RUN_ID", help="Continue an INTERRUPTED run from its last epoch.")
     ] = None,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", min=1, help="Train with N processes (PyTorch DDP under torchrun; gloo on the CPU, one GPU each "
+                               "on CUDA). train.batch_size stays the global batch.")] = 1,
 ) -> None:
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
@@ -116,33 +121,135 @@ def run_command(
             raise fail(f"--resume {resume} continues the run with its stored config; drop {', '.join(extra)}", 2)
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=flags, overrides=overrides)
-        if resume is not None:
-            cfg.train.epochs = _stored_epochs(cfg.db, resume)  # for the progress bar; the run brings its config
-        with ConsoleProgress(err_console, cfg.train.epochs) as progress, stop_on_first_ctrl_c() as stop:
+        if nproc > 1:  # a bad config fails here, once, before any process starts
+            from engine.training.device import resolve_device
+            from engine.training.distributed import check_launch
+
+            if resume is not None:  # the run's stored settings decide, and its device is the ranks' to join on
+                train = _stored_train(cfg.db, resume)
+                device_setting, batch = str(train.get("device", "auto")), int(train.get("batch_size", nproc))
+                check_launch(resolve_device(device_setting), nproc, batch)
+                raise typer.Exit(launch_ranks(nproc, None, {"db": cfg.db}, as_json, resume=resume,
+                                              env={"KIREC_TRAIN__DEVICE": device_setting}))
+            check_launch(resolve_device(cfg.train.device), nproc, cfg.train.batch_size)
+            typed = {k: v for k, v in flags.items() if v is not None}
+            raise typer.Exit(launch_ranks(nproc, config, {**overrides, **typed}, as_json))
+        from engine.training.distributed import DistributedContext
+
+        distributed = DistributedContext.from_env(os.environ)  # torchrun's variables; one process without them
+        if resume is not None and distributed.is_main:  # the other ranks never open the database
+            # for the progress bar; the run brings its config
+            cfg.train.epochs = int(_stored_train(cfg.db, resume).get("epochs", 1))
+        progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
+                            else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
+        with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
             try:
                 if resume is not None:
-                    result = resume_experiment(cfg.db, resume, on_event=progress, should_stop=stop.is_set)
+                    result = resume_experiment(cfg.db, resume, on_event=progress, should_stop=stop.is_set,
+                                               distributed=distributed, join_device=cfg.train.device)
                 else:
-                    result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set)
+                    result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
             except KeyboardInterrupt:
-                if as_json:
+                if as_json and distributed.is_main:
                     typer.echo(json.dumps({"run_id": None, "status": "INTERRUPTED"}))
                 raise typer.Exit(EXIT_INTERRUPTED) from None
-    if as_json:
-        typer.echo(json.dumps(result.to_json(), default=str))
-    else:
-        _print_metrics(result)
+            finally:
+                distributed.leave()
+    if distributed.is_main:  # rank 0 reports for every rank
+        if as_json:
+            typer.echo(json.dumps(result.to_json(), default=str))
+        else:
+            _print_metrics(result)
     if result.status == "INTERRUPTED":
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
         raise typer.Exit(EXIT_FAILED)
 
 
-def _stored_epochs(db: str, run_id: int) -> int:
+def _stored_train(db: str, run_id: int) -> dict:
+    """The stored run's train settings, read without writing (rank 0 or one process only)."""
     from engine.store import open_store
 
     with open_store(db, create=False) as store:
-        return int(store.get_run(run_id).config.get("train", {}).get("epochs", 1))
+        return dict(store.get_run(run_id).config.get("train", {}))
+
+
+def _ignore(_event) -> None:
+    """The event sink of a rank other than 0."""
+
+
+# torchrun (torch.distributed.run), minus the traceback it prints when a Ctrl-C stops it: exit 130 instead.
+_TORCHRUN = """\
+import sys
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.run import main
+try:
+    main(sys.argv[1:])
+except SignalException:
+    sys.exit(130)
+"""
+
+
+def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool, resume: int | None = None,
+                 env: dict[str, str] | None = None) -> int:
+    """This command again under torchrun with `nproc` processes on this machine (the same config file and
+    overrides, as --set; or --resume RUN_ID with the database, and `env` added), and torchrun's exit status.
+    The same as typing
+
+        torchrun --standalone --nproc-per-node N -m kirec_tui.cli run [--config F] [--set K=V ...] [--json]
+
+    torchrun runs in a session of its own, so a Ctrl-C reaches it once, from here: it hands SIGINT to every
+    rank, and the ranks stop together after their current step (the run ends INTERRUPTED, exit 130). A second
+    Ctrl-C goes to the ranks themselves, which then abort at once, as one process does. SIGTERM counts as a
+    Ctrl-C, and torchrun gets SIGINT if this process dies.
+    """
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", _TORCHRUN, "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "kirec_tui.cli", "run"]
+    if config is not None:
+        command += ["--config", str(config)]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={value}"]
+    if resume is not None:
+        command += ["--resume", str(resume)]
+    if as_json:
+        command.append("--json")
+    launcher = subprocess.Popen(command, start_new_session=True, preexec_fn=_interrupt_when_parent_dies,
+                                env={**os.environ, **(env or {})})
+    interrupted = threading.Event()
+
+    def forward_sigint(signum, frame):
+        if not interrupted.is_set():
+            interrupted.set()
+            launcher.send_signal(signal.SIGINT)  # torchrun hands it to every rank: stop after this step
+            return
+        import psutil  # again: straight to the ranks (torchrun's children), a second Ctrl-C each: abort at once
+
+        with contextlib.suppress(psutil.Error):
+            for rank in psutil.Process(launcher.pid).children():
+                with contextlib.suppress(psutil.Error):
+                    rank.send_signal(signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, forward_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = launcher.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_INTERRUPTED if interrupted.is_set() else code
+
+
+def _interrupt_when_parent_dies() -> None:
+    """In torchrun's process, before it starts (Linux): SIGINT when `kirec run` dies, even by SIGKILL, so the
+    ranks stop (INTERRUPTED) instead of training on unseen in their own sessions. Elsewhere nothing."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGINT))  # PR_SET_PDEATHSIG
 
 
 def _print_metrics(result) -> None:
