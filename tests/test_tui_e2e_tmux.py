@@ -88,8 +88,11 @@ def test_a_run_started_in_the_terminal_appears_in_runs(tmp_path, tiny_dataset):
         for _ in range(3):  # seed, device: defaults; then more settings
             send(session, "Tab")
         send(session, SMALL, literal=True)
+        # The settings must be in the form before the run starts: without knowledge.method=id it would extract
+        # with the real LLM for minutes. (The field scrolls to show the end of what was typed.)
+        wait_for(session, "knowledge.method=id", timeout=60)
         send(session, "C-r")
-        wait_for(session, " FINISHED", timeout=240, fail_on="failed")
+        wait_for(session, " FINISHED", timeout=240, fail_on=" FAILED")  # the run's status, not "0 failed" in a log
         # Leave the form field, so that "1" switches to Runs; under load a key can land before the field
         # lets go of focus, so retry until the Runs screen is up.
         for _ in range(10):
