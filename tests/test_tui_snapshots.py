@@ -13,8 +13,12 @@ SIZE = (140, 40)
 
 
 async def settle(pilot) -> None:
+    """Workers done, then the messages they posted handled: a DataTable filled by a worker measures its columns on
+    a later refresh, so one pause could catch it with header-wide columns (seen once in a full run)."""
     await wait_for_workers(pilot.app)
-    await pilot.pause()
+    for _ in range(3):
+        await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
 
 
 def make_app(tmp_path, db) -> KirecApp:
