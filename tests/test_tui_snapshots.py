@@ -13,12 +13,20 @@ SIZE = (140, 40)
 
 
 async def settle(pilot) -> None:
-    """Workers done, then the messages they posted handled: a DataTable filled by a worker measures its columns on
-    a later refresh, so one pause could catch it with header-wide columns (seen once in a full run)."""
+    """Workers done, then the screen converged: a DataTable filled by a worker sizes its columns when it is next
+    idle, so a capture right after the fill once caught header-wide columns; wait until two renders agree."""
     await wait_for_workers(pilot.app)
-    for _ in range(3):
+    # A focused field's cursor blinks on a timer: whether a snapshot caught it lit depended on the machine's load.
+    for widget in pilot.app.screen.query("Input, TextArea"):
+        widget.cursor_blink = False
+    previous = None
+    for _ in range(50):  # bounded: a screen that never settles fails its snapshot instead of hanging
         await pilot.pause()
-    await pilot.wait_for_scheduled_animations()
+        await pilot.wait_for_scheduled_animations()
+        shot = pilot.app.export_screenshot()
+        if shot == previous:
+            break
+        previous = shot
 
 
 def make_app(tmp_path, db) -> KirecApp:
