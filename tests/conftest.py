@@ -66,3 +66,14 @@ def runs_db(tmp_path: Path, fixed_clock) -> tuple[Path, list[int]]:
 def anyio_backend() -> str:
     """The async tests run on asyncio (Textual's loop) through anyio's pytest plugin."""
     return "asyncio"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tests that train use one torch thread: on a loaded 2-core machine more threads only contend."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -4,39 +4,23 @@ and what `recommend` says about a run that has no checkpoint, a changed one, or 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from cli_support import invoke
 import torch
-from typer.testing import CliRunner
 
 from engine.store import open_store
 from engine.trained import RunNotReadyError, load_trained_run
-from kirec_tui.cli import app
 from tests.conftest import write_generic_dataset
 
 SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
          "--set", "train.num_threads=1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def invoke(*args: str, cwd: Path):
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(cwd: Path, dataset: Path, db: str, *extra: str) -> dict:

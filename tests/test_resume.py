@@ -13,26 +13,19 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from typer.testing import CliRunner
+from cli_support import invoke
 
 from engine.config import load_config
 from engine.events import EpochEnd
 from engine.pipeline import resume_experiment, run_experiment
 from engine.store import open_store
-from kirec_tui.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = {"knowledge.method": "id", "model.hidden_size": "16", "model.max_len": "10", "train.batch_size": "16",
          "train.device": "cpu", "train.num_threads": "1", "train.patience": "100", "model.dropout": "0.3"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(tiny_dataset: Path, db: Path, epochs: int, backbone: str = "sasrec", loss: str = "ce"):
@@ -96,15 +89,6 @@ main()
 """
 CLI_FLAGS = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "16", "--device", "cpu",
              "--patience", "100", "--set", "train.num_threads=1", "--set", "model.dropout=0.3", "--loss", "bce"]
-
-
-def invoke(*args: str, cwd: Path):
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def finished_state_epochs(db: Path) -> int:

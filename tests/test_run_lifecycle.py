@@ -14,33 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from typer.testing import CliRunner
+from cli_support import invoke
 
 from engine.config import ConfigError
 from engine.store import open_store
-from kirec_tui.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
          "--set", "train.num_threads=1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def invoke(*args: str, cwd: Path, input: str | None = None):
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, list(args), catch_exceptions=False, input=input)
-    finally:
-        os.chdir(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def statuses(db: Path) -> list[tuple[str, str | None]]:
