@@ -154,14 +154,29 @@ def _kirec_run(folder: Path, dataset: Path, *extra: str) -> subprocess.Completed
     return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
 
 
+REFERENCE_EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def ddp_reference(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """One uninterrupted `kirec run --nproc 2` on the tiny data, shared by the tests below that compare with it
+    (torchrun's start-up is most of such a test's time): (the dataset, the run's runs.db, the finished command)."""
+    from conftest import write_generic_dataset
+
+    root = tmp_path_factory.mktemp("ddp")
+    dataset = write_generic_dataset(root / "tiny")
+    finished = _kirec_run(root / "two", dataset, "--epochs", str(REFERENCE_EPOCHS), "--nproc", "2")
+    return dataset, root / "two" / "runs.db", finished
+
+
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tiny_dataset, tmp_path):
+def test_two_gloo_processes_match_one_process(ddp_reference, tmp_path):
     """Same global batch (32): per-epoch losses, validation, test metrics and the best weights agree to float
     rounding (dropout off; the ranks' sums of gradients are added in another order than one process's)."""
     from engine.store import open_store
 
-    single = _kirec_run(tmp_path / "one", tiny_dataset)
-    double = _kirec_run(tmp_path / "two", tiny_dataset, "--nproc", "2")
+    tiny_dataset, two_db, double = ddp_reference
+    single = _kirec_run(tmp_path / "one", tiny_dataset, "--epochs", str(REFERENCE_EPOCHS))
     assert single.returncode == 0, single.stderr[-3000:]
     assert double.returncode == 0, double.stderr[-3000:]
     one, two = json.loads(single.stdout), json.loads(double.stdout)  # exactly one JSON object: rank 1 printed none
@@ -171,12 +186,12 @@ def test_two_gloo_processes_match_one_process(tiny_dataset, tmp_path):
         for key in ("NDCG@10", "HR@10", "MRR@10"):
             assert two[split][key] == pytest.approx(one[split][key], abs=1e-6), (split, key)
 
-    with open_store(tmp_path / "two" / "runs.db") as store:
+    with open_store(two_db) as store:
         runs = store.list_runs()
         assert [(r.id, r.status.value) for r in runs] == [(two["run_id"], "FINISHED")]
         losses_two = [p.value for p in store.metric_history(two["run_id"], "train/loss")]
         valid_two = store.metric_history(two["run_id"], "valid/NDCG@10")
-        assert [p.step for p in valid_two] == [1, 2, 3, 4]  # each epoch logged once, by rank 0 alone
+        assert [p.step for p in valid_two] == list(range(1, REFERENCE_EPOCHS + 1))  # each epoch once, by rank 0
     with open_store(tmp_path / "one" / "runs.db") as store:
         losses_one = [p.value for p in store.metric_history(one["run_id"], "train/loss")]
         valid_one = [p.value for p in store.metric_history(one["run_id"], "valid/NDCG@10")]
@@ -193,7 +208,7 @@ def test_two_gloo_processes_match_one_process(tiny_dataset, tmp_path):
     # checkpoint and the test ranks remain, the training state went when the run finished, nothing partial.
     from engine.training.checkpoint import sha256_of
 
-    with open_store(tmp_path / "two" / "runs.db") as store:
+    with open_store(two_db) as store:
         artifacts = {a.kind: a for a in store.get_run(two["run_id"]).artifacts}
     assert sorted(artifacts) == ["checkpoint", "test_ranks"]
     assert artifacts["checkpoint"].path == two["checkpoint"]
@@ -269,13 +284,13 @@ def test_nproc_refuses_what_would_fail_on_every_rank_before_starting_any(tiny_da
 
 
 @pytest.mark.slow
-def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_result(tiny_dataset, tmp_path):
+def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_result(ddp_reference, tmp_path):
     """`kirec run --nproc 2` stopped by Ctrl-C after a few epochs, then `kirec run --resume ID --nproc 2`: every
     rank loads the one training state rank 0 saved, and the run ends as an uninterrupted `--nproc 2` run (dropout
     off, full CE: the only generators the ranks do not share draw nothing)."""
     from engine.store import open_store
 
-    whole = _kirec_run(tmp_path / "whole", tiny_dataset, "--epochs", "12", "--nproc", "2")
+    tiny_dataset, whole_db, whole = ddp_reference
     assert whole.returncode == 0, whole.stderr[-3000:]
     reference = json.loads(whole.stdout)
 
@@ -285,7 +300,7 @@ def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_re
     base = [sys.executable, "-m", "kirec_tui.cli", "run", "--db", str(db)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(base + ["--dataset", str(tiny_dataset), "--method", "id", "--hidden-size", "16",
-                                    "--max-len", "10", "--batch-size", "32", "--device", "cpu", "--epochs", "12",
+                                    "--max-len", "10", "--batch-size", "32", "--device", "cpu", "--epochs", str(REFERENCE_EPOCHS),
                                     "--patience", "10", "--set", "model.dropout=0", "--set", "train.num_threads=1",
                                     "--nproc", "2"],
                             cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -301,7 +316,7 @@ def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_re
             proc.kill()
     with open_store(db) as store:
         (cut,) = store.list_runs()
-    assert cut.status.value == "INTERRUPTED" and 2 <= _logged_epochs(db) < 12
+    assert cut.status.value == "INTERRUPTED" and 2 <= _logged_epochs(db) < REFERENCE_EPOCHS
 
     resumed = subprocess.run(base + ["--resume", str(cut.id), "--nproc", "2", "--json"], cwd=folder, env=env,
                              capture_output=True, text=True, timeout=600)
@@ -314,9 +329,9 @@ def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_re
             assert result[split][key] == pytest.approx(reference[split][key], abs=1e-6), (split, key)
     with open_store(db) as store:
         losses = store.metric_history(cut.id, "train/loss")
-        assert [p.step for p in losses] == list(range(1, 13))  # each epoch once, the replayed ones not twice
+        assert [p.step for p in losses] == list(range(1, REFERENCE_EPOCHS + 1))  # each once, none replayed twice
         assert sorted(a.kind for a in store.get_run(cut.id).artifacts) == ["checkpoint", "test_ranks"]
-    with open_store(tmp_path / "whole" / "runs.db") as store:
+    with open_store(whole_db) as store:
         expected = [p.value for p in store.metric_history(reference["run_id"], "train/loss")]
     assert [p.value for p in losses] == pytest.approx(expected, rel=1e-5)
 
