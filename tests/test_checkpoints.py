@@ -3,14 +3,15 @@ and what `recommend` says about a run that has no checkpoint, a changed one, or 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
-from cli_support import invoke
 import torch
+from cli_support import invoke
 
 from engine.store import open_store
 from engine.trained import RunNotReadyError, load_trained_run
@@ -78,12 +79,18 @@ def test_a_replaced_checkpoint_is_refused_in_one_line(two_databases, tmp_path):
     assert missing.exit_code == 4 and "missing" in one_line_error(missing)
 
 
+def copy_of(folder: Path, work: Path) -> Path:
+    """A copy of the two databases' folder whose a.db points at the copied checkpoints."""
+    shutil.copytree(folder, work)
+    with contextlib.closing(sqlite3.connect(work / "a.db")) as con, con:
+        con.execute("UPDATE artifacts SET path = replace(path, ?, ?)", (str(folder), str(work)))
+    return work
+
+
 def test_a_changed_dataset_is_refused(two_databases, tmp_path):
     folder, dataset, _, _ = two_databases
-    work = tmp_path / "copy"
-    shutil.copytree(folder, work)
+    work = copy_of(folder, tmp_path / "copy")
     with sqlite3.connect(work / "a.db") as con:
-        con.execute("UPDATE artifacts SET path = replace(path, ?, ?)", (str(folder), str(work)))
         con.execute("UPDATE runs SET config_json = replace(config_json, ?, ?)", (str(folder), str(work)))
     with (work / "tiny" / "interactions.csv").open("a") as fh:
         fh.writelines(f"u1,i{i},{5000 + i}\n" for i in range(6))
@@ -111,10 +118,8 @@ def test_an_interrupted_run_without_checkpoint_says_how_to_continue(tmp_path):
 
 def test_an_interrupted_run_is_served_from_its_best_checkpoint_with_a_note(two_databases, tmp_path):
     folder, _, first, _ = two_databases
-    work = tmp_path / "copy"
-    shutil.copytree(folder, work)
+    work = copy_of(folder, tmp_path / "copy")
     with sqlite3.connect(work / "a.db") as con:
-        con.execute("UPDATE artifacts SET path = replace(path, ?, ?)", (str(folder), str(work)))
         con.execute("UPDATE runs SET status = 'INTERRUPTED'")
         con.execute("UPDATE tags SET value = '1' WHERE key = 'best_epoch'")
     result = invoke("recommend", "--run", "1", "--user", "u3", "-k", "3", "--db", "a.db", cwd=work)

@@ -6,30 +6,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import invoke  # in the test's folder, where the caches land
 
 from engine.data import get_spec, registry
-from kirec_tui.cli import app
 
 # Six users who each rated the same six movies: the 5-core keeps everything (36 interactions).
 RATINGS = ("userId,movieId,rating,timestamp\n"
            + "".join(f"{u},{m},4.0,{100 * u + m}\n" for u in range(1, 7) for m in range(1, 7))).encode()
 MOVIES = ("movieId,title,genres\n"
           + "".join(f"{m},Film {m} ({1990 + m}),{'Drama' if m % 2 else 'Comedy|Drama'}\n" for m in range(1, 7))).encode()
-
-
-def invoke(*args: str, cwd: Path):
-    old = Path.cwd()
-    os.chdir(cwd)  # the preprocessing cache lands in the test's folder
-    try:
-        return CliRunner().invoke(app, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture(autouse=True)

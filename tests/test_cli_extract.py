@@ -3,12 +3,10 @@ a second call continuing where the first stopped, and --export writing the shipp
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import invoke  # in the test's folder, where the caches land
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gguf")
@@ -17,18 +15,8 @@ from conftest import write_generic_dataset  # noqa: E402
 from engine.extraction import ExtractionCache, default_cache_path, default_prompt_for  # noqa: E402
 from engine.extraction.shipped import import_shipped_extractions, read_shipped_extractions  # noqa: E402
 from engine.extraction.tiny_gguf import write_tiny_gguf  # noqa: E402
-from kirec_tui.cli import app  # noqa: E402
 
 SUMMARY = re.compile(r"^tiny / products \((\w{12})\): (\d+) extracted, (\d+) cached, (\d+) failed, [\d.]+ items/s$", re.MULTILINE)
-
-
-def invoke(*args: str, cwd: Path):
-    old = Path.cwd()
-    os.chdir(cwd)  # the extraction cache lands in the test's folder
-    try:
-        return CliRunner().invoke(app, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def squashed(text: str) -> str:
