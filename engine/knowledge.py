@@ -25,6 +25,15 @@ def resolve_prompt(cfg: RunConfig, dataset: SequenceDataset):
     return prompt
 
 
+def extraction_backend(cfg: RunConfig):
+    """The LLM backend `knowledge.extractor` / `llm_model` / `llm_url` name (loaded on first use)."""
+    from engine.extraction import create_backend
+
+    k = cfg.knowledge
+    return create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads,
+                          llm_concurrency=k.llm_concurrency)
+
+
 def extract_attributes(
     cfg: RunConfig,
     dataset: SequenceDataset,
@@ -33,20 +42,15 @@ def extract_attributes(
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:
     """Attributes per item index (None where the LLM gave none), extracting only what the cache lacks."""
-    from engine.extraction import ExtractionCache, cached_attributes, create_backend, default_cache_path, extract_items
-    from engine.extraction.shipped import import_shipped_extractions
+    from engine.extraction import default_cache_path
+    from engine.extraction.session import extraction_session
 
-    k = cfg.knowledge
     prompt = resolve_prompt(cfg, dataset)
-    backend = create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads,
-                             llm_concurrency=k.llm_concurrency)
-    with ExtractionCache(default_cache_path(cwd)) as cache:
-        imported = import_shipped_extractions(cache, backend.fingerprint, prompt.content_hash)
-        if imported:
-            on_event(Status(f"extraction: {imported} answers imported from the project's shipped extractions"))
+    backend = extraction_backend(cfg)
+    with extraction_session(prompt, backend, default_cache_path(cwd), on_event) as session:
         # Items with no text are never sent to the LLM (extract_items skips them), so they stay absent here.
-        report = extract_items(dataset, prompt, backend, cache, on_event=on_event, should_stop=should_stop)
-        found = cached_attributes(dataset, prompt, backend.fingerprint, cache)
+        report = session.extract(dataset, on_event=on_event, should_stop=should_stop)
+        found = session.answers(dataset)
     attributes = [None] + [found.get(i) for i in range(1, dataset.num_items + 1)]
     info = {
         "prompt": prompt.name,

@@ -71,22 +71,26 @@ class KirecApp(App[None]):
         """The runs store, opened on first use (from a worker thread, so start-up never waits on SQLAlchemy)."""
         with self._store_lock:
             if self._store is None:
-                from engine.store import open_store
+                from engine.services.runs import open_workspace_store
 
-                self._store = open_store(self.db_path)
+                self._store = open_workspace_store(self.db_path)
             return self._store
+
+    def data_settings(self, dataset: str | None = None) -> Any:
+        """The data settings by the one precedence order (KIREC_DATA__* included), for `dataset` or the default."""
+        from engine.config import load_config
+
+        return load_config(env=self.env, flags={"data.dataset": dataset or None, "data.data_root": self.data_root},
+                           keys=("data",)).data
 
     def make_extraction_backend(self) -> Any:
         """The LLM backend the config names (knowledge.extractor / llm_model / llm_url); tests pass a factory."""
         if self._extraction_backend is not None:
             return self._extraction_backend()
         from engine.config import load_config
-        from engine.extraction.backends import create_backend
+        from engine.services import extraction
 
-        cfg = load_config(env=self.env, keys=("knowledge", "train.num_threads"))
-        knowledge = cfg.knowledge
-        return create_backend(knowledge.extractor, knowledge.llm_model, knowledge.llm_url,
-                              n_threads=cfg.train.num_threads, llm_concurrency=knowledge.llm_concurrency)
+        return extraction.backend(load_config(env=self.env, keys=("knowledge", "train.num_threads")))
 
     def on_unmount(self) -> None:
         if self._store is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from engine.events import EpochEnd, EpochStarted, Event, RunFinished, RunStarted, Status, StepLoss
+from engine.events import EpochEnd, EpochStarted, Event, RunStarted, StepLoss
+from kirec_tui.event_text import event_line
 
 
 class ConsoleProgress:
@@ -35,11 +36,10 @@ class ConsoleProgress:
         self.progress.stop()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Status):
-            style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
-            self.console.print(f"[{style}]{event.message}[/]")
-        elif isinstance(event, RunStarted):
-            self.console.print(f"run [bold]{event.run_id}[/] {event.name} on {event.device}")
+        line = event_line(event)
+        if line is not None:
+            self.console.print(line)
+        if isinstance(event, RunStarted):
             self.epoch_task = self.progress.add_task("epochs", total=self.total_epochs, info="")
         elif isinstance(event, EpochStarted):
             if self.batch_task is not None:
@@ -47,15 +47,6 @@ class ConsoleProgress:
             self.batch_task = self.progress.add_task(f"epoch {event.epoch}", total=event.steps, info="")
         elif isinstance(event, StepLoss) and self.batch_task is not None:
             self.progress.update(self.batch_task, completed=event.step, info=f"loss {event.loss:.4f}")
-        elif isinstance(event, EpochEnd):
-            best = " [green]best[/]" if event.is_best else ""
-            ndcg, hr = event.valid.get("NDCG@10", float("nan")), event.valid.get("HR@10", float("nan"))
-            self.console.print(
-                f"epoch {event.epoch:3d}  loss {event.train_loss:.4f}  valid NDCG@10 {ndcg:.4f}  HR@10 {hr:.4f}"
-                f"  ({event.train_seconds:.1f}s + {event.eval_seconds:.1f}s eval){best}"
-            )
-            if self.epoch_task is not None:
-                self.progress.update(self.epoch_task, completed=event.epoch, info=f"NDCG@10 {ndcg:.4f}")
-        elif isinstance(event, RunFinished):
-            colour = "green" if event.status == "FINISHED" else "red"
-            self.console.print(f"run {event.run_id} [{colour}]{event.status}[/]" + (f": {event.error}" if event.error else ""))
+        elif isinstance(event, EpochEnd) and self.epoch_task is not None:
+            ndcg = event.valid.get("NDCG@10", float("nan"))
+            self.progress.update(self.epoch_task, completed=event.epoch, info=f"NDCG@10 {ndcg:.4f}")

@@ -12,7 +12,6 @@ import typer
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, err_console, fail, friendly_errors, print_status
 from kirec_tui.cli.run import parse_set_options, stop_on_first_ctrl_c
 
-DEFAULT_OUT_DIR = Path("docs/results")
 
 
 def bench_command(
@@ -29,31 +28,22 @@ def bench_command(
                                              "--db, whatever code version made them.")] = False,
 ) -> None:
     """Run a bench (resumable: cells already in --db are not trained again) and write its results table."""
-    from engine.bench import load_spec, run_bench
-    from engine.bench.table import build_rows, describe_budget, write_results
-    from engine.store import open_store
+    from engine.services.bench import run_bench
 
     if jobs < 1:
         raise fail(f"--jobs: expected at least 1, got {jobs}", EXIT_USAGE)
     overrides = {"methods": methods, "backbones": backbones, "datasets": datasets, "seeds": seeds}
     command = _command_line(config, db, out, jobs, overrides, set_, table_only)
-    with friendly_errors():
-        spec = load_spec(config, overrides=overrides, flags=parse_set_options(set_))
-        target = out if out is not None else DEFAULT_OUT_DIR / spec.name
-        with stop_on_first_ctrl_c() as stop:
-            outcome = run_bench(spec, db, on_event=print_status, should_stop=stop.is_set, jobs=jobs,
-                                table_only=table_only)
-        with open_store(db) as store:
-            rows = build_rows(outcome, store)
-            versions = [store.get_run(r.run_id).code_version for r in outcome.runs]
-        budget = describe_budget([spec.config_for(r.cell, db) for r in outcome.runs])
-        md, js = write_results(outcome, rows, target, command, db, versions, budget)
-    err_console.print(f"bench {spec.name}: {len(outcome.runs)} cells, {outcome.trained} trained now, "
-                      f"{len(outcome.runs) - outcome.trained} reused; wrote {md} and {js}")
-    typer.echo(md.read_text())
-    if outcome.missing:
-        raise fail(f"{len(outcome.missing)} cells have no finished run in {db} (the table lists them)", EXIT_FAILED)
-    if not outcome.complete:
+    flags = parse_set_options(set_)
+    with friendly_errors(), stop_on_first_ctrl_c() as stop:
+        result = run_bench(config, db, command, out, jobs, overrides, flags, table_only,
+                           on_event=print_status, should_stop=stop.is_set)
+    err_console.print(f"bench {result.name}: {result.cells} cells, {result.trained} trained now, "
+                      f"{result.cells - result.trained} reused; wrote {result.markdown} and {result.json}")
+    typer.echo(result.markdown.read_text())
+    if result.missing:
+        raise fail(f"{result.missing} cells have no finished run in {db} (the table lists them)", EXIT_FAILED)
+    if not result.complete:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 

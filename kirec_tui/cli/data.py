@@ -27,20 +27,15 @@ def _data_root(flag: str | None) -> str | None:
 @app.command("list")
 def list_command(data_root: DataRoot = None) -> None:
     """Known datasets and where each was found."""
-    from engine.data import DataError
-    from engine.data.registry import list_datasets
-    from engine.data.root import find_dataset
+    from engine.services.datasets import list_datasets
 
     table = Table()
     for column in ("name", "format", "location", "description"):
         table.add_column(column)
-    for spec in list_datasets():
-        try:
-            _, path = find_dataset(spec.name, _data_root(data_root))
-            where = str(path)
-        except DataError:
-            where = "[yellow]missing[/] (kirec data download " + spec.name + ")"
-        table.add_row(spec.name, spec.format, where, spec.description)
+    for entry in list_datasets(_data_root(data_root)):
+        where = str(entry.location) if entry.location is not None else \
+            "[yellow]missing[/] (kirec data download " + entry.name + ")"
+        table.add_row(entry.name, entry.format, where, entry.description)
     Console().print(table)
 
 
@@ -52,12 +47,11 @@ def show_command(
 ) -> None:
     """Statistics of a dataset after preprocessing (users, items, interactions, lengths, text coverage)."""
     from engine.config import load_config
-    from engine.data.preprocess import load_dataset
-    from engine.data.stats import dataset_stats
+    from engine.services.datasets import statistics
 
     with friendly_errors():
         cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root}, keys=("data",))
-        stats = dataset_stats(load_dataset(cfg.data, cwd=Path.cwd(), on_event=_print_warnings))
+        stats = statistics(cfg.data, cwd=Path.cwd(), on_event=_print_warnings)
     if as_json:
         typer.echo(json.dumps(stats, default=str))
         return
@@ -76,12 +70,12 @@ def show_command(
 @app.command("download")
 def download_command(name: str, data_root: DataRoot = None) -> None:
     """Fetch a dataset from its canonical address, verifying checksums."""
-    from engine.data.download import download_dataset
     from engine.events import Status
+    from engine.services.datasets import download
 
     root = Path(_data_root(data_root) or "data")
     with friendly_errors():
-        path = download_dataset(name, root, on_event=lambda e: isinstance(e, Status) and err_console.print(e.message))
+        path = download(name, root, on_event=lambda e: isinstance(e, Status) and err_console.print(e.message))
     typer.echo(str(path))
 
 

@@ -4,37 +4,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from kirec_tui.options import flags_of, option
 from kirec_tui.cli.errors import friendly_errors, print_status
 
 
 def embed_command(
     export: Annotated[Path, typer.Option(help="The .npy file to write: [items + 1, dim], row 0 padding.")],
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset name or folder.")] = None,
-    text: Annotated[Optional[str], typer.Option(help="attributes | raw | both")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="minilm | llm")] = None,
-    prompt: Annotated[Optional[str], typer.Option(help="Prompt file or name under prompts/ (default: the dataset's).")] = None,
-    data_root: Annotated[Optional[str], typer.Option("--data-root")] = None,
+    dataset: option("dataset") = None,
+    text: option("text") = None,
+    encoder: option("encoder") = None,
+    prompt: option("prompt") = None,
+    data_root: option("data_root") = None,
     half: Annotated[bool, typer.Option(help="Store float16 (half the size; read back as float32).")] = False,
 ) -> None:
     """Embed every item's text (extracting attributes the caches lack) and save the table for
     `--set knowledge.semantic_table=FILE` on a machine without the LLM or the encoder."""
-    from engine.config import ConfigError, load_config
-    from engine.data.preprocess import load_dataset
-    from engine.knowledge import semantic_table
-    from engine.semantic.table_file import save_semantic_table
+    from engine.config import load_config
+    from engine.services.embedding import export_table
 
-    flags = {"data.dataset": dataset, "data.data_root": data_root, "knowledge.embed_text": text,
-             "knowledge.encoder": encoder, "knowledge.prompt": prompt}
-    cwd = Path.cwd()
+    flags = flags_of(locals(), ("dataset", "data_root", "text", "encoder", "prompt"))
     with friendly_errors():
         cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge"))  # only what embedding reads
-        if cfg.knowledge.semantic_table:
-            raise ConfigError("knowledge.semantic_table is set: kirec embed makes that file, it does not read one")
-        ds = load_dataset(cfg.data, cwd=cwd)
-        table, _ = semantic_table(cfg, ds, cwd, on_event=print_status)
-        path = save_semantic_table(table, export, half=half)
-    typer.echo(f"{ds.name} / {cfg.knowledge.embed_text}: {table.shape[0] - 1} items × {table.shape[1]} dims → {path}")
+        table = export_table(cfg, export, half=half, cwd=Path.cwd(), on_event=print_status)
+    typer.echo(f"{table.dataset} / {cfg.knowledge.embed_text}: {table.items} items × {table.dims} dims → {table.path}")

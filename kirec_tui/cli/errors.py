@@ -42,6 +42,8 @@ _KNOWN_ERRORS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("engine.extraction.backends.base", ("BackendError",), EXIT_USAGE),
     ("engine.semantic.encoders", ("EncoderError",), EXIT_USAGE),
     ("engine.store", ("RunNotFoundError",), EXIT_NOT_FOUND),
+    ("engine.trained", ("RunNotReadyError",), EXIT_NOT_FOUND),  # no checkpoint to serve (yet)
+    ("engine.services.errors", ("NotFoundError",), EXIT_NOT_FOUND),  # a user or item that is not there
 )
 
 

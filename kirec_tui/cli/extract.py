@@ -9,49 +9,42 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from kirec_tui.options import flags_of, option
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, friendly_errors, print_status
 
 
 def extract_command(
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset name or folder.")] = None,
-    prompt: Annotated[Optional[str], typer.Option(help="Prompt file or name under prompts/ (default: the dataset's).")] = None,
-    extractor: Annotated[Optional[str], typer.Option(help="llama-cpp | transformers | openai")] = None,
-    llm_model: Annotated[Optional[str], typer.Option(help="GGUF path, model folder or server model name.")] = None,
-    llm_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server base URL.")] = None,
-    llm_concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight at once to --llm-url's server.")] = None,
-    data_root: Annotated[Optional[str], typer.Option("--data-root")] = None,
+    dataset: option("dataset") = None,
+    prompt: option("prompt") = None,
+    extractor: option("extractor") = None,
+    llm_model: option("llm_model") = None,
+    llm_url: option("llm_url") = None,
+    llm_concurrency: option("llm_concurrency") = None,
+    data_root: option("data_root") = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items (a quick look).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Ask the LLM again for items that failed before.")] = False,
     export: Annotated[Optional[Path], typer.Option(help="Also write the answers to this JSONL file (shipping format).")] = None,
 ) -> None:
     """Extract item attributes with an LLM. Answers are cached as they arrive: stop any time, run again to continue."""
     from engine.config import load_config
-    from engine.data.preprocess import load_dataset
-    from engine.extraction import ExtractionCache, create_backend, default_cache_path, extract_items
-    from engine.extraction.shipped import export_extractions, import_shipped_extractions
-    from engine.knowledge import resolve_prompt
+    from engine.services import datasets, extraction
 
-    flags = {"data.dataset": dataset, "data.data_root": data_root, "knowledge.prompt": prompt,
-             "knowledge.extractor": extractor, "knowledge.llm_model": llm_model, "knowledge.llm_url": llm_url,
-             "knowledge.llm_concurrency": llm_concurrency}
+    flags = flags_of(locals(), ("dataset", "data_root", "prompt", "extractor", "llm_model", "llm_url", "llm_concurrency"))
     cwd = Path.cwd()
     with friendly_errors():
         cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge", "train.num_threads"))  # what it reads
-        ds = load_dataset(cfg.data, cwd=cwd)
-        chosen = resolve_prompt(cfg, ds)
-        k = cfg.knowledge
-        backend = create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads,
-                                 llm_concurrency=k.llm_concurrency)
+        ds = datasets.load(cfg.data, cwd=cwd)
+        chosen = extraction.prompt_for(cfg, ds)
+        backend = extraction.backend(cfg)
         items = list(range(1, min(limit, ds.num_items) + 1)) if limit else None
         progress = Progress(TextColumn("[bold]extracting"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                             console=err_console, transient=True)
         task = progress.add_task("extract", total=len(items) if items else ds.num_items, rate="")
-        with ExtractionCache(default_cache_path(cwd)) as cache, progress:
-            import_shipped_extractions(cache, backend.fingerprint, chosen.content_hash)
+        with extraction.session(chosen, backend, cwd) as session, progress:
             try:
-                report = extract_items(
-                    ds, chosen, backend, cache, item_indices=items, retry_failed=retry_failed,
+                report = session.extract(
+                    ds, item_indices=items, retry_failed=retry_failed,
                     on_event=print_status,
                     on_progress=lambda p: progress.update(task, completed=p.done, total=p.total,
                                                           rate=f"{p.items_per_second:.2f} items/s"),
@@ -60,7 +53,7 @@ def extract_command(
                 err_console.print("interrupted: every answer so far is cached; run the same command to continue")
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             if export:
-                count = export_extractions(cache, ds, chosen, backend.fingerprint, export)
+                count = session.export(ds, export)
                 err_console.print(f"wrote {count} answers to {export}")
     typer.echo(
         f"{ds.name} / {chosen.name} ({chosen.content_hash[:12]}): {report.extracted} extracted, "

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kirec_tui.cli.errors import EXIT_NOT_FOUND, err_console, fail, friendly_errors
+from kirec_tui.cli.errors import err_console, friendly_errors
 from kirec_tui.cli.runs import DbOption, naming_runs, open_db
 
 
@@ -22,26 +22,17 @@ def recommend_command(
     include_history: Annotated[bool, typer.Option("--include-history", help="Also rank items the user already has.")] = False,
 ) -> None:
     """Top-k items a trained run recommends after the user's whole history."""
-    from engine.evaluation.recommend import recommend
-    from engine.trained import RunNotReadyError, load_trained_run
+    from engine.services import runs
 
     with friendly_errors(), naming_runs(run):
-        try:
-            trained = load_trained_run(open_db(db), run)
-        except RunNotReadyError as exc:
-            raise fail(str(exc), EXIT_NOT_FOUND) from None
+        trained = runs.load_trained(open_db(db), run)
         if trained.note:  # not FINISHED: say which weights these are and what can be done
             err_console.print(f"[yellow]note:[/] {trained.note}", highlight=False, soft_wrap=True)
-        dataset = trained.dataset
-        if user not in dataset.user_ids:
-            raise fail(f"user '{user}' is not in dataset '{dataset.name}' (after preprocessing)", EXIT_NOT_FOUND)
-        uid = dataset.user_ids.index(user)
-        recs = recommend(trained.model, dataset, uid, k=k, exclude_history=not include_history, history="all",
-                         max_len=trained.config.model.max_len)
-    table = Table(title=f"run {run}: top {k} for user {user} ({len(dataset.sequences[uid])} interactions)")
+        found = runs.recommend_for(trained, user, k=k, history="all", exclude_history=not include_history)
+    table = Table(title=f"run {run}: top {k} for user {user} ({found.history_length} interactions)")
     for column in ("rank", "item", "title", "score", "in history"):
         table.add_column(column)
-    for r in recs:
+    for r in found.recommendations:
         table.add_row(str(r.rank), r.item_id, r.title, f"{r.score:.3f}", "yes" if r.in_history else "")
     Console().print(table)
 
@@ -53,20 +44,16 @@ def item_command(
 ) -> None:
     """An item's text fields and popularity."""
     from engine.config import load_config
-    from engine.data.preprocess import load_dataset
+    from engine.services import datasets, items
 
     with friendly_errors():
         cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root}, keys=("data",))
-        ds = load_dataset(cfg.data, cwd=Path.cwd())
-    if item_id not in ds.item_ids[1:]:
-        raise fail(f"item '{item_id}' is not in dataset '{ds.name}' (after preprocessing)", EXIT_NOT_FOUND)
-    index = ds.item_ids.index(item_id)
-    popularity = ds.item_popularity()
-    rank = int((popularity[1:] > popularity[index]).sum()) + 1
+        ds = datasets.load(cfg.data, cwd=Path.cwd())
+        view = items.item_view(ds, items.item_index(ds, item_id), with_attributes=False)
     table = Table(title=f"{ds.name} item {item_id}", show_header=False)
     table.add_column("field")
     table.add_column("value")
-    for key, value in ds.item_text[index].items():
+    for key, value in view.fields.items():
         table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
-    table.add_row("popularity", f"{popularity[index]} training interactions (rank {rank} of {ds.num_items})")
+    table.add_row("popularity", f"{view.popularity} training interactions (rank {view.popularity_rank} of {view.num_items})")
     Console().print(table)

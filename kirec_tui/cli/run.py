@@ -13,8 +13,13 @@ from typing import Annotated, Iterator, Optional
 import typer
 from rich.table import Table
 
-from engine.choices import BACKBONE_CHOICES, FUSION_CHOICES, METHOD_CHOICES, REDUCTION_CHOICES
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fail, friendly_errors
+from kirec_tui.options import flags_of, option
+
+# the declared settings (kirec_tui.options) that `kirec run` has a flag for
+RUN_FLAGS = ("dataset", "backbone", "method", "fusion", "reduction", "prompt", "epochs", "seed", "loss", "batch_size",
+             "lr", "hidden_size", "max_len", "patience", "device", "db", "data_root", "name", "exclude_history",
+             "protocol")
 
 
 @contextlib.contextmanager
@@ -54,28 +59,26 @@ def parse_set_options(pairs: list[str]) -> dict[str, str]:
 
 def run_command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (flags override it).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset name or folder.")] = None,
-    backbone: Annotated[Optional[str], typer.Option(help=" | ".join(BACKBONE_CHOICES))] = None,
-    method: Annotated[Optional[str], typer.Option(help=" | ".join(METHOD_CHOICES))] = None,
-    fusion: Annotated[Optional[str], typer.Option(help=" | ".join(FUSION_CHOICES) + " (method kirec)")] = None,
-    reduction: Annotated[Optional[str], typer.Option(help=" | ".join(REDUCTION_CHOICES))] = None,
-    prompt: Annotated[Optional[str], typer.Option(help="Extraction prompt file or name under prompts/.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum training epochs.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="ce | bce | sampled-softmax")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    hidden_size: Annotated[Optional[int], typer.Option(help="Embedding / hidden size.")] = None,
-    max_len: Annotated[Optional[int], typer.Option(help="Maximum sequence length.")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Early-stopping patience in epochs.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
-    db: Annotated[Optional[str], typer.Option(help="Runs database (default runs.db, or KIREC_DB).")] = None,
-    data_root: Annotated[Optional[str], typer.Option(help="Folder holding the datasets (or KIREC_DATA).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="A name for the run.")] = None,
-    exclude_history: Annotated[
-        Optional[bool], typer.Option("--exclude-history/--include-history", help="Rank items already in the history?")
-    ] = None,
-    protocol: Annotated[Optional[str], typer.Option(help="full (primary) | sampled (1 + 100 negatives)")] = None,
+    dataset: option("dataset") = None,
+    backbone: option("backbone") = None,
+    method: option("method") = None,
+    fusion: option("fusion") = None,
+    reduction: option("reduction") = None,
+    prompt: option("prompt") = None,
+    epochs: option("epochs") = None,
+    seed: option("seed") = None,
+    loss: option("loss") = None,
+    batch_size: option("batch_size") = None,
+    lr: option("lr") = None,
+    hidden_size: option("hidden_size") = None,
+    max_len: option("max_len") = None,
+    patience: option("patience") = None,
+    device: option("device") = None,
+    db: option("db") = None,
+    data_root: option("data_root") = None,
+    name: option("name") = None,
+    exclude_history: option("exclude_history") = None,
+    protocol: option("protocol") = None,
     set_: Annotated[list[str], typer.Option("--set", help="Any config field: SECTION.FIELD=VALUE (repeatable).")] = [],
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
     resume: Annotated[
@@ -87,31 +90,10 @@ def run_command(
 ) -> None:
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
-    from engine.pipeline import resume_experiment, run_experiment
+    from engine.services import experiments
     from kirec_tui.progress import ConsoleProgress
 
-    flags = {
-        "data.dataset": dataset,
-        "model.backbone": backbone,
-        "knowledge.method": method,
-        "knowledge.fusion": fusion,
-        "knowledge.reduction": reduction,
-        "knowledge.prompt": prompt,
-        "train.epochs": epochs,
-        "train.seed": seed,
-        "train.loss": loss,
-        "train.batch_size": batch_size,
-        "train.lr": lr,
-        "model.hidden_size": hidden_size,
-        "model.max_len": max_len,
-        "train.patience": patience,
-        "train.device": device,
-        "db": db,
-        "data.data_root": data_root,
-        "name": name,
-        "eval.exclude_history": exclude_history,
-        "eval.protocol": protocol,
-    }
+    flags = flags_of(locals(), RUN_FLAGS)
     # --set sits below the dedicated flags (a flag the user typed wins); kept apart so a message names what was typed.
     overrides = parse_set_options(set_)
     if resume is not None:
@@ -122,33 +104,28 @@ def run_command(
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=flags, overrides=overrides)
         if nproc > 1:  # a bad config fails here, once, before any process starts
-            from engine.training.device import resolve_device
-            from engine.training.distributed import check_launch
-
             if resume is not None:  # the run's stored settings decide, and its device is the ranks' to join on
-                train = _stored_train(cfg.db, resume)
+                train = experiments.stored_train_settings(cfg.db, resume)
                 device_setting, batch = str(train.get("device", "auto")), int(train.get("batch_size", nproc))
-                check_launch(resolve_device(device_setting), nproc, batch)
+                experiments.check_launch(device_setting, nproc, batch)
                 raise typer.Exit(launch_ranks(nproc, None, {"db": cfg.db}, as_json, resume=resume,
                                               env={"KIREC_TRAIN__DEVICE": device_setting}))
-            check_launch(resolve_device(cfg.train.device), nproc, cfg.train.batch_size)
+            experiments.check_launch(cfg.train.device, nproc, cfg.train.batch_size)
             typed = {k: v for k, v in flags.items() if v is not None}
             raise typer.Exit(launch_ranks(nproc, config, {**overrides, **typed}, as_json))
-        from engine.training.distributed import DistributedContext
-
-        distributed = DistributedContext.from_env(os.environ)  # torchrun's variables; one process without them
+        distributed = experiments.distributed_context(os.environ)  # torchrun's variables; one process without them
         if resume is not None and distributed.is_main:  # the other ranks never open the database
             # for the progress bar; the run brings its config
-            cfg.train.epochs = int(_stored_train(cfg.db, resume).get("epochs", 1))
+            cfg.train.epochs = int(experiments.stored_train_settings(cfg.db, resume).get("epochs", 1))
         progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
                             else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
         with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
             try:
                 if resume is not None:
-                    result = resume_experiment(cfg.db, resume, on_event=progress, should_stop=stop.is_set,
-                                               distributed=distributed, join_device=cfg.train.device)
+                    result = experiments.resume(cfg.db, resume, on_event=progress, should_stop=stop.is_set,
+                                                distributed=distributed, join_device=cfg.train.device)
                 else:
-                    result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
+                    result = experiments.run(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
             except KeyboardInterrupt:
                 if as_json and distributed.is_main:
                     typer.echo(json.dumps({"run_id": None, "status": "INTERRUPTED"}))
@@ -164,14 +141,6 @@ def run_command(
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
         raise typer.Exit(EXIT_FAILED)
-
-
-def _stored_train(db: str, run_id: int) -> dict:
-    """The stored run's train settings, read without writing (rank 0 or one process only)."""
-    from engine.store import open_store
-
-    with open_store(db, create=False) as store:
-        return dict(store.get_run(run_id).config.get("train", {}))
 
 
 def _ignore(_event) -> None:

@@ -22,21 +22,19 @@ KEY_METRICS = ("HR@10", "NDCG@10")
 
 def open_db(db: str | None):
     from engine.config import resolve_setting
-    from engine.store import open_store
+    from engine.services.runs import open_runs
 
     # Only the db setting: a bad value elsewhere in the environment must not break a read-only command.
-    return open_store(resolve_setting("db", os.environ, db), create=False, repair_orphans=True)
+    return open_runs(resolve_setting("db", os.environ, db))
 
 
 @contextlib.contextmanager
 def naming_runs(*run_ids: int) -> Iterator[None]:
     """A missing database means the runs asked for are not found: say which (exit 4)."""
-    from engine.store import DatabaseNotFoundError
+    from engine.services.runs import naming_runs as naming
 
-    try:
+    with naming(*run_ids):
         yield
-    except DatabaseNotFoundError as exc:
-        raise DatabaseNotFoundError(exc.path, tuple(run_ids)) from None
 
 
 def _fmt_metric(value: float | None) -> str:
@@ -145,17 +143,12 @@ def export_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file (never the database).")] = False,
 ) -> None:
     """Runs with their parameters and final metrics as CSV or JSON."""
-    from engine.store.export_file import check_export_target, write_export
+    from engine.services.runs import export_runs
 
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("expected csv or json", param_hint="--format")
     with friendly_errors(), naming_runs(*(run_ids or ())):
-        store = open_db(db)
-        if output:
-            check_export_target(output, store.path, force=force)  # refuse before the query runs
-        text = store.export_runs(run_ids or None, fmt)
-        if output:
-            write_export(output, text, store.path, force=force)
+        text = export_runs(open_db(db), run_ids or None, fmt, output, force=force)
     if not output:
         typer.echo(text, nl=False)
 

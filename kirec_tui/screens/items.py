@@ -80,12 +80,10 @@ class ItemsScreen(Screen):
         self.results: list[int] = []
         self.neighbours: list[tuple[int, float]] = []
         self.recommendations: dict[int, list] = {}
-        self._vectors = None
+        self._neighbour_space = None  # engine.services.items.TextNeighbours of the loaded dataset
 
     def compose(self) -> ComposeResult:
-        from engine.config import load_config
-
-        default_dataset = load_config(env=self.app.env).data.dataset
+        default_dataset = self.app.data_settings().dataset
         yield Header()
         with Horizontal(id="items-top"):
             yield Label("dataset", classes="field-label")
@@ -134,15 +132,17 @@ class ItemsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="items-dataset", exit_on_error=False)
     def _load_dataset(self, name: str) -> None:
-        from engine.config import DataConfig
-        from engine.data.preprocess import load_dataset
+        from engine.services import datasets
 
-        ds = load_dataset(DataConfig(dataset=name, data_root=self.app.data_root), cwd=self.app.cwd)
+        ds = datasets.load(self.app.data_settings(name), cwd=self.app.cwd)
         loaded = LoadedDataset(ds, ds.item_popularity(), {raw: i for i, raw in enumerate(ds.item_ids) if i})
         self.app.call_from_thread(self._dataset_ready, loaded)
 
     def _dataset_ready(self, loaded: LoadedDataset) -> None:
-        self.loaded, self._vectors = loaded, None
+        from engine.services.items import TextNeighbours
+
+        self.loaded = loaded
+        self._neighbour_space = TextNeighbours(loaded.dataset, cwd=self.app.cwd)
         ds = loaded.dataset
         self.query_one("#items-status", Label).update(
             f"{ds.name}: {ds.num_users:,} users, {ds.num_items:,} items, {ds.num_interactions:,} interactions")
@@ -196,24 +196,18 @@ class ItemsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="items-detail", exit_on_error=False)
     def _item_detail(self, item: int) -> None:
-        from engine.extraction.cache import ExtractionCache, default_cache_path
+        from engine.services.items import item_view
 
-        ds = self.loaded.dataset
-        path = default_cache_path(self.app.cwd)
-        history = []
-        if path.exists():
-            with ExtractionCache(path) as cache:
-                history = cache.item_history(ds.item_ids[item])
-        self.app.call_from_thread(self._show_detail, item, history)
+        view = item_view(self.loaded.dataset, item, cwd=self.app.cwd, popularity=self.loaded.popularity)
+        self.app.call_from_thread(self._show_detail, view)
 
-    def _show_detail(self, item: int, history: list) -> None:
-        ds, popularity = self.loaded.dataset, self.loaded.popularity
-        rank = int((popularity[1:] > popularity[item]).sum()) + 1
+    def _show_detail(self, view) -> None:
         text = Text()
-        text.append(f"{ds.title(item)}\n", style="bold")
-        text.append(f"id {ds.item_ids[item]}   index {item}   popularity {int(popularity[item])} "
-                    f"training interactions (#{rank} of {ds.num_items})\n\n", style="dim")
-        for key, value in ds.item_text[item].items():
+        text.append(f"{view.title}\n", style="bold")
+        text.append(f"id {view.item_id}   index {view.index}   popularity {view.popularity} "
+                    f"training interactions (#{view.popularity_rank} of {view.num_items})\n\n", style="dim")
+        history = view.attributes
+        for key, value in view.fields.items():
             shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
             text.append(f"{key}: ", style="bold")
             text.append(f"{shown}\n")
@@ -237,20 +231,7 @@ class ItemsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="items-neighbours", exit_on_error=False)
     def _neighbours(self, loaded: LoadedDataset, item: int) -> None:
-        import numpy as np
-
-        if self._vectors is None:
-            from engine.semantic import EmbeddingCache, embed_item_table, item_texts, make_encoder
-
-            texts = item_texts(loaded.dataset.item_text, None, "raw").texts
-            with EmbeddingCache.in_working_dir(self.app.cwd) as cache:
-                table, _ = embed_item_table(texts, make_encoder("minilm", device="cpu"), cache)
-            norms = np.linalg.norm(table, axis=1, keepdims=True)
-            self._vectors = table / np.where(norms == 0, 1, norms)
-        similarity = self._vectors[1:] @ self._vectors[item]
-        similarity[item - 1] = -np.inf  # not its own neighbour
-        top = np.argsort(-similarity)[:NEIGHBOURS]
-        found = [(int(i) + 1, float(similarity[i])) for i in top]
+        found = self._neighbour_space.of(item, NEIGHBOURS)
         self.app.call_from_thread(self._show_neighbours, item, found)
 
     def _show_neighbours(self, item: int, found: list[tuple[int, float]]) -> None:
@@ -283,17 +264,12 @@ class ItemsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="items-user", exit_on_error=False)
     def _user_view(self, raw_user: str, run_ids: list[int]) -> None:
-        from engine.evaluation.recommend import recommend
-        from engine.trained import load_trained_run
+        from engine.services import runs
 
-        trained = [load_trained_run(self.app.store, rid, cwd=self.app.cwd) for rid in run_ids]
-        dataset = trained[0].dataset
-        if raw_user not in dataset.user_ids:
-            raise ValueError(f"user {raw_user!r} is not in dataset {dataset.name}")
-        user = dataset.user_ids.index(raw_user)
-        lists = {t.run_id: recommend(t.model, t.dataset, user, k=TOP_K, history="test",
-                                     max_len=t.config.model.max_len) for t in trained}
-        self.app.call_from_thread(self._show_user, dataset, user, lists)
+        trained = [runs.load_trained(self.app.store, rid, cwd=self.app.cwd) for rid in run_ids]
+        found = [runs.recommend_for(t, raw_user, k=TOP_K, history="test") for t in trained]
+        lists = {f.run_id: f.recommendations for f in found}
+        self.app.call_from_thread(self._show_user, trained[0].dataset, found[0].user, lists)
 
     def _show_user(self, dataset, user: int, lists: dict[int, list]) -> None:
         self.recommendations = lists

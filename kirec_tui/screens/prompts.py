@@ -82,20 +82,18 @@ class PromptsScreen(Screen):
 
     @property
     def prompts_dir(self) -> Path:
-        from engine.extraction.prompts import PROMPTS_DIR
+        from engine.services.prompts import prompts_dir
 
-        return self.app.prompts_dir or PROMPTS_DIR
+        return prompts_dir(self.app.prompts_dir)
 
     def compose(self) -> ComposeResult:
-        from engine.config import load_config
-
         yield Header()
         with Horizontal(id="prompts-body"):
             with Vertical(id="prompts-left"):
                 yield Label("prompt files", classes="section")
                 yield OptionList(id="prompt-files")
                 yield Label("sample dataset", classes="section")
-                yield Input(load_config(env=self.app.env).data.dataset, id="prompt-dataset", compact=True)
+                yield Input(self.app.data_settings().dataset, id="prompt-dataset", compact=True)
                 yield Label("", id="prompt-dataset-status", classes="hint")
             with Vertical(id="prompts-center"):
                 yield Label("", id="prompt-title", classes="section")
@@ -124,7 +122,9 @@ class PromptsScreen(Screen):
     # -- files --------------------------------------------------------------------------------------------
 
     def refresh_files(self, select: Path | None = None) -> None:
-        files = sorted(self.prompts_dir.glob("*.toml"))
+        from engine.services.prompts import prompt_files
+
+        files = prompt_files(self.prompts_dir)
         options = self.query_one("#prompt-files", OptionList)
         options.clear_options()
         options.add_options([Option(p.name, id=str(p)) for p in files])
@@ -141,10 +141,11 @@ class PromptsScreen(Screen):
             self.open_prompt(path)
 
     def open_prompt(self, path: Path) -> None:
-        from engine.extraction.prompts import PromptError, load_prompt
+        from engine.services.errors import PromptError
+        from engine.services.prompts import load
 
         try:
-            self.prompt = load_prompt(path)
+            self.prompt = load(path)
         except PromptError as exc:
             self.prompt = None
             self.query_one("#prompt-validation", Label).update(Text(str(exc), style="red"))
@@ -162,19 +163,17 @@ class PromptsScreen(Screen):
 
     def validate_now(self) -> None:
         """Parse and validate the editor text (fast, pure Python: no worker needed) and refresh the preview."""
-        from engine.extraction.prompts import PromptError, dataset_fields, parse_prompt, validate_prompt
+        from engine.services.prompts import check
 
         text = self.query_one(TomlTextArea).text
         source = self.prompt.path if self.prompt is not None else None
         label = self.query_one("#prompt-validation", Label)
-        try:
-            edited = parse_prompt(text, source)
-            fields = dataset_fields(self.dataset.item_text[1:]) if self.dataset is not None else None
-            validate_prompt(edited, fields)
-        except PromptError as exc:
-            self.edited, self.validation_error = None, str(exc)
-            label.update(Text(f"✗ {exc}", style="bold red"))
+        checked = check(text, source, self.dataset)
+        if checked.prompt is None:
+            self.edited, self.validation_error = None, checked.error
+            label.update(Text(f"✗ {checked.error}", style="bold red"))
             return
+        edited = checked.prompt
         self.edited, self.validation_error = edited, None
         changed = self.prompt is None or text != self.prompt.text
         label.update(Text(f"✓ valid: {len(edited.schema.attributes)} attributes, placeholders "
@@ -189,14 +188,17 @@ class PromptsScreen(Screen):
         if self.dataset is None or not self.samples:
             preview.update(Text("load a sample dataset to preview the prompt on an item", style="dim"))
             return
+        from engine.services.prompts import preview as render_preview
+
         item = self.samples[0]
+        shown = render_preview(self.edited, self.dataset, item)
         out = Text()
         out.append(f"sample item {self.dataset.item_ids[item]}: {self.dataset.title(item)}\n\n", style="bold")
-        if self.edited.system:
+        if shown.system:
             out.append("system: ", style="bold cyan")
-            out.append(self.edited.system + "\n\n")
+            out.append(shown.system + "\n\n")
         out.append("user:\n", style="bold cyan")
-        out.append(self.edited.render(self.dataset.item_text[item]))
+        out.append(shown.user)
         preview.update(out)
 
     # -- sample dataset -----------------------------------------------------------------------------------
@@ -211,10 +213,9 @@ class PromptsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="prompts-dataset", exit_on_error=False)
     def _load_dataset(self, name: str) -> None:
-        from engine.config import DataConfig
-        from engine.data.preprocess import load_dataset
+        from engine.services import datasets
 
-        dataset = load_dataset(DataConfig(dataset=name, data_root=self.app.data_root), cwd=self.app.cwd)
+        dataset = datasets.load(self.app.data_settings(name), cwd=self.app.cwd)
         self.app.call_from_thread(self._dataset_ready, dataset, sample_items(dataset))
 
     def _dataset_ready(self, dataset, samples: list[int]) -> None:
@@ -241,20 +242,18 @@ class PromptsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="prompts-extract", exit_on_error=False)
     def _extract(self, prompt, dataset, items: list[int]) -> None:
-        from engine.extraction.cache import ExtractionCache, default_cache_path
-        from engine.extraction.extractor import cached_attributes, extract_items
+        from engine.services import extraction
 
         backend = self.app.make_extraction_backend()
         try:
-            with ExtractionCache(default_cache_path(self.app.cwd)) as cache:
+            # the same sequence as a run's extraction: the project's shipped answers are imported first
+            with extraction.session(prompt, backend, self.app.cwd) as session:
                 def arrived(progress) -> None:
-                    answers = cached_attributes(dataset, prompt, backend.fingerprint, cache, items)
-                    self.post_message(AttributesArrived(answers, progress.done, progress.total))
+                    self.post_message(AttributesArrived(session.answers(dataset, items), progress.done, progress.total))
 
-                report = extract_items(dataset, prompt, backend, cache, item_indices=items, batch_size=1,
-                                       should_stop=self._stop.is_set, on_progress=arrived)
-                answers = cached_attributes(dataset, prompt, backend.fingerprint, cache, items)
-                self.post_message(AttributesArrived(answers, len(items), len(items)))
+                report = session.extract(dataset, item_indices=items, batch_size=1,
+                                         should_stop=self._stop.is_set, on_progress=arrived)
+                self.post_message(AttributesArrived(session.answers(dataset, items), len(items), len(items)))
         finally:
             backend.close()
         return report
@@ -273,7 +272,8 @@ class PromptsScreen(Screen):
     # -- versions -----------------------------------------------------------------------------------------
 
     def action_save_version(self) -> None:
-        from engine.extraction.prompts import PromptError, save_prompt_version
+        from engine.services.errors import PromptError
+        from engine.services.prompts import save_version
 
         if self.prompt is None:
             return
@@ -282,7 +282,7 @@ class PromptsScreen(Screen):
             self.notify("no changes to save", severity="warning")
             return
         try:
-            path = save_prompt_version(self.prompt, text, self.prompts_dir)
+            path = save_version(self.prompt, text, self.prompts_dir)
         except (PromptError, OSError) as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return
@@ -306,14 +306,13 @@ class PromptsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="prompts-diff", exit_on_error=False)
     def _diff(self, base, other, dataset, items: list[int]) -> None:
-        from engine.extraction.cache import ExtractionCache, default_cache_path
+        from engine.services.extraction import item_history
 
         rows = []
-        with ExtractionCache(default_cache_path(self.app.cwd)) as cache:
-            for item in items:
-                history = cache.item_history(dataset.item_ids[item])
-                a, b = latest_answer(history, base.content_hash), latest_answer(history, other.content_hash)
-                rows.append((dataset.title(item), attribute_text(a), attribute_text(b), a != b))
+        for item in items:
+            history = item_history(self.app.cwd, dataset.item_ids[item])
+            a, b = latest_answer(history, base.content_hash), latest_answer(history, other.content_hash)
+            rows.append((dataset.title(item), attribute_text(a), attribute_text(b), a != b))
         self.app.call_from_thread(self._show_diff, base, other, rows)
 
     def _show_diff(self, base, other, rows) -> None:

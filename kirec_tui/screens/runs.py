@@ -286,13 +286,13 @@ class RunsScreen(Screen):
 
     @work(thread=True, group="runs-write", exit_on_error=False)
     def _export(self, ids: list[int] | None, path: str, force: bool = False) -> None:
-        from engine.store import StoreError
-        from engine.store.export_file import ExportTargetExistsError, write_export
+        from engine.services.errors import ExportTargetExistsError, StoreError
+        from engine.services.runs import export_runs
 
         target = Path(path).expanduser()
         target = target if target.is_absolute() else self.app.cwd / target
         try:
-            write_export(target, self.app.store.export_runs(ids, "csv"), self.app.store.path, force=force)
+            export_runs(self.app.store, ids, "csv", target, force=force)
         except ExportTargetExistsError:
             self.app.call_from_thread(self._confirm_overwrite, ids, target)
             return
@@ -336,14 +336,14 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-resume", exit_on_error=False)
     def _resume(self, run_id: int):
         from engine.events import EpochEnd
-        from engine.pipeline import resume_experiment
+        from engine.services import experiments
 
         def on_event(event) -> None:
             if isinstance(event, EpochEnd):
                 self.app.call_from_thread(self._resume_progress, f"resuming run {run_id}: epoch {event.epoch} done")
 
-        return resume_experiment(self.app.db_path, run_id, on_event=on_event, should_stop=self._stop_resume.is_set,
-                                 cwd=self.app.cwd)
+        return experiments.resume(self.app.db_path, run_id, on_event=on_event, should_stop=self._stop_resume.is_set,
+                                  cwd=self.app.cwd)
 
     def _resume_progress(self, state: str) -> None:
         self.resume_state = state

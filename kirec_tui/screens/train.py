@@ -59,15 +59,14 @@ class TrainScreen(Screen):
         self._started = 0.0
 
     def compose(self) -> ComposeResult:
-        from engine.config import load_config
-        from engine.data.registry import list_datasets
-        from engine.store import flatten_params
+        from engine.config import flatten_dotted, load_config
+        from engine.services.datasets import dataset_names
 
-        defaults = flatten_params(load_config(env=self.app.env).to_dict())
+        defaults = flatten_dotted(load_config(env=self.app.env).to_dict())
         yield Header()
         with Horizontal(id="train-body"):
             with Vertical(id="train-left"):
-                yield TrainForm(defaults, [spec.name for spec in list_datasets()], id="train-form")
+                yield TrainForm(defaults, dataset_names(), id="train-form")
                 yield Label("", id="form-error")
                 yield Button("Start (Ctrl+R)", id="start", variant="success")
             with Vertical(id="train-right"):
@@ -127,10 +126,10 @@ class TrainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def _train(self, cfg):
-        from engine.pipeline import run_experiment
+        from engine.services import experiments
 
-        return run_experiment(cfg, on_event=lambda e: self.post_message(EngineEvent(e)),
-                              should_stop=self._stop.is_set, cwd=self.app.cwd)
+        return experiments.run(cfg, on_event=lambda e: self.post_message(EngineEvent(e)),
+                               should_stop=self._stop.is_set, cwd=self.app.cwd)
 
     def action_cancel(self) -> None:
         if not self.running:
@@ -148,41 +147,32 @@ class TrainScreen(Screen):
     # -- engine events -------------------------------------------------------------------------------------
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        from engine.events import DeviceStats, EpochEnd, EpochStarted, RunFinished, RunStarted, Status, StepLoss
+        from engine.events import DeviceStats, EpochEnd, EpochStarted, RunFinished, RunStarted, StepLoss
+        from kirec_tui.event_text import event_line
 
         event = message.event
         self.events_seen += 1
-        log = self.query_one(RichLog)
+        line = event_line(event)
+        if line is not None:
+            self.query_one(RichLog).write(line)
         if isinstance(event, StepLoss):
             self.query_one("#loss-chart", LineChart).append("loss", event.loss)
             self.query_one(ProgressBar).update(progress=(event.epoch - 1) * event.steps + event.step)
-        elif isinstance(event, Status):
-            colour = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
-            log.write(f"[{colour}]{event.message}[/]")
         elif isinstance(event, RunStarted):
             self.run_id = event.run_id
-            log.write(f"run [b]{event.run_id}[/b] {event.name} on {event.device}")
             self.query_one("#run-state", Label).update(f"run {event.run_id} {event.name}: training on {event.device}")
         elif isinstance(event, EpochStarted):
             self._steps = max(1, event.steps)
             self.query_one(ProgressBar).update(total=self._epochs * self._steps, progress=(event.epoch - 1) * self._steps)
             self.query_one("#run-state", Label).update(f"run {self.run_id}: epoch {event.epoch}/{self._epochs}")
         elif isinstance(event, EpochEnd):
-            ndcg = event.valid.get("NDCG@10", float("nan"))
-            self.query_one("#valid-chart", LineChart).append("NDCG@10", ndcg)
-            best = " [green]best[/]" if event.is_best else ""
-            log.write(f"epoch {event.epoch}: loss {event.train_loss:.4f}  valid NDCG@10 {ndcg:.4f}"
-                      f"  ({event.train_seconds:.1f}s + {event.eval_seconds:.1f}s){best}")
+            self.query_one("#valid-chart", LineChart).append("NDCG@10", event.valid.get("NDCG@10", float("nan")))
         elif isinstance(event, DeviceStats):
             util = "?" if event.utilization is None else f"{event.utilization:.0f}%"
             self.query_one("#device-panel", Static).update(
                 f"device {event.device}   utilisation {util}   memory {_mb(event.memory_used_mb)} / {_mb(event.memory_total_mb)}")
         elif isinstance(event, RunFinished):
             self.final_status = event.status
-            colour = "green" if event.status == "FINISHED" else "red"
-            test = "  ".join(f"{k} {v:.4f}" for k, v in event.test.items() if k.endswith("@10"))
-            log.write(f"run {event.run_id} [{colour}]{event.status}[/]" + (f": {event.error}" if event.error else "")
-                      + (f"   test {test}" if test else ""))
             self.query_one("#run-state", Label).update(f"run {event.run_id} {event.status}")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

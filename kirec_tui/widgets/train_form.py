@@ -1,7 +1,8 @@
 """The Train form: the fields of a run that people change most, turned into `load_config` flags.
 
 Defaults come from `load_config(env=...)` itself, so the form never carries its own copy of them; the
-choice lists are the engine's own (engine.choices), and the engine validates every value.
+fields and their choice lists are the settings' one declaration (kirec_tui.options), and the engine validates
+every value.
 """
 
 from __future__ import annotations
@@ -15,22 +16,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Select
 
-from engine.choices import BACKBONE_CHOICES, FUSION_CHOICES, METHOD_CHOICES, REDUCTION_CHOICES
+from kirec_tui.options import FORM_DEVICES, FORM_SETTINGS
 
-DEVICES = ("auto", "cpu", "cuda")  # the common ones; the field is validated by the engine like any other
-
-# (widget id, dotted config key, label, choices or None for free text)
+# (widget id, dotted config key, label, choices or None for free text), from the one declaration of each setting
 FIELDS: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
-    ("name", "name", "run name", None),
-    ("dataset", "data.dataset", "dataset", None),
-    ("backbone", "model.backbone", "backbone", BACKBONE_CHOICES),
-    ("method", "knowledge.method", "method", METHOD_CHOICES),
-    ("fusion", "knowledge.fusion", "fusion", FUSION_CHOICES),
-    ("reduction", "knowledge.reduction", "reduction", REDUCTION_CHOICES),
-    ("prompt", "knowledge.prompt", "prompt", None),
-    ("epochs", "train.epochs", "epochs", None),
-    ("seed", "train.seed", "seed", None),
-    ("device", "train.device", "device", DEVICES),
+    *((s.param, s.key, s.form_label or s.param, FORM_DEVICES if s.param == "device" else s.choices)
+      for s in FORM_SETTINGS),
     ("extra", "", "more", None),
 )
 

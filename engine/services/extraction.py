@@ -1,0 +1,58 @@
+"""Extraction use cases: the LLM backend a config names, and extraction through the cache (the project's
+shipped answers imported first), the same sequence a run's knowledge uses."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from engine.config import RunConfig
+from engine.events import EventSink, ignore_events
+
+if TYPE_CHECKING:
+    from engine.data.dataset import SequenceDataset
+    from engine.extraction.prompts import Prompt
+    from engine.extraction.session import ExtractionSession
+
+
+def backend(cfg: RunConfig) -> Any:
+    """The extraction backend of `cfg.knowledge` (close it when done)."""
+    from engine.knowledge import extraction_backend
+
+    return extraction_backend(cfg)
+
+
+def prompt_for(cfg: RunConfig, dataset: "SequenceDataset") -> "Prompt":
+    """The prompt a run of `cfg` uses on `dataset` (the configured one, or the dataset's default), validated."""
+    from engine.knowledge import resolve_prompt
+
+    return resolve_prompt(cfg, dataset)
+
+
+def cache_path(cwd: Path) -> Path:
+    from engine.extraction.cache import default_cache_path
+
+    return default_cache_path(cwd)
+
+
+@contextlib.contextmanager
+def session(prompt: "Prompt", llm: Any, cwd: Path, on_event: EventSink = ignore_events) -> Iterator["ExtractionSession"]:
+    """An open extraction cache for `prompt` and the backend `llm`, with the shipped answers imported:
+    `.extract(dataset, ...)`, `.answers(dataset, items)`, `.export(dataset, path)`."""
+    from engine.extraction.session import extraction_session
+
+    with extraction_session(prompt, llm, cache_path(cwd), on_event) as opened:
+        yield opened
+
+
+def item_history(cwd: Path, item_id: str, item_hash: str | None = None) -> list:
+    """Every cached answer for one item, across prompt versions and models, newest first; with `item_hash`,
+    only those about that very text (raw ids repeat across datasets)."""
+    from engine.extraction.cache import ExtractionCache
+
+    path = cache_path(cwd)
+    if not path.exists():
+        return []
+    with ExtractionCache(path) as cache:
+        return cache.item_history(item_id, item_hash)

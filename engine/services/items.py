@@ -1,0 +1,92 @@
+"""Item use cases: what the project knows of an item (its text, popularity, the attributes each prompt
+version extracted for it) and its nearest neighbours by cosine in a text encoder's space."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.events import EventSink, Status, ignore_events
+from engine.services.errors import NotFoundError
+
+
+@dataclass
+class ItemView:
+    index: int
+    item_id: str
+    title: str
+    fields: dict[str, Any]  # the item's text fields as the dataset gives them
+    popularity: int  # training interactions
+    popularity_rank: int  # 1 = most popular
+    num_items: int
+    attributes: list  # engine.extraction.cache.CachedExtraction per prompt version and model, newest first
+
+
+def item_index(dataset, raw_id: str) -> int:
+    if raw_id not in dataset.item_ids[1:]:
+        raise NotFoundError(f"item '{raw_id}' is not in dataset '{dataset.name}' (after preprocessing)")
+    return dataset.item_ids.index(raw_id)
+
+
+def popularity_rank(popularity: np.ndarray, index: int) -> int:
+    """1 + the number of items with more training interactions (row 0 is padding)."""
+    return int((popularity[1:] > popularity[index]).sum()) + 1
+
+
+def item_view(dataset, index: int, cwd: Path | None = None, popularity: np.ndarray | None = None,
+              with_attributes: bool = True) -> ItemView:
+    from engine.extraction.cache import item_text_hash
+    from engine.services.extraction import item_history
+
+    popularity = dataset.item_popularity() if popularity is None else popularity
+    history = []
+    if with_attributes:
+        # raw ids repeat across datasets: only answers about this very text
+        history = item_history(Path(cwd or Path.cwd()), dataset.item_ids[index], item_text_hash(dataset.item_text[index]))
+    return ItemView(index, dataset.item_ids[index], dataset.title(index), dict(dataset.item_text[index]),
+                    int(popularity[index]), popularity_rank(popularity, index), dataset.num_items, history)
+
+
+def nearest(table: np.ndarray, item: int, k: int = 10) -> list[tuple[int, float]]:
+    """The `k` rows of `table` (row 0 = padding, never returned) nearest to row `item` by cosine, nearest first."""
+    vectors = np.asarray(table, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms == 0, 1, norms)
+    return _top(unit, item, k)
+
+
+def _top(unit: np.ndarray, item: int, k: int) -> list[tuple[int, float]]:
+    similarity = unit[1:] @ unit[item]
+    similarity[item - 1] = -np.inf  # not its own neighbour
+    top = np.argsort(-similarity)[:k]
+    return [(int(i) + 1, float(similarity[i])) for i in top]
+
+
+class TextNeighbours:
+    """Nearest neighbours in a text encoder's space over the items' raw text. The first call embeds every item
+    (through the embedding cache, so only once per dataset and encoder); later calls are one matrix product."""
+
+    def __init__(self, dataset, cwd: Path | None = None, encoder: str = "minilm", device: str = "cpu"):
+        self.dataset, self.cwd, self.encoder, self.device = dataset, Path(cwd or Path.cwd()), encoder, device
+        self._unit: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def of(self, item: int, k: int = 10, on_event: EventSink = ignore_events) -> list[tuple[int, float]]:
+        return _top(self._vectors(on_event), item, k)
+
+    def _vectors(self, on_event: EventSink) -> np.ndarray:
+        with self._lock:
+            if self._unit is None:
+                from engine.semantic import EmbeddingCache, embed_item_table, item_texts, make_encoder
+
+                texts = item_texts(self.dataset.item_text, None, "raw").texts
+                with EmbeddingCache.in_working_dir(self.cwd) as cache:
+                    table, stats = embed_item_table(texts, make_encoder(self.encoder, device=self.device), cache)
+                on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded"))
+                norms = np.linalg.norm(table, axis=1, keepdims=True)
+                self._unit = (table / np.where(norms == 0, 1, norms)).astype(np.float32)
+            return self._unit
