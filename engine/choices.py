@@ -4,6 +4,8 @@ offer them (the TUI's Train form, CLI help) without importing the heavy modules 
 from __future__ import annotations
 
 BACKBONE_CHOICES = ("sasrec", "gru4rec", "bert4rec")
+SASREC_BLOCK_CHOICES = ("pre-norm", "kang")  # engine.models.sasrec: RecBole-style pre-norm, or Kang & McAuley's own
+INIT_CHOICES = ("normal", "xavier")  # a transformer backbone's own weights: N(0, 0.02) (RecBole) or Xavier normal
 METHOD_CHOICES = ("id", "kirec", "init", "semantic-only")
 FUSION_CHOICES = ("add", "concat", "gate", "gated-add")
 FIXED_REDUCTIONS = ("pca", "pca-whiten", "random")  # fitted before training

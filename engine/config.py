@@ -26,10 +26,12 @@ from engine.choices import (
     ENCODER_CHOICES,
     EXTRACTOR_CHOICES,
     FUSION_CHOICES,
+    INIT_CHOICES,
     LOSS_CHOICES,
     METHOD_CHOICES,
     PROTOCOL_CHOICES,
     REDUCTION_CHOICES,
+    SASREC_BLOCK_CHOICES,
     SELECTION_METRIC_K,
 )
 from engine.dotted import flatten_dotted  # also re-exported: callers of the config flatten through here
@@ -59,6 +61,8 @@ class ModelConfig:
     dropout: float = 0.2
     max_len: int = 50
     mask_prob: float = 0.2  # BERT4Rec masked-item training
+    block: str = "pre-norm"  # transformer block: pre-norm (RecBole) | kang (SASRec paper's code: LN on queries, FFN of width D)
+    init: str = "normal"  # SASRec's own layers: normal (N(0, 0.02), RecBole) | xavier (the paper's code)
 
 
 @dataclass
@@ -362,6 +366,8 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     yield "model.dropout", (None if math.isfinite(m.dropout) and 0.0 <= m.dropout < 1.0
                             else f"must be in [0, 1), got {m.dropout}")
     yield "model.max_len", _at_least(m.max_len, 1)
+    yield "model.block", _choice(m.block, SASREC_BLOCK_CHOICES)
+    yield "model.init", _choice(m.init, INIT_CHOICES)
     if m.backbone.lower() == "bert4rec":
         yield "model.mask_prob", (None if math.isfinite(m.mask_prob) and 0.0 < m.mask_prob <= 1.0
                                   else f"must be in (0, 1], got {m.mask_prob}")
