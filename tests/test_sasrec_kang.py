@@ -28,10 +28,10 @@ def reference_forward(model: SASRec, seq: torch.Tensor) -> torch.Tensor:
         heads, dim = block.num_heads, x.shape[-1]
         q = block.q(block.attn_norm(x))
         k, v = block.kv(x).chunk(2, dim=-1)
-        split = lambda t: t.view(t.shape[0], length, heads, dim // heads).transpose(1, 2)  # noqa: E731
-        scores = split(q) @ split(k).transpose(-2, -1) / math.sqrt(dim // heads)
+        q, k, v = (t.view(t.shape[0], length, heads, dim // heads).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(dim // heads)
         weights = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
-        attended = (weights @ split(v)).transpose(1, 2).reshape(x.shape)
+        attended = (weights @ v).transpose(1, 2).reshape(x.shape)
         x = block.ffn_norm(block.attn_out(attended) + x)
         x = (block.ffn(x) + x).masked_fill(pad, 0.0)
     return enc.final_norm(x)

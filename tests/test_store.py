@@ -336,8 +336,22 @@ def test_every_fresh_connection_has_the_pragmas(store: RunStore):
     store.engine.dispose()  # drop pooled connections: the next one is opened now
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 10_000
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 1  # NORMAL
+
+
+def test_the_caches_open_their_files_with_the_stores_settings(tmp_path):
+    """One set of SQLite settings for every kirec file (engine/sqlite_files.py): WAL, the busy timeout, NORMAL sync."""
+    from engine.extraction.cache import ExtractionCache
+    from engine.semantic.embedding_cache import EmbeddingCache
+
+    for cache in (ExtractionCache(tmp_path / "extractions.sqlite"), EmbeddingCache(tmp_path / "embeddings")):
+        with cache:
+            conn = cache._conn
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
 
 
 def test_deleting_a_run_row_cascades_to_its_children(store: RunStore):

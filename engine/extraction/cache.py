@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from engine.sqlite_files import connect
+
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 
@@ -83,9 +85,7 @@ class ExtractionCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = connect(self.path)
             self._conn.executescript(_SCHEMA)
             self._conn.commit()
         except sqlite3.DatabaseError as exc:

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from engine.semantic.encoders import ProgressCallback, TextEncoder
+from engine.sqlite_files import connect
 
 DEFAULT_FOLDER = Path(".cache") / "embeddings"
 DB_NAME = "embeddings.sqlite"
@@ -46,10 +47,11 @@ class EmbeddingCache:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / DB_NAME
-        self._conn = sqlite3.connect(self.path, timeout=60.0)
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = connect(self.path)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"{self.path}: not a usable embedding cache ({exc})") from None
+        try:
             self._conn.execute(_SCHEMA)
             self._conn.commit()
         except sqlite3.DatabaseError as exc:

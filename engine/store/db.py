@@ -28,10 +28,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
+from engine.sqlite_files import BUSY_TIMEOUT_SECONDS, apply_settings
 from engine.store.tables import ArtifactRow, ChangeCounterRow, MetricRow, ParamRow, RunRow, TagRow
 
 SCHEMA_VERSION = 3
-BUSY_TIMEOUT_SECONDS = 10.0
 # Execution option read by the "begin" listener; set on the write engine (see write_engine()).
 _BEGIN_MODE_OPTION = "kirec_sqlite_begin"
 
@@ -108,15 +108,7 @@ def write_engine(engine: Engine) -> Engine:
 def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     # pysqlite's own implicit BEGIN is disabled so that _on_begin decides how transactions start.
     dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        # busy_timeout first: switching a fresh file to WAL takes a lock another opener may hold.
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA synchronous = NORMAL")  # durable across app crashes in WAL mode, faster commits
-    finally:
-        cursor.close()
+    apply_settings(dbapi_connection, foreign_keys=True)  # the settings every kirec SQLite file shares
 
 
 def _on_begin(conn: Connection) -> None:
