@@ -13,6 +13,7 @@ from engine.config import RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.events import EventSink, Status, ignore_events
 from engine.models.base import IdEmbedding, ItemRepresentation
+from engine.workspace import Workspace  # the caches' paths; `cwd` anchors a config that sets no workspace
 
 
 def resolve_prompt(cfg: RunConfig, dataset: SequenceDataset):
@@ -33,14 +34,14 @@ def extract_attributes(
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:
     """Attributes per item index (None where the LLM gave none), extracting only what the cache lacks."""
-    from engine.extraction import ExtractionCache, cached_attributes, create_backend, default_cache_path, extract_items
+    from engine.extraction import ExtractionCache, cached_attributes, create_backend, extract_items
     from engine.extraction.shipped import import_shipped_extractions
 
     k = cfg.knowledge
     prompt = resolve_prompt(cfg, dataset)
     backend = create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads,
                              llm_concurrency=k.llm_concurrency)
-    with ExtractionCache(default_cache_path(cwd)) as cache:
+    with ExtractionCache(Workspace.of(cfg, cwd).extraction_cache) as cache:
         imported = import_shipped_extractions(cache, backend.fingerprint, prompt.content_hash)
         if imported:
             on_event(Status(f"extraction: {imported} answers imported from the project's shipped extractions"))
@@ -112,7 +113,7 @@ def semantic_table(
     if texts.fell_back_to_raw:
         on_event(Status(f"embedding: {texts.fell_back_to_raw} items without attributes use their raw text", "warning"))
     encoder = make_encoder(k.encoder, k.llm_model, str(device) if device is not None else None)
-    with EmbeddingCache.in_working_dir(cwd) as cache:
+    with EmbeddingCache(Workspace.of(cfg, cwd).embedding_cache) as cache:
         table, stats = embed_item_table(texts.texts, encoder, cache)
     on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded with {encoder.name}"))
     info.update(stats.as_info())

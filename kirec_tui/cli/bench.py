@@ -11,6 +11,7 @@ import typer
 
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, err_console, fail, friendly_errors, print_status
 from kirec_tui.cli.run import parse_set_options, stop_on_first_ctrl_c
+from kirec_tui.cli.workspace import WorkspaceOption, workspace_of
 
 DEFAULT_OUT_DIR = Path("docs/results")
 
@@ -18,6 +19,7 @@ DEFAULT_OUT_DIR = Path("docs/results")
 def bench_command(
     config: Annotated[Optional[Path], typer.Argument(help="Bench TOML file: the matrix, its config and tune tables.")] = None,
     db: Annotated[str, typer.Option(envvar="KIREC_DB", help="Runs database: finished cells are read from it, new ones recorded.")] = "runs.db",
+    workspace: WorkspaceOption = None,
     out: Annotated[Optional[Path], typer.Option(help="Results path without suffix (default docs/results/NAME).")] = None,
     jobs: Annotated[int, typer.Option(help="Cells trained at once, one process each.")] = 1,
     methods: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.methods.")] = None,
@@ -36,14 +38,15 @@ def bench_command(
     if jobs < 1:
         raise fail(f"--jobs: expected at least 1, got {jobs}", EXIT_USAGE)
     overrides = {"methods": methods, "backbones": backbones, "datasets": datasets, "seeds": seeds}
-    command = _command_line(config, db, out, jobs, overrides, set_, table_only)
+    command = _command_line(config, db, workspace, out, jobs, overrides, set_, table_only)
     with friendly_errors():
+        paths = workspace_of(workspace, db)  # the database and every cell's checkpoints and caches
         spec = load_spec(config, overrides=overrides, flags=parse_set_options(set_))
         target = out if out is not None else DEFAULT_OUT_DIR / spec.name
         with stop_on_first_ctrl_c() as stop:
-            outcome = run_bench(spec, db, on_event=print_status, should_stop=stop.is_set, jobs=jobs,
-                                table_only=table_only)
-        with open_store(db) as store:
+            outcome = run_bench(spec, paths.db, on_event=print_status, should_stop=stop.is_set, jobs=jobs,
+                                table_only=table_only, workspace=paths.root)
+        with open_store(paths.db) as store:
             rows = build_rows(outcome, store)
             versions = [store.get_run(r.run_id).code_version for r in outcome.runs]
         budget = describe_budget([spec.config_for(r.cell, db) for r in outcome.runs])
@@ -57,13 +60,15 @@ def bench_command(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def _command_line(config, db, out, jobs, overrides, set_, table_only) -> str:
+def _command_line(config, db, workspace, out, jobs, overrides, set_, table_only) -> str:
     """The command, rebuilt from what was parsed (the same however it was invoked), for the table's header."""
     words = ["kirec", "bench"]
     if config is not None:
         words.append(str(config))
     if db != "runs.db":
         words += ["--db", db]
+    if workspace is not None:
+        words += ["--workspace", workspace]
     if out is not None:
         words += ["--out", str(out)]
     if jobs != 1:

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, friendly_errors, print_status
+from kirec_tui.cli.workspace import WorkspaceOption
 
 
 def extract_command(
@@ -20,6 +21,7 @@ def extract_command(
     llm_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server base URL.")] = None,
     llm_concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight at once to --llm-url's server.")] = None,
     data_root: Annotated[Optional[str], typer.Option("--data-root")] = None,
+    workspace: WorkspaceOption = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items (a quick look).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Ask the LLM again for items that failed before.")] = False,
     export: Annotated[Optional[Path], typer.Option(help="Also write the answers to this JSONL file (shipping format).")] = None,
@@ -27,17 +29,20 @@ def extract_command(
     """Extract item attributes with an LLM. Answers are cached as they arrive: stop any time, run again to continue."""
     from engine.config import load_config
     from engine.data.preprocess import load_dataset
-    from engine.extraction import ExtractionCache, create_backend, default_cache_path, extract_items
+    from engine.extraction import ExtractionCache, create_backend, extract_items
     from engine.extraction.shipped import export_extractions, import_shipped_extractions
     from engine.knowledge import resolve_prompt
+    from engine.workspace import Workspace
 
     flags = {"data.dataset": dataset, "data.data_root": data_root, "knowledge.prompt": prompt,
              "knowledge.extractor": extractor, "knowledge.llm_model": llm_model, "knowledge.llm_url": llm_url,
-             "knowledge.llm_concurrency": llm_concurrency}
+             "knowledge.llm_concurrency": llm_concurrency, "workspace": workspace}
     cwd = Path.cwd()
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge", "train.num_threads"))  # what it reads
-        ds = load_dataset(cfg.data, cwd=cwd)
+        cfg = load_config(env=os.environ, flags=flags,
+                          keys=("data", "knowledge", "train.num_threads", "workspace"))  # what it reads
+        paths = Workspace.of(cfg)
+        ds = load_dataset(cfg.data, cwd=cwd, cache_dir=paths.dataset_cache)
         chosen = resolve_prompt(cfg, ds)
         k = cfg.knowledge
         backend = create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads,
@@ -47,7 +52,7 @@ def extract_command(
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                             console=err_console, transient=True)
         task = progress.add_task("extract", total=len(items) if items else ds.num_items, rate="")
-        with ExtractionCache(default_cache_path(cwd)) as cache, progress:
+        with ExtractionCache(paths.extraction_cache) as cache, progress:
             import_shipped_extractions(cache, backend.fingerprint, chosen.content_hash)
             try:
                 report = extract_items(

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from kirec_tui.cli.errors import EXIT_NOT_FOUND, err_console, fail, friendly_errors
 from kirec_tui.cli.runs import DbOption, naming_runs, open_db
+from kirec_tui.cli.workspace import WorkspaceOption, workspace_of
 
 
 def recommend_command(
@@ -19,6 +20,7 @@ def recommend_command(
     user: Annotated[str, typer.Option("--user", help="User id as in the dataset.")],
     k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
     db: DbOption = None,
+    workspace: WorkspaceOption = None,
     include_history: Annotated[bool, typer.Option("--include-history", help="Also rank items the user already has.")] = False,
 ) -> None:
     """Top-k items a trained run recommends after the user's whole history."""
@@ -27,7 +29,8 @@ def recommend_command(
 
     with friendly_errors(), naming_runs(run):
         try:
-            trained = load_trained_run(open_db(db), run)
+            paths = workspace_of(workspace, db)
+            trained = load_trained_run(open_db(str(paths.db)), run, workspace=paths.root)
         except RunNotReadyError as exc:
             raise fail(str(exc), EXIT_NOT_FOUND) from None
         if trained.note:  # not FINISHED: say which weights these are and what can be done
@@ -50,14 +53,17 @@ def item_command(
     item_id: Annotated[str, typer.Argument(help="Item id as in the dataset.")],
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name or folder.")] = None,
     data_root: Annotated[Optional[str], typer.Option("--data-root")] = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """An item's text fields and popularity."""
     from engine.config import load_config
     from engine.data.preprocess import load_dataset
+    from engine.workspace import Workspace
 
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root}, keys=("data",))
-        ds = load_dataset(cfg.data, cwd=Path.cwd())
+        cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root,
+                                                 "workspace": workspace}, keys=("data", "workspace"))
+        ds = load_dataset(cfg.data, cwd=Path.cwd(), cache_dir=Workspace.of(cfg).dataset_cache)
     if item_id not in ds.item_ids[1:]:
         raise fail(f"item '{item_id}' is not in dataset '{ds.name}' (after preprocessing)", EXIT_NOT_FOUND)
     index = ds.item_ids.index(item_id)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from engine.choices import BACKBONE_CHOICES, FUSION_CHOICES, METHOD_CHOICES, REDUCTION_CHOICES
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fail, friendly_errors
+from kirec_tui.cli.workspace import WorkspaceOption
 
 
 @contextlib.contextmanager
@@ -71,6 +72,7 @@ def run_command(
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
     db: Annotated[Optional[str], typer.Option(help="Runs database (default runs.db, or KIREC_DB).")] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Folder holding the datasets (or KIREC_DATA).")] = None,
+    workspace: WorkspaceOption = None,
     name: Annotated[Optional[str], typer.Option(help="A name for the run.")] = None,
     exclude_history: Annotated[
         Optional[bool], typer.Option("--exclude-history/--include-history", help="Rank items already in the history?")
@@ -88,6 +90,7 @@ def run_command(
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
     from engine.pipeline import resume_experiment, run_experiment
+    from engine.workspace import Workspace
     from kirec_tui.progress import ConsoleProgress
 
     flags = {
@@ -107,6 +110,7 @@ def run_command(
         "train.patience": patience,
         "train.device": device,
         "db": db,
+        "workspace": workspace,
         "data.data_root": data_root,
         "name": name,
         "eval.exclude_history": exclude_history,
@@ -116,20 +120,22 @@ def run_command(
     overrides = parse_set_options(set_)
     if resume is not None:
         typed = {**overrides, **{k: v for k, v in flags.items() if v is not None}}
-        extra = sorted(k for k in typed if k != "db") + (["--config"] if config is not None else [])
+        extra = sorted(k for k in typed if k not in ("db", "workspace")) + (["--config"] if config is not None else [])
         if extra:
             raise fail(f"--resume {resume} continues the run with its stored config; drop {', '.join(extra)}", 2)
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=flags, overrides=overrides)
+        paths = Workspace.of(cfg)  # runs.db, checkpoints and caches, inside the workspace
         if nproc > 1:  # a bad config fails here, once, before any process starts
             from engine.training.device import resolve_device
             from engine.training.distributed import check_launch
 
             if resume is not None:  # the run's stored settings decide, and its device is the ranks' to join on
-                train = _stored_train(cfg.db, resume)
+                train = _stored_train(paths.db, resume)
                 device_setting, batch = str(train.get("device", "auto")), int(train.get("batch_size", nproc))
                 check_launch(resolve_device(device_setting), nproc, batch)
-                raise typer.Exit(launch_ranks(nproc, None, {"db": cfg.db}, as_json, resume=resume,
+                raise typer.Exit(launch_ranks(nproc, None, {"db": str(paths.db), "workspace": str(paths.root)},
+                                              as_json, resume=resume,
                                               env={"KIREC_TRAIN__DEVICE": device_setting}))
             check_launch(resolve_device(cfg.train.device), nproc, cfg.train.batch_size)
             typed = {k: v for k, v in flags.items() if v is not None}
@@ -139,14 +145,15 @@ def run_command(
         distributed = DistributedContext.from_env(os.environ)  # torchrun's variables; one process without them
         if resume is not None and distributed.is_main:  # the other ranks never open the database
             # for the progress bar; the run brings its config
-            cfg.train.epochs = int(_stored_train(cfg.db, resume).get("epochs", 1))
+            cfg.train.epochs = int(_stored_train(paths.db, resume).get("epochs", 1))
         progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
                             else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
         with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
             try:
                 if resume is not None:
-                    result = resume_experiment(cfg.db, resume, on_event=progress, should_stop=stop.is_set,
-                                               distributed=distributed, join_device=cfg.train.device)
+                    result = resume_experiment(paths.db, resume, on_event=progress, should_stop=stop.is_set,
+                                               distributed=distributed, join_device=cfg.train.device,
+                                               workspace=paths.root)
                 else:
                     result = run_experiment(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
             except KeyboardInterrupt:
@@ -166,7 +173,7 @@ def run_command(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _stored_train(db: str, run_id: int) -> dict:
+def _stored_train(db: str | Path, run_id: int) -> dict:
     """The stored run's train settings, read without writing (rank 0 or one process only)."""
     from engine.store import open_store
 

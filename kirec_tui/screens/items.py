@@ -137,7 +137,8 @@ class ItemsScreen(Screen):
         from engine.config import DataConfig
         from engine.data.preprocess import load_dataset
 
-        ds = load_dataset(DataConfig(dataset=name, data_root=self.app.data_root), cwd=self.app.cwd)
+        ds = load_dataset(DataConfig(dataset=name, data_root=self.app.data_root), cwd=self.app.cwd,
+                          cache_dir=self.app.workspace.dataset_cache)
         loaded = LoadedDataset(ds, ds.item_popularity(), {raw: i for i, raw in enumerate(ds.item_ids) if i})
         self.app.call_from_thread(self._dataset_ready, loaded)
 
@@ -196,10 +197,10 @@ class ItemsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="items-detail", exit_on_error=False)
     def _item_detail(self, item: int) -> None:
-        from engine.extraction.cache import ExtractionCache, default_cache_path
+        from engine.extraction.cache import ExtractionCache
 
         ds = self.loaded.dataset
-        path = default_cache_path(self.app.cwd)
+        path = self.app.workspace.extraction_cache
         history = []
         if path.exists():
             with ExtractionCache(path) as cache:
@@ -243,7 +244,7 @@ class ItemsScreen(Screen):
             from engine.semantic import EmbeddingCache, embed_item_table, item_texts, make_encoder
 
             texts = item_texts(loaded.dataset.item_text, None, "raw").texts
-            with EmbeddingCache.in_working_dir(self.app.cwd) as cache:
+            with EmbeddingCache(self.app.workspace.embedding_cache) as cache:
                 table, _ = embed_item_table(texts, make_encoder("minilm", device="cpu"), cache)
             norms = np.linalg.norm(table, axis=1, keepdims=True)
             self._vectors = table / np.where(norms == 0, 1, norms)
@@ -286,7 +287,7 @@ class ItemsScreen(Screen):
         from engine.evaluation.recommend import recommend
         from engine.trained import load_trained_run
 
-        trained = [load_trained_run(self.app.store, rid, cwd=self.app.cwd) for rid in run_ids]
+        trained = [load_trained_run(self.app.store, rid, cwd=self.app.cwd, workspace=self.app.workspace.root) for rid in run_ids]
         dataset = trained[0].dataset
         if raw_user not in dataset.user_ids:
             raise ValueError(f"user {raw_user!r} is not in dataset {dataset.name}")

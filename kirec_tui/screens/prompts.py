@@ -214,7 +214,8 @@ class PromptsScreen(Screen):
         from engine.config import DataConfig
         from engine.data.preprocess import load_dataset
 
-        dataset = load_dataset(DataConfig(dataset=name, data_root=self.app.data_root), cwd=self.app.cwd)
+        dataset = load_dataset(DataConfig(dataset=name, data_root=self.app.data_root), cwd=self.app.cwd,
+                               cache_dir=self.app.workspace.dataset_cache)
         self.app.call_from_thread(self._dataset_ready, dataset, sample_items(dataset))
 
     def _dataset_ready(self, dataset, samples: list[int]) -> None:
@@ -241,12 +242,12 @@ class PromptsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="prompts-extract", exit_on_error=False)
     def _extract(self, prompt, dataset, items: list[int]) -> None:
-        from engine.extraction.cache import ExtractionCache, default_cache_path
+        from engine.extraction.cache import ExtractionCache
         from engine.extraction.extractor import cached_attributes, extract_items
 
         backend = self.app.make_extraction_backend()
         try:
-            with ExtractionCache(default_cache_path(self.app.cwd)) as cache:
+            with ExtractionCache(self.app.workspace.extraction_cache) as cache:
                 def arrived(progress) -> None:
                     answers = cached_attributes(dataset, prompt, backend.fingerprint, cache, items)
                     self.post_message(AttributesArrived(answers, progress.done, progress.total))
@@ -306,10 +307,10 @@ class PromptsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="prompts-diff", exit_on_error=False)
     def _diff(self, base, other, dataset, items: list[int]) -> None:
-        from engine.extraction.cache import ExtractionCache, default_cache_path
+        from engine.extraction.cache import ExtractionCache
 
         rows = []
-        with ExtractionCache(default_cache_path(self.app.cwd)) as cache:
+        with ExtractionCache(self.app.workspace.extraction_cache) as cache:
             for item in items:
                 history = cache.item_history(dataset.item_ids[item])
                 a, b = latest_answer(history, base.content_hash), latest_answer(history, other.content_hash)
