@@ -148,6 +148,20 @@ def test_an_absolute_path_stays_absolute_and_a_relative_one_is_inside_the_worksp
     assert files(elsewhere) == set()
 
 
+def test_a_bench_trains_its_cells_in_the_workspace(places):
+    elsewhere, tmp = places
+    small = ["--set", "model.hidden_size=16", "--set", "model.max_len=10", "--set", "train.batch_size=32",
+             "--set", "train.device=cpu", "--set", "train.epochs=1", "--set", "train.num_threads=1"]
+    result = invoke("bench", "--methods", "id", "--datasets", "../tiny", "--seeds", "1", *small,
+                    "--workspace", "../ws", "--out", str(tmp / "results" / "tiny"), cwd=elsewhere)
+    assert result.exit_code == 0, result.output
+    workspace = tmp / "ws"
+    assert rows(workspace / "runs.db", "runs") == 1 and files(elsewhere) == set()
+    assert any(f.startswith("runs.checkpoints/run-1-") for f in files(workspace))
+    assert any(f.startswith(".cache/datasets/tiny-") for f in files(workspace))
+    assert "--workspace ../ws" in (tmp / "results" / "tiny.md").read_text()  # the command that made the table
+
+
 def test_a_relative_checkpoint_dir_may_not_leave_the_workspace(places):
     elsewhere, tmp = places
     result = invoke(*ID_RUN, "--workspace", str(tmp / "ws"), "--set", "train.checkpoint_dir=../ckpt", cwd=elsewhere)
