@@ -162,6 +162,26 @@ def test_a_bench_trains_its_cells_in_the_workspace(places):
     assert "--workspace ../ws" in (tmp / "results" / "tiny.md").read_text()  # the command that made the table
 
 
+def test_an_interrupted_run_resumes_in_the_workspace(places, monkeypatch):
+    from engine.events import EpochEnd
+    from engine.pipeline import run_experiment
+
+    elsewhere, tmp = places
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(env={}, flags={"workspace": "../ws", "data.dataset": "../tiny", "knowledge.method": "id",
+                                     "train.epochs": 3, "train.patience": 100, "model.hidden_size": 16,
+                                     "model.max_len": 10, "train.batch_size": 32, "train.device": "cpu",
+                                     "train.num_threads": 1})
+    epochs: list[int] = []
+    cut = run_experiment(cfg, on_event=lambda e: isinstance(e, EpochEnd) and epochs.append(e.epoch),
+                         should_stop=lambda: len(epochs) >= 1)
+    assert cut.status == "INTERRUPTED"
+    resumed = payload(invoke("run", "--resume", str(cut.run_id), "--workspace", "../ws", "--json", cwd=elsewhere))
+    assert (resumed["run_id"], resumed["status"]) == (cut.run_id, "FINISHED")
+    assert_run_files_in(tmp / "ws", resumed)
+    assert files(elsewhere) == set()
+
+
 def test_a_relative_checkpoint_dir_may_not_leave_the_workspace(places):
     elsewhere, tmp = places
     result = invoke(*ID_RUN, "--workspace", str(tmp / "ws"), "--set", "train.checkpoint_dir=../ckpt", cwd=elsewhere)
