@@ -49,7 +49,7 @@ class DataConfig:
     min_user_interactions: int = 5  # iterative k-core
     min_item_interactions: int = 5
     max_history: int | None = None  # keep only each user's last N interactions (before the split)
-    cache_dir: str | None = None  # preprocessing cache; None: <cwd>/.cache/datasets
+    cache_dir: str | None = None  # preprocessing cache; None: <workspace>/.cache/datasets (engine.workspace)
 
 
 @dataclass
@@ -78,7 +78,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision on CUDA only
     num_threads: int | None = None  # CPU threads for torch; None: torch's default (all cores). 1 on a busy machine
-    checkpoint_dir: str | None = None  # None: beside the database, <db folder>/<db stem>.checkpoints
+    checkpoint_dir: str | None = None  # None: beside the database, <db folder>/<db stem>.checkpoints; relative: in the workspace
     max_train_seconds: float | None = None  # wall-clock budget; stops after the epoch that crosses it
 
 
@@ -108,12 +108,15 @@ class KnowledgeConfig:
     encoder: str = "minilm"  # minilm | llm
     embed_text: str = "attributes"  # attributes | raw | both
     semantic_table: str | None = None  # .npy of item vectors (kirec embed --export); skips extraction and embedding
+    extraction_cache: str | None = None  # SQLite file of LLM answers; None: <workspace>/.cache/extractions.sqlite
+    embedding_cache: str | None = None  # folder of the embedding cache; None: <workspace>/.cache/embeddings
 
 
 @dataclass
 class RunConfig:
     name: str = ""
-    db: str = "runs.db"
+    db: str = "runs.db"  # relative: inside the workspace
+    workspace: str | None = None  # the folder runs.db, checkpoints and caches resolve from; None: the current folder
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -137,6 +140,7 @@ class RunConfig:
 # KIREC_<SECTION>__<FIELD>, e.g. KIREC_TRAIN__EPOCHS=5.
 ENV_ALIASES = {
     "KIREC_DB": "db",
+    "KIREC_WORKSPACE": "workspace",
     "KIREC_DATA": "data.data_root",
     "KIREC_DEVICE": "train.device",
 }
@@ -347,6 +351,8 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     """(dotted key, problem or None) for every rule; the key is the field a message names first."""
     d, m, t, e, k = cfg.data, cfg.model, cfg.train, cfg.eval, cfg.knowledge
     yield "db", None if cfg.db.strip() else "must name a database file"
+    if cfg.workspace is not None and cfg.workspace.strip():
+        yield "workspace", _workspace_problem(cfg.workspace)
     yield "data.dataset", None if d.dataset.strip() else "must name a dataset or a folder"
     yield "data.rating_threshold", (None if d.rating_threshold is None or math.isfinite(d.rating_threshold)
                                     else f"must be a finite number, got {d.rating_threshold}")
@@ -413,6 +419,13 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
                                            else f"expected a .npy file (kirec embed --export), got {k.semantic_table!r}")
     if k.prompt:
         yield "knowledge.prompt", _prompt_problem(k.prompt)
+
+
+def _workspace_problem(setting: str) -> str | None:
+    """The workspace must be a folder or creatable (nothing is created here); relative: in the current folder."""
+    from engine.workspace import resolve_root, workspace_problem  # torch-free
+
+    return workspace_problem(resolve_root(setting))
 
 
 def _prompt_problem(prompt: str) -> str | None:

@@ -13,6 +13,7 @@ from engine.config import RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.events import EventSink, Status, ignore_events
 from engine.models.base import IdEmbedding, ItemRepresentation
+from engine.workspace import Workspace  # the caches' paths; `cwd` anchors a config that sets no workspace
 
 
 def resolve_prompt(cfg: RunConfig, dataset: SequenceDataset):
@@ -42,12 +43,11 @@ def extract_attributes(
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:
     """Attributes per item index (None where the LLM gave none), extracting only what the cache lacks."""
-    from engine.extraction import default_cache_path
     from engine.extraction.session import extraction_session
 
     prompt = resolve_prompt(cfg, dataset)
     backend = extraction_backend(cfg)
-    with extraction_session(prompt, backend, default_cache_path(cwd), on_event) as session:
+    with extraction_session(prompt, backend, Workspace.of(cfg, cwd).extraction_cache, on_event) as session:
         # Items with no text are never sent to the LLM (extract_items skips them), so they stay absent here.
         report = session.extract(dataset, on_event=on_event, should_stop=should_stop)
         found = session.answers(dataset)
@@ -116,7 +116,7 @@ def semantic_table(
     if texts.fell_back_to_raw:
         on_event(Status(f"embedding: {texts.fell_back_to_raw} items without attributes use their raw text", "warning"))
     encoder = make_encoder(k.encoder, k.llm_model, str(device) if device is not None else None)
-    with EmbeddingCache.in_working_dir(cwd) as cache:
+    with EmbeddingCache(Workspace.of(cfg, cwd).embedding_cache) as cache:
         table, stats = embed_item_table(texts.texts, encoder, cache)
     on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded with {encoder.name}"))
     info.update(stats.as_info())

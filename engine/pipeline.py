@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from engine.config import ConfigError, RunConfig, flatten_dotted, validate_config, validate_for_dataset
 from engine.events import EventSink, RunFinished, RunStarted, Status, fan_out, ignore_events
 from engine.store.db import StoreError
+from engine.workspace import Workspace
 
 if TYPE_CHECKING:
     from engine.training.distributed import DistributedContext
@@ -44,7 +45,9 @@ def run_experiment(
     resume_run_id: int | None = None,
     distributed: "DistributedContext | None" = None,
 ) -> RunResult:
-    """Train and evaluate one configuration, recording it in `cfg.db`.
+    """Train and evaluate one configuration, recording it in `cfg.db` of its workspace (engine.workspace: the
+    database, checkpoints and caches resolve inside `cfg.workspace`; unset, inside `cwd`, by default the current
+    folder, which also anchors a relative dataset path or data root).
 
     Raises KeyboardInterrupt after marking the run INTERRUPTED (the CLI exits 130); a cancel through
     `should_stop` returns an INTERRUPTED result instead. Any other failure once the run row exists marks the run
@@ -60,13 +63,15 @@ def run_experiment(
     from engine.training.distributed import DistributedContext, ReplicaStore
 
     cwd = Path(cwd or Path.cwd())
+    workspace = Workspace.of(cfg, cwd)
+    cfg = dataclasses.replace(cfg, workspace=str(workspace.root))  # the run records where its files are
     distributed = distributed or DistributedContext()  # --- DDP: no-ops in one process ---
     if distributed.is_main:
-        store = open_store(cfg.db, require_writable=True)  # first: an unusable database fails before any work
+        store = open_store(workspace.db, require_writable=True)  # first: an unusable database fails before any work
     else:
         store = ReplicaStore()  # one writer: the other ranks never open the database file
     try:
-        return _run(store, cfg, on_event, should_stop, cwd, resume_run_id, distributed)
+        return _run(store, cfg, on_event, should_stop, cwd, workspace, resume_run_id, distributed)
     finally:
         store.close()
 
@@ -79,13 +84,15 @@ def resume_experiment(
     cwd: Path | None = None,
     distributed: "DistributedContext | None" = None,
     join_device: str = "auto",
+    workspace: str | Path | None = None,
 ) -> RunResult:
     """Continue the INTERRUPTED run `run_id` of the database `db` from its last finished epoch, with its stored
     config; it ends as an uninterrupted run of that config would (same metrics on the CPU).
 
     Under torchrun every rank calls this: the ranks join on `join_device` (the stored train.device, which
     `kirec run --nproc` passes on; it picks the process group's backend before the config can be shared), rank 0
-    reads the stored config and hands it to the others, which never open the database."""
+    reads the stored config and hands it to the others, which never open the database.
+    The run continues in the caller's `workspace` (None: `cwd`), whatever folder its stored config names."""
     from engine.store import open_store
     from engine.training.device import resolve_device
     from engine.training.distributed import DistributedContext
@@ -99,14 +106,15 @@ def resume_experiment(
 
     cfg = RunConfig.from_dict(distributed.on_main(stored_config), source=f"run {run_id} config")
     cfg.db = str(db)  # the stored config may name the database as another working folder saw it
+    cfg.workspace = None if workspace is None else str(workspace)
     if joined is not None and distributed.place(resolve_device(cfg.train.device)) != joined:  # alike on every rank
         raise ConfigError(f"run {run_id} trains on train.device={cfg.train.device}, but the ranks joined on {joined}; "
                           f"set KIREC_TRAIN__DEVICE={cfg.train.device} for them")
     return run_experiment(cfg, on_event, should_stop, cwd, resume_run_id=run_id, distributed=distributed)
 
 
-def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, resume_run_id: int | None,
-         distributed: "DistributedContext") -> RunResult:
+def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, workspace: Workspace,
+         resume_run_id: int | None, distributed: "DistributedContext") -> RunResult:
     import torch
 
     from engine.data.preprocess import load_dataset
@@ -114,8 +122,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
     from engine.knowledge import build_items
     from engine.models.factory import build_model
     from engine.store.recorder import StoreRecorder
-    from engine.training.checkpoint import (BEST_KIND, STATE_KIND, RunCheckpoints, new_run_token,
-                                            resolve_checkpoint_dir)
+    from engine.training.checkpoint import BEST_KIND, STATE_KIND, RunCheckpoints, new_run_token
     from engine.training.device import resolve_device
     from engine.training.seeding import seed_everything
     from engine.training.trainer import TrainingInterrupted, train
@@ -128,7 +135,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
 
     def checkpoint_folder() -> Path:  # rank 0 reads the store and makes the folder; the others are told where it is
         folder = resumed.folder if resumed is not None and resumed.folder is not None else \
-            resolve_checkpoint_dir(cfg.train.checkpoint_dir, store.path, cwd)
+            workspace.checkpoint_dir()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -138,7 +145,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, res
     resumed = _shared_resume_point(store, resume_run_id, distributed) if resume_run_id is not None else None
     folder = distributed.on_main(checkpoint_folder)
     with distributed.main_first():  # rank 0 fills the data and knowledge caches; the others then read them
-        dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event)
+        dataset = load_dataset(cfg.data, cwd=cwd, on_event=on_event, cache_dir=workspace.dataset_cache)
         validate_for_dataset(cfg, dataset.num_items)  # the rules that need the data (eval.num_sampled < items)
         if resumed is not None and dataset.fingerprint != resumed.dataset_fingerprint:
             raise RunNotResumableError(

@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.data.dataset import SequenceDataset
+from engine.workspace import Workspace
 
 
 @dataclass
@@ -26,8 +27,10 @@ class RunNotReadyError(RuntimeError):
     """The run has no usable checkpoint (no epoch finished yet, or its files were removed)."""
 
 
-def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = "cpu") -> TrainedRun:
-    """The run's best weights so far, verified against the sha256 its run recorded.
+def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = "cpu",
+                     workspace: str | Path | None = None) -> TrainedRun:
+    """The run's best weights so far, verified against the sha256 its run recorded. Its data and caches are
+    read in the caller's `workspace` (None: `cwd`, by default the current folder), not the one it was trained in.
 
     A run that has not FINISHED (RUNNING, INTERRUPTED, FAILED after some epochs) is served from its best
     checkpoint so far, with a `note` saying so: the weights are complete and what the run would report as its
@@ -44,16 +47,18 @@ def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = 
     detail = store.get_run(run_id)
     status = str(detail.summary.status)
     cfg = RunConfig.from_dict(detail.config, source=f"run {run_id} config")
+    cfg.workspace = None if workspace is None else str(workspace)
+    paths = Workspace.of(cfg, cwd)
     checkpoints = [a for a in detail.artifacts if a.kind == BEST_KIND]
     if not checkpoints:
         raise RunNotReadyError(_no_checkpoint(run_id, status, detail.error))
     artifact = checkpoints[-1]
-    path = Path(artifact.path) if Path(artifact.path).is_absolute() else cwd / artifact.path
+    path = paths.path(artifact.path)
     if not path.is_file():
         raise RunNotReadyError(f"run {run_id} ({status}): its checkpoint {path} is missing (moved or deleted?)")
     verify_sha256(path, artifact.sha256, f"run {run_id} checkpoint")  # before spending time on data and items
     best_epoch = int(detail.tags["best_epoch"]) if detail.tags.get("best_epoch", "").isdigit() else None
-    dataset = load_dataset(cfg.data, cwd=cwd)
+    dataset = load_dataset(cfg.data, cwd=cwd, cache_dir=paths.dataset_cache)
     if dataset.fingerprint != detail.dataset_fingerprint:
         raise RunNotReadyError(
             f"run {run_id} was trained on dataset '{detail.summary.dataset}' fingerprint {detail.dataset_fingerprint[:12]}, "

@@ -53,11 +53,16 @@ class KirecApp(App[None]):
         prompts_dir: str | Path | None = None,
         poll_seconds: float = 2.0,
         extraction_backend: Callable[[], Any] | None = None,
+        workspace: Any = None,
     ) -> None:
+        from engine.workspace import Workspace
+
         super().__init__()
         self.cwd = Path(cwd or Path.cwd()).resolve()
-        db = Path(db_path).expanduser()
-        self.db_path = db if db.is_absolute() else self.cwd / db
+        # engine.workspace.Workspace (main builds it from the config), or its folder (None: cwd): where the
+        # database, checkpoints and caches are; a relative db_path is inside it
+        self.workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace, cwd=self.cwd)
+        self.db_path = self.workspace.path(db_path)
         self.data_root = data_root
         self.env: dict[str, str] = dict(env or {})
         self.prompts_dir = Path(prompts_dir) if prompts_dir is not None else None
@@ -115,16 +120,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", help="runs database (default runs.db, or KIREC_DB)")
     parser.add_argument("--data-root", help="folder holding the datasets (or KIREC_DATA)")
     parser.add_argument("--prompts-dir", help="folder of prompt files (default prompts/)")
+    parser.add_argument("--workspace", help="folder holding runs.db, the checkpoints and the caches "
+                                            "(default: the current folder, or KIREC_WORKSPACE)")
     return parser.parse_args(argv)
 
 
 def build_app(argv: list[str] | None, env: Mapping[str, str]) -> KirecApp:
-    """The app for these arguments and environment: flags beat KIREC_DB / KIREC_DATA, which beat the defaults."""
+    """The app for these arguments and environment: flags beat KIREC_WORKSPACE / KIREC_DB / KIREC_DATA, which
+    beat the defaults."""
     from engine.config import load_config
+    from engine.workspace import Workspace
 
     args = parse_args(argv)
-    cfg = load_config(env=env, flags={"db": args.db, "data.data_root": args.data_root})
-    return KirecApp(db_path=cfg.db, data_root=cfg.data.data_root, env=env, prompts_dir=args.prompts_dir)
+    cfg = load_config(env=env, flags={"db": args.db, "data.data_root": args.data_root, "workspace": args.workspace})
+    return KirecApp(db_path=cfg.db, data_root=cfg.data.data_root, env=env, prompts_dir=args.prompts_dir,
+                    workspace=Workspace.of(cfg))
 
 
 def main(argv: list[str] | None = None) -> None:

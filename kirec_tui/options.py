@@ -65,7 +65,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.max_len", "max_len", "Maximum sequence length.", kind=int),
     Setting("train.patience", "patience", "Early-stopping patience in epochs.", kind=int),
     Setting("train.device", "device", "Training device: auto | cpu | cuda | cuda:N.", form_label="device"),
-    Setting("db", "db", "Runs database (default runs.db, or KIREC_DB)."),
+    Setting("db", "db", "Runs database (default runs.db in the workspace, or KIREC_DB)."),
+    Setting("workspace", "workspace", "Folder holding runs.db, the checkpoints and the caches (default: the current "
+                                      "folder, or KIREC_WORKSPACE)."),
     Setting("data.data_root", "data_root", "Folder holding the datasets (or KIREC_DATA)."),
     Setting("eval.exclude_history", "exclude_history", "Rank items already in the history?", kind=bool,
             flag_names=("--exclude-history/--include-history",)),

@@ -136,7 +136,7 @@ def count_runs(db: Path) -> int:
         return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
 
-def test_a_relative_checkpoint_dir_may_not_leave_the_working_folder(tmp_path):
+def test_a_relative_checkpoint_dir_may_not_leave_the_workspace(tmp_path):
     dataset = write_generic_dataset(tmp_path / "tiny")
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
@@ -144,7 +144,7 @@ def test_a_relative_checkpoint_dir_may_not_leave_the_working_folder(tmp_path):
                     "--set", "train.checkpoint_dir=../../", cwd=work)
     assert result.exit_code == 2
     line = one_line_error(result)
-    assert "train.checkpoint_dir" in line and "outside the working folder" in line
+    assert "train.checkpoint_dir" in line and "outside the workspace" in line
     assert count_runs(work / "r.db") == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["a", "tiny"]
 
     elsewhere = tmp_path / "elsewhere"  # absolute paths are allowed on purpose

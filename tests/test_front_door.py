@@ -107,7 +107,7 @@ def test_an_items_view_has_its_popularity_rank_and_only_its_own_texts_answers(ti
         cache.put_many("model", "hash", "p", [
             ExtractionRecord(ds.item_ids[top], item_text_hash(text), {"colour": colour}, "{}", "ok", 1)
             for text, colour in ((ds.item_text[top], "red"), ({"title": "another dataset's item"}, "blue"))])
-    view = items.item_view(ds, top, cwd=tmp_path)
+    view = items.item_view(ds, top, default_cache_path(tmp_path))
     assert view.popularity_rank == 1 and view.popularity == popularity[top]
     assert [a.attributes for a in view.attributes] == [{"colour": "red"}]  # the same raw id elsewhere is not it
     with pytest.raises(NotFoundError, match="not in dataset"):

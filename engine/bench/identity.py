@@ -15,7 +15,8 @@ from engine.config import flatten_dotted
 
 # Where a run was recorded or cached, what it was called and how many CPU threads it used do not change its numbers;
 # the data's content is covered by the dataset fingerprint.
-IGNORED_FIELDS = ("name", "db", "train.checkpoint_dir", "train.num_threads", "data.cache_dir", "data.data_root")
+IGNORED_FIELDS = ("name", "db", "workspace", "train.checkpoint_dir", "train.num_threads", "data.cache_dir",
+                  "data.data_root", "knowledge.extraction_cache", "knowledge.embedding_cache")
 
 
 def config_identity(config: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ from engine.bench.identity import FinishedRuns
 from engine.bench.spec import BenchSpec, Cell
 from engine.config import RunConfig
 from engine.events import EventSink, Status, ignore_events
+from engine.workspace import Workspace
 
 SELECTION_KEY = "valid/NDCG@10"  # the trainer's early-stopping metric, so tuning selects on what training did
 
@@ -59,7 +60,10 @@ def run_bench(
     should_stop: Callable[[], bool] | None = None,
     jobs: int = 1,
     table_only: bool = False,
+    workspace: str | Path | None = None,
 ) -> BenchOutcome:
+    """`workspace`: where every cell's checkpoints and caches go (None: each cell config's, by default `cwd`);
+    `db` is opened as given."""
     from engine.store import open_store
 
     if jobs < 1:
@@ -69,7 +73,7 @@ def run_bench(
     try:
         store.mark_orphans()  # a cell a killed bench was training reads INTERRUPTED, and is trained again
         context = _Context(spec, str(db), cwd, store, FinishedRuns(store), None if table_only else store.code_version(),
-                           on_event, should_stop, jobs, table_only)
+                           on_event, should_stop, jobs, table_only, None if workspace is None else str(workspace))
         outcome = BenchOutcome(spec, table_only=table_only)
         groups = spec.groups()
         grid = spec.grid()
@@ -108,6 +112,7 @@ class _Context:
     should_stop: Callable[[], bool] | None
     jobs: int
     table_only: bool
+    workspace: str | None
     _fingerprints: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def execute(self, cells: list[Cell], outcome: BenchOutcome) -> bool:
@@ -116,6 +121,8 @@ class _Context:
         pending: list[tuple[int, Cell, RunConfig]] = []
         for index, cell in enumerate(cells):
             cfg = self.spec.config_for(cell, self.db)
+            if self.workspace is not None:
+                cfg.workspace = self.workspace
             dataset, fingerprint = self._fingerprint(cfg)
             found = self.finder.find(cfg.to_dict(), dataset, fingerprint, self.code_version)
             if found is not None:
@@ -167,7 +174,8 @@ class _Context:
 
         key = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True, default=str)
         if key not in self._fingerprints:
-            dataset = load_dataset(cfg.data, cwd=self.cwd, on_event=self.on_event)
+            dataset = load_dataset(cfg.data, cwd=self.cwd, on_event=self.on_event,
+                                   cache_dir=Workspace.of(cfg, self.cwd).dataset_cache)
             self._fingerprints[key] = (dataset.name, dataset.fingerprint)
         return self._fingerprints[key]
 

@@ -154,15 +154,18 @@ def _describe(options: PreprocessOptions) -> str:
 
 
 def default_cache_dir(cfg: DataConfig, cwd: Path) -> Path:
-    if cfg.cache_dir:
-        path = Path(cfg.cache_dir).expanduser()
-        return path if path.is_absolute() else cwd / path
-    return cwd / ".cache" / "datasets"
+    """`data.cache_dir` in the workspace `cwd` (engine.workspace has the rule)."""
+    from engine.workspace import Workspace
+
+    return Workspace.at(cwd, dataset_cache=cfg.cache_dir).dataset_cache
 
 
-def load_dataset(cfg: DataConfig, cwd: Path | None = None, on_event: EventSink | None = None) -> SequenceDataset:
-    """Find `cfg.dataset`, then return it preprocessed: from the cache when the input files and options are
-    unchanged, otherwise parsed, preprocessed and cached."""
+def load_dataset(cfg: DataConfig, cwd: Path | None = None, on_event: EventSink | None = None,
+                 cache_dir: Path | None = None) -> SequenceDataset:
+    """Find `cfg.dataset` (a relative path or data root inside `cwd`, default the current folder), then return
+    it preprocessed: from the cache when the input files and options are unchanged, otherwise parsed,
+    preprocessed and cached. `cache_dir`: the cache folder (a run's `Workspace.dataset_cache`); None:
+    `data.cache_dir` inside `cwd`."""
     emit = on_event or ignore_events
     cwd = (cwd or Path.cwd()).resolve()
     options = PreprocessOptions.from_config(cfg)
@@ -171,7 +174,7 @@ def load_dataset(cfg: DataConfig, cwd: Path | None = None, on_event: EventSink |
     key = cache.content_key(
         {"version": PREPROCESS_VERSION, "name": spec.name, "format": spec.format, "options": options.to_dict()}, files
     )
-    cache_dir = default_cache_dir(cfg, cwd)
+    cache_dir = cache_dir if cache_dir is not None else default_cache_dir(cfg, cwd)
     try:
         cached = cache.load(cache_dir, spec.name, key)
     except (OSError, ValueError, KeyError, TypeError) as exc:

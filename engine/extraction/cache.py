@@ -40,7 +40,10 @@ CREATE INDEX IF NOT EXISTS extractions_item ON extractions (item_id);
 
 
 def default_cache_path(cwd: str | Path) -> Path:
-    return Path(cwd) / ".cache" / "extractions.sqlite"
+    """The default cache file of the workspace `cwd` (a run's is its `Workspace.extraction_cache`)."""
+    from engine.workspace import Workspace
+
+    return Workspace.at(cwd).extraction_cache
 
 
 def item_text_hash(item_text: Mapping[str, Any]) -> str:

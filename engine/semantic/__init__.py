@@ -4,7 +4,7 @@ Typical wiring (engine.knowledge):
 
     texts = item_texts(dataset.item_text, attributes, kcfg.embed_text)
     encoder = make_encoder(kcfg.encoder, kcfg.llm_model, device)
-    with EmbeddingCache.in_working_dir(cwd) as cache:
+    with EmbeddingCache(Workspace.of(cfg).embedding_cache) as cache:
         table, stats = embed_item_table(texts.texts, encoder, cache, on_progress=...)
     items, info = build_item_representation(kcfg, dataset.num_items, cfg.model.hidden_size, table, seed)
 

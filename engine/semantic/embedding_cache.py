@@ -20,7 +20,6 @@ import numpy as np
 from engine.semantic.encoders import ProgressCallback, TextEncoder
 from engine.sqlite_files import connect
 
-DEFAULT_FOLDER = Path(".cache") / "embeddings"
 DB_NAME = "embeddings.sqlite"
 _LOOKUP_CHUNK = 500  # keys per SELECT, well under SQLite's bound-variable limit
 _ENCODE_CHUNK = 2048  # texts encoded (and committed) at a time
@@ -41,7 +40,7 @@ def text_key(text: str) -> str:
 
 
 class EmbeddingCache:
-    """Vectors on disk under `folder` (default `<cwd>/.cache/embeddings/`)."""
+    """Vectors on disk under `folder` (default `<workspace>/.cache/embeddings/`)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -60,7 +59,10 @@ class EmbeddingCache:
 
     @classmethod
     def in_working_dir(cls, cwd: str | Path) -> "EmbeddingCache":
-        return cls(Path(cwd) / DEFAULT_FOLDER)
+        """The default cache of the workspace `cwd` (a run's is its `Workspace.embedding_cache`)."""
+        from engine.workspace import Workspace
+
+        return cls(Workspace.at(cwd).embedding_cache)
 
     def close(self) -> None:
         self._conn.close()

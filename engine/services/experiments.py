@@ -23,11 +23,13 @@ def run(cfg: RunConfig, on_event: EventSink = ignore_events, should_stop: Callab
 
 def resume(db: str | Path, run_id: int, on_event: EventSink = ignore_events,
            should_stop: Callable[[], bool] | None = None, cwd: Path | None = None,
-           distributed: "DistributedContext | None" = None, join_device: str = "auto") -> "RunResult":
-    """Continue the INTERRUPTED run `run_id` from its last finished epoch, with its stored config."""
+           distributed: "DistributedContext | None" = None, join_device: str = "auto",
+           workspace: str | Path | None = None) -> "RunResult":
+    """Continue the INTERRUPTED run `run_id` from its last finished epoch, with its stored config, in the
+    caller's `workspace` (None: `cwd`)."""
     from engine.pipeline import resume_experiment
 
-    return resume_experiment(db, run_id, on_event, should_stop, cwd, distributed, join_device)
+    return resume_experiment(db, run_id, on_event, should_stop, cwd, distributed, join_device, workspace)
 
 
 def stored_train_settings(db: str | Path, run_id: int) -> dict[str, Any]:

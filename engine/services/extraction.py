@@ -30,29 +30,24 @@ def prompt_for(cfg: RunConfig, dataset: "SequenceDataset") -> "Prompt":
     return resolve_prompt(cfg, dataset)
 
 
-def cache_path(cwd: Path) -> Path:
-    from engine.extraction.cache import default_cache_path
-
-    return default_cache_path(cwd)
-
-
 @contextlib.contextmanager
-def session(prompt: "Prompt", llm: Any, cwd: Path, on_event: EventSink = ignore_events) -> Iterator["ExtractionSession"]:
-    """An open extraction cache for `prompt` and the backend `llm`, with the shipped answers imported:
-    `.extract(dataset, ...)`, `.answers(dataset, items)`, `.export(dataset, path)`."""
+def session(prompt: "Prompt", llm: Any, cache_path: Path, on_event: EventSink = ignore_events
+            ) -> Iterator["ExtractionSession"]:
+    """The extraction cache at `cache_path` (a workspace's `extraction_cache`) open for `prompt` and the backend
+    `llm`, with the shipped answers imported: `.extract(dataset, ...)`, `.answers(dataset, items)`,
+    `.export(dataset, path)`."""
     from engine.extraction.session import extraction_session
 
-    with extraction_session(prompt, llm, cache_path(cwd), on_event) as opened:
+    with extraction_session(prompt, llm, cache_path, on_event) as opened:
         yield opened
 
 
-def item_history(cwd: Path, item_id: str, item_hash: str | None = None) -> list:
+def item_history(cache_path: Path, item_id: str, item_hash: str | None = None) -> list:
     """Every cached answer for one item, across prompt versions and models, newest first; with `item_hash`,
     only those about that very text (raw ids repeat across datasets)."""
     from engine.extraction.cache import ExtractionCache
 
-    path = cache_path(cwd)
-    if not path.exists():
+    if not Path(cache_path).exists():
         return []
-    with ExtractionCache(path) as cache:
+    with ExtractionCache(cache_path) as cache:
         return cache.item_history(item_id, item_hash)

@@ -37,16 +37,17 @@ def popularity_rank(popularity: np.ndarray, index: int) -> int:
     return int((popularity[1:] > popularity[index]).sum()) + 1
 
 
-def item_view(dataset, index: int, cwd: Path | None = None, popularity: np.ndarray | None = None,
-              with_attributes: bool = True) -> ItemView:
+def item_view(dataset, index: int, extraction_cache: Path | None = None, popularity: np.ndarray | None = None
+              ) -> ItemView:
+    """`extraction_cache` (a workspace's): where the attributes are read from; None: no attributes."""
     from engine.extraction.cache import item_text_hash
     from engine.services.extraction import item_history
 
     popularity = dataset.item_popularity() if popularity is None else popularity
     history = []
-    if with_attributes:
+    if extraction_cache is not None:
         # raw ids repeat across datasets: only answers about this very text
-        history = item_history(Path(cwd or Path.cwd()), dataset.item_ids[index], item_text_hash(dataset.item_text[index]))
+        history = item_history(extraction_cache, dataset.item_ids[index], item_text_hash(dataset.item_text[index]))
     return ItemView(index, dataset.item_ids[index], dataset.title(index), dict(dataset.item_text[index]),
                     int(popularity[index]), popularity_rank(popularity, index), dataset.num_items, history)
 
@@ -70,8 +71,9 @@ class TextNeighbours:
     """Nearest neighbours in a text encoder's space over the items' raw text. The first call embeds every item
     (through the embedding cache, so only once per dataset and encoder); later calls are one matrix product."""
 
-    def __init__(self, dataset, cwd: Path | None = None, encoder: str = "minilm", device: str = "cpu"):
-        self.dataset, self.cwd, self.encoder, self.device = dataset, Path(cwd or Path.cwd()), encoder, device
+    def __init__(self, dataset, embedding_cache: Path, encoder: str = "minilm", device: str = "cpu"):
+        """`embedding_cache`: a workspace's embedding cache folder."""
+        self.dataset, self.cache, self.encoder, self.device = dataset, Path(embedding_cache), encoder, device
         self._unit: np.ndarray | None = None
         self._lock = threading.Lock()
 
@@ -84,7 +86,7 @@ class TextNeighbours:
                 from engine.semantic import EmbeddingCache, embed_item_table, item_texts, make_encoder
 
                 texts = item_texts(self.dataset.item_text, None, "raw").texts
-                with EmbeddingCache.in_working_dir(self.cwd) as cache:
+                with EmbeddingCache(self.cache) as cache:
                     table, stats = embed_item_table(texts, make_encoder(self.encoder, device=self.device), cache)
                 on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded"))
                 norms = np.linalg.norm(table, axis=1, keepdims=True)

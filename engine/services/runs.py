@@ -62,12 +62,14 @@ def export_runs(store: "RunStore", run_ids: list[int] | None, fmt: str, target: 
     return text
 
 
-def load_trained(store: "RunStore", run_id: int, cwd: Path | None = None, device: str = "cpu") -> "TrainedRun":
-    """The run's best weights (verified by hash), config and dataset. Raises RunNotReadyError when it has no
-    checkpoint (the message says what can be done)."""
+def load_trained(store: "RunStore", run_id: int, cwd: Path | None = None, device: str = "cpu",
+                 workspace: str | Path | None = None) -> "TrainedRun":
+    """The run's best weights (verified by hash), config and dataset, its caches read in the caller's
+    `workspace` (None: `cwd`). Raises RunNotReadyError when it has no checkpoint (the message says what can be
+    done)."""
     from engine.trained import load_trained_run
 
-    return load_trained_run(store, run_id, cwd=cwd, device=device)
+    return load_trained_run(store, run_id, cwd=cwd, device=device, workspace=workspace)
 
 
 @dataclass

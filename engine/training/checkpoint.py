@@ -22,8 +22,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from engine.config import ConfigError
 from engine.store.db import StoreError
+from engine.workspace import Workspace
 
 BEST_KIND = "checkpoint"  # artifact kind of the best weights (the name earlier versions used)
 STATE_KIND = "training_state"  # artifact kind of the last finished epoch's resumable state
@@ -39,33 +39,12 @@ class CheckpointError(StoreError):
 
 def default_checkpoint_dir(db_path: str | Path) -> Path:
     """`<db folder>/<db stem>.checkpoints`: each database keeps its own runs' files beside it."""
-    db = Path(db_path).absolute()
-    return db.parent / f"{db.stem}.checkpoints"
+    return Workspace.at(db=Path(db_path).absolute()).checkpoint_dir()
 
 
 def resolve_checkpoint_dir(setting: str | None, db_path: str | Path, cwd: Path) -> Path:
-    """The folder a run's checkpoints go to, checked before any run row exists.
-
-    None: beside the database. A relative path resolves inside the working folder `cwd` and may not leave it
-    (a config file from elsewhere must not write outside the workspace); an absolute path is taken as given.
-    """
-    if setting is None or str(setting).strip() == "":
-        folder = default_checkpoint_dir(db_path)
-    else:
-        given = Path(setting).expanduser()
-        if given.is_absolute():
-            folder = given
-        else:
-            root = Path(os.path.normpath(Path(cwd).absolute()))
-            folder = Path(os.path.normpath(root / given))
-            if not folder.is_relative_to(root):
-                raise ConfigError(
-                    f"train.checkpoint_dir: {setting!r} leads to {folder}, outside the working folder {root}; "
-                    "give an absolute path to write elsewhere on purpose"
-                )
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"train.checkpoint_dir: {folder} is an existing file, not a folder")
-    return folder
+    """The folder a run's checkpoints go to, with the workspace `cwd` (the rule is engine.workspace's)."""
+    return Workspace.at(cwd, db=Path(db_path).absolute(), checkpoint_dir=setting).checkpoint_dir()
 
 
 def new_run_token() -> str:

@@ -11,12 +11,14 @@ import typer
 
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, err_console, fail, friendly_errors, print_status
 from kirec_tui.cli.run import parse_set_options, stop_on_first_ctrl_c
+from kirec_tui.cli.workspace import WorkspaceOption, workspace_of
 
 
 
 def bench_command(
     config: Annotated[Optional[Path], typer.Argument(help="Bench TOML file: the matrix, its config and tune tables.")] = None,
     db: Annotated[str, typer.Option(envvar="KIREC_DB", help="Runs database: finished cells are read from it, new ones recorded.")] = "runs.db",
+    workspace: WorkspaceOption = None,
     out: Annotated[Optional[Path], typer.Option(help="Results path without suffix (default docs/results/NAME).")] = None,
     jobs: Annotated[int, typer.Option(help="Cells trained at once, one process each.")] = 1,
     methods: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.methods.")] = None,
@@ -33,11 +35,12 @@ def bench_command(
     if jobs < 1:
         raise fail(f"--jobs: expected at least 1, got {jobs}", EXIT_USAGE)
     overrides = {"methods": methods, "backbones": backbones, "datasets": datasets, "seeds": seeds}
-    command = _command_line(config, db, out, jobs, overrides, set_, table_only)
+    command = _command_line(config, db, workspace, out, jobs, overrides, set_, table_only)
     flags = parse_set_options(set_)
     with friendly_errors(), stop_on_first_ctrl_c() as stop:
-        result = run_bench(config, db, command, out, jobs, overrides, flags, table_only,
-                           on_event=print_status, should_stop=stop.is_set)
+        paths = workspace_of(workspace, db)  # the database and every cell's checkpoints and caches
+        result = run_bench(config, paths.db, command, out, jobs, overrides, flags, table_only,
+                           on_event=print_status, should_stop=stop.is_set, workspace=paths.root, db_label=db)
     err_console.print(f"bench {result.name}: {result.cells} cells, {result.trained} trained now, "
                       f"{result.cells - result.trained} reused; wrote {result.markdown} and {result.json}")
     typer.echo(result.markdown.read_text())
@@ -47,13 +50,15 @@ def bench_command(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def _command_line(config, db, out, jobs, overrides, set_, table_only) -> str:
+def _command_line(config, db, workspace, out, jobs, overrides, set_, table_only) -> str:
     """The command, rebuilt from what was parsed (the same however it was invoked), for the table's header."""
     words = ["kirec", "bench"]
     if config is not None:
         words.append(str(config))
     if db != "runs.db":
         words += ["--db", db]
+    if workspace is not None:
+        words += ["--workspace", workspace]
     if out is not None:
         words += ["--out", str(out)]
     if jobs != 1:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kirec_tui.cli.errors import err_console, friendly_errors, print_status
+from kirec_tui.cli.workspace import WorkspaceOption
 
 app = typer.Typer(help="Datasets: where they are, their statistics, downloading them.", no_args_is_help=True)
 DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder holding the datasets (or KIREC_DATA).")]
@@ -43,15 +44,19 @@ def list_command(data_root: DataRoot = None) -> None:
 def show_command(
     name: str,
     data_root: DataRoot = None,
+    workspace: WorkspaceOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Statistics of a dataset after preprocessing (users, items, interactions, lengths, text coverage)."""
     from engine.config import load_config
     from engine.services.datasets import statistics
+    from engine.workspace import Workspace
 
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root}, keys=("data",))
-        stats = statistics(cfg.data, cwd=Path.cwd(), on_event=_print_warnings)
+        cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root,
+                                                 "workspace": workspace}, keys=("data", "workspace"))
+        stats = statistics(cfg.data, cwd=Path.cwd(), on_event=_print_warnings,
+                           cache_dir=Workspace.of(cfg).dataset_cache)
     if as_json:
         typer.echo(json.dumps(stats, default=str))
         return

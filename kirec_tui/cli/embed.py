@@ -10,6 +10,7 @@ import typer
 
 from kirec_tui.options import flags_of, option
 from kirec_tui.cli.errors import friendly_errors, print_status
+from kirec_tui.cli.workspace import WorkspaceOption
 
 
 def embed_command(
@@ -19,6 +20,7 @@ def embed_command(
     encoder: option("encoder") = None,
     prompt: option("prompt") = None,
     data_root: option("data_root") = None,
+    workspace: WorkspaceOption = None,
     half: Annotated[bool, typer.Option(help="Store float16 (half the size; read back as float32).")] = False,
 ) -> None:
     """Embed every item's text (extracting attributes the caches lack) and save the table for
@@ -27,7 +29,8 @@ def embed_command(
     from engine.services.embedding import export_table
 
     flags = flags_of(locals(), ("dataset", "data_root", "text", "encoder", "prompt"))
+    flags["workspace"] = workspace
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge"))  # only what embedding reads
+        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge", "workspace"))  # what embedding reads
         table = export_table(cfg, export, half=half, cwd=Path.cwd(), on_event=print_status)
     typer.echo(f"{table.dataset} / {cfg.knowledge.embed_text}: {table.items} items × {table.dims} dims → {table.path}")

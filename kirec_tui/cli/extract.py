@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kirec_tui.options import flags_of, option
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, friendly_errors, print_status
+from kirec_tui.cli.workspace import WorkspaceOption
 
 
 def extract_command(
@@ -21,6 +22,7 @@ def extract_command(
     llm_url: option("llm_url") = None,
     llm_concurrency: option("llm_concurrency") = None,
     data_root: option("data_root") = None,
+    workspace: WorkspaceOption = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items (a quick look).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Ask the LLM again for items that failed before.")] = False,
     export: Annotated[Optional[Path], typer.Option(help="Also write the answers to this JSONL file (shipping format).")] = None,
@@ -28,12 +30,16 @@ def extract_command(
     """Extract item attributes with an LLM. Answers are cached as they arrive: stop any time, run again to continue."""
     from engine.config import load_config
     from engine.services import datasets, extraction
+    from engine.workspace import Workspace
 
     flags = flags_of(locals(), ("dataset", "data_root", "prompt", "extractor", "llm_model", "llm_url", "llm_concurrency"))
+    flags["workspace"] = workspace
     cwd = Path.cwd()
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge", "train.num_threads"))  # what it reads
-        ds = datasets.load(cfg.data, cwd=cwd)
+        cfg = load_config(env=os.environ, flags=flags,
+                          keys=("data", "knowledge", "train.num_threads", "workspace"))  # what it reads
+        paths = Workspace.of(cfg)
+        ds = datasets.load(cfg.data, cwd=cwd, cache_dir=paths.dataset_cache)
         chosen = extraction.prompt_for(cfg, ds)
         backend = extraction.backend(cfg)
         items = list(range(1, min(limit, ds.num_items) + 1)) if limit else None
@@ -41,7 +47,7 @@ def extract_command(
                             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                             console=err_console, transient=True)
         task = progress.add_task("extract", total=len(items) if items else ds.num_items, rate="")
-        with extraction.session(chosen, backend, cwd) as session, progress:
+        with extraction.session(chosen, backend, paths.extraction_cache) as session, progress:
             try:
                 report = session.extract(
                     ds, item_indices=items, retry_failed=retry_failed,

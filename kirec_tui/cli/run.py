@@ -19,7 +19,7 @@ from kirec_tui.options import flags_of, option
 # the declared settings (kirec_tui.options) that `kirec run` has a flag for
 RUN_FLAGS = ("dataset", "backbone", "method", "fusion", "reduction", "prompt", "epochs", "seed", "loss", "batch_size",
              "lr", "hidden_size", "max_len", "patience", "device", "db", "data_root", "name", "exclude_history",
-             "protocol")
+             "protocol", "workspace")
 
 
 @contextlib.contextmanager
@@ -79,6 +79,7 @@ def run_command(
     name: option("name") = None,
     exclude_history: option("exclude_history") = None,
     protocol: option("protocol") = None,
+    workspace: option("workspace") = None,
     set_: Annotated[list[str], typer.Option("--set", help="Any config field: SECTION.FIELD=VALUE (repeatable).")] = [],
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
     resume: Annotated[
@@ -91,6 +92,7 @@ def run_command(
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
     from engine.services import experiments
+    from engine.workspace import Workspace
     from kirec_tui.progress import ConsoleProgress
 
     flags = flags_of(locals(), RUN_FLAGS)
@@ -98,17 +100,19 @@ def run_command(
     overrides = parse_set_options(set_)
     if resume is not None:
         typed = {**overrides, **{k: v for k, v in flags.items() if v is not None}}
-        extra = sorted(k for k in typed if k != "db") + (["--config"] if config is not None else [])
+        extra = sorted(k for k in typed if k not in ("db", "workspace")) + (["--config"] if config is not None else [])
         if extra:
             raise fail(f"--resume {resume} continues the run with its stored config; drop {', '.join(extra)}", 2)
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=flags, overrides=overrides)
+        paths = Workspace.of(cfg)  # runs.db, checkpoints and caches, inside the workspace
         if nproc > 1:  # a bad config fails here, once, before any process starts
             if resume is not None:  # the run's stored settings decide, and its device is the ranks' to join on
-                train = experiments.stored_train_settings(cfg.db, resume)
+                train = experiments.stored_train_settings(paths.db, resume)
                 device_setting, batch = str(train.get("device", "auto")), int(train.get("batch_size", nproc))
                 experiments.check_launch(device_setting, nproc, batch)
-                raise typer.Exit(launch_ranks(nproc, None, {"db": cfg.db}, as_json, resume=resume,
+                raise typer.Exit(launch_ranks(nproc, None, {"db": str(paths.db), "workspace": str(paths.root)},
+                                              as_json, resume=resume,
                                               env={"KIREC_TRAIN__DEVICE": device_setting}))
             experiments.check_launch(cfg.train.device, nproc, cfg.train.batch_size)
             typed = {k: v for k, v in flags.items() if v is not None}
@@ -116,14 +120,15 @@ def run_command(
         distributed = experiments.distributed_context(os.environ)  # torchrun's variables; one process without them
         if resume is not None and distributed.is_main:  # the other ranks never open the database
             # for the progress bar; the run brings its config
-            cfg.train.epochs = int(experiments.stored_train_settings(cfg.db, resume).get("epochs", 1))
+            cfg.train.epochs = int(experiments.stored_train_settings(paths.db, resume).get("epochs", 1))
         progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
                             else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
         with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
             try:
                 if resume is not None:
-                    result = experiments.resume(cfg.db, resume, on_event=progress, should_stop=stop.is_set,
-                                                distributed=distributed, join_device=cfg.train.device)
+                    result = experiments.resume(paths.db, resume, on_event=progress, should_stop=stop.is_set,
+                                                distributed=distributed, join_device=cfg.train.device,
+                                                workspace=paths.root)
                 else:
                     result = experiments.run(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
             except KeyboardInterrupt:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
@@ -14,18 +13,18 @@ from rich.console import Console
 from rich.table import Table
 
 from kirec_tui.cli.errors import friendly_errors
+from kirec_tui.cli.workspace import WorkspaceOption, workspace_of
 
 app = typer.Typer(help="Past runs in runs.db: list, inspect, compare, export, delete.", no_args_is_help=True)
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Runs database (default runs.db, or KIREC_DB).")]
 KEY_METRICS = ("HR@10", "NDCG@10")
 
 
-def open_db(db: str | None):
-    from engine.config import resolve_setting
+def open_db(db: str | None, workspace: str | None = None):
     from engine.services.runs import open_runs
 
-    # Only the db setting: a bad value elsewhere in the environment must not break a read-only command.
-    return open_runs(resolve_setting("db", os.environ, db))
+    # Only the path settings: a bad value elsewhere in the environment must not break a read-only command.
+    return open_runs(workspace_of(workspace, db).db)
 
 
 @contextlib.contextmanager
@@ -44,6 +43,7 @@ def _fmt_metric(value: float | None) -> str:
 @app.command("list")
 def list_command(
     db: DbOption = None,
+    workspace: WorkspaceOption = None,
     status: Annotated[Optional[str], typer.Option(help="RUNNING | FINISHED | FAILED | INTERRUPTED")] = None,
     dataset: Annotated[Optional[str], typer.Option()] = None,
     method: Annotated[Optional[str], typer.Option()] = None,
@@ -53,7 +53,7 @@ def list_command(
 ) -> None:
     """Runs, newest first."""
     with friendly_errors():
-        store = open_db(db)  # it marks runs whose writer died INTERRUPTED
+        store = open_db(db, workspace)  # it marks runs whose writer died INTERRUPTED
         runs = store.list_runs(status=status, dataset=dataset, method=method, text=text, limit=limit)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in runs], default=str))
@@ -71,10 +71,11 @@ def list_command(
 
 
 @app.command("show")
-def show_command(run_id: int, db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def show_command(run_id: int, db: DbOption = None, workspace: WorkspaceOption = None,
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A run's parameters, tags, artifacts and final metrics."""
     with friendly_errors(), naming_runs(run_id):
-        detail = open_db(db).get_run(run_id)
+        detail = open_db(db, workspace).get_run(run_id)
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(detail), default=str))
         return
@@ -106,11 +107,12 @@ def show_command(run_id: int, db: DbOption = None, as_json: Annotated[bool, type
 def compare_command(
     run_ids: list[int],
     db: DbOption = None,
+    workspace: WorkspaceOption = None,
     all_params: Annotated[bool, typer.Option("--all", help="Show every parameter, not only those that differ.")] = False,
 ) -> None:
     """Parameters that differ and metrics side by side."""
     with friendly_errors(), naming_runs(*run_ids):
-        comparison = open_db(db).compare_runs(run_ids)
+        comparison = open_db(db, workspace).compare_runs(run_ids)
     console = Console()
     params = Table(title="parameters" + ("" if all_params else " that differ"))
     params.add_column("key")
@@ -138,6 +140,7 @@ def compare_command(
 def export_command(
     run_ids: Annotated[Optional[list[int]], typer.Argument(help="Runs to export (default: all).")] = None,
     db: DbOption = None,
+    workspace: WorkspaceOption = None,
     fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default stdout).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file (never the database).")] = False,
@@ -148,7 +151,7 @@ def export_command(
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("expected csv or json", param_hint="--format")
     with friendly_errors(), naming_runs(*(run_ids or ())):
-        text = export_runs(open_db(db), run_ids or None, fmt, output, force=force)
+        text = export_runs(open_db(db, workspace), run_ids or None, fmt, output, force=force)
     if not output:
         typer.echo(text, nl=False)
 
@@ -157,11 +160,12 @@ def export_command(
 def delete_command(
     run_id: int,
     db: DbOption = None,
+    workspace: WorkspaceOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Hide a run (soft delete: its rows stay in the database)."""
     with friendly_errors(), naming_runs(run_id):
-        store = open_db(db)
+        store = open_db(db, workspace)
         detail = store.get_run(run_id)
         if not yes:
             typer.confirm(f"Delete run {run_id} ({detail.summary.name})?", abort=True)

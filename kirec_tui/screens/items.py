@@ -134,7 +134,8 @@ class ItemsScreen(Screen):
     def _load_dataset(self, name: str) -> None:
         from engine.services import datasets
 
-        ds = datasets.load(self.app.data_settings(name), cwd=self.app.cwd)
+        ds = datasets.load(self.app.data_settings(name), cwd=self.app.cwd,
+                           cache_dir=self.app.workspace.dataset_cache)
         loaded = LoadedDataset(ds, ds.item_popularity(), {raw: i for i, raw in enumerate(ds.item_ids) if i})
         self.app.call_from_thread(self._dataset_ready, loaded)
 
@@ -142,7 +143,7 @@ class ItemsScreen(Screen):
         from engine.services.items import TextNeighbours
 
         self.loaded = loaded
-        self._neighbour_space = TextNeighbours(loaded.dataset, cwd=self.app.cwd)
+        self._neighbour_space = TextNeighbours(loaded.dataset, self.app.workspace.embedding_cache)
         ds = loaded.dataset
         self.query_one("#items-status", Label).update(
             f"{ds.name}: {ds.num_users:,} users, {ds.num_items:,} items, {ds.num_interactions:,} interactions")
@@ -198,7 +199,7 @@ class ItemsScreen(Screen):
     def _item_detail(self, item: int) -> None:
         from engine.services.items import item_view
 
-        view = item_view(self.loaded.dataset, item, cwd=self.app.cwd, popularity=self.loaded.popularity)
+        view = item_view(self.loaded.dataset, item, self.app.workspace.extraction_cache, self.loaded.popularity)
         self.app.call_from_thread(self._show_detail, view)
 
     def _show_detail(self, view) -> None:
@@ -266,7 +267,7 @@ class ItemsScreen(Screen):
     def _user_view(self, raw_user: str, run_ids: list[int]) -> None:
         from engine.services import runs
 
-        trained = [runs.load_trained(self.app.store, rid, cwd=self.app.cwd) for rid in run_ids]
+        trained = [runs.load_trained(self.app.store, rid, cwd=self.app.cwd, workspace=self.app.workspace.root) for rid in run_ids]
         found = [runs.recommend_for(t, raw_user, k=TOP_K, history="test") for t in trained]
         lists = {f.run_id: f.recommendations for f in found}
         self.app.call_from_thread(self._show_user, trained[0].dataset, found[0].user, lists)

@@ -215,7 +215,8 @@ class PromptsScreen(Screen):
     def _load_dataset(self, name: str) -> None:
         from engine.services import datasets
 
-        dataset = datasets.load(self.app.data_settings(name), cwd=self.app.cwd)
+        dataset = datasets.load(self.app.data_settings(name), cwd=self.app.cwd,
+                                cache_dir=self.app.workspace.dataset_cache)
         self.app.call_from_thread(self._dataset_ready, dataset, sample_items(dataset))
 
     def _dataset_ready(self, dataset, samples: list[int]) -> None:
@@ -247,7 +248,7 @@ class PromptsScreen(Screen):
         backend = self.app.make_extraction_backend()
         try:
             # the same sequence as a run's extraction: the project's shipped answers are imported first
-            with extraction.session(prompt, backend, self.app.cwd) as session:
+            with extraction.session(prompt, backend, self.app.workspace.extraction_cache) as session:
                 def arrived(progress) -> None:
                     self.post_message(AttributesArrived(session.answers(dataset, items), progress.done, progress.total))
 
@@ -310,7 +311,7 @@ class PromptsScreen(Screen):
 
         rows = []
         for item in items:
-            history = item_history(self.app.cwd, dataset.item_ids[item])
+            history = item_history(self.app.workspace.extraction_cache, dataset.item_ids[item])
             a, b = latest_answer(history, base.content_hash), latest_answer(history, other.content_hash)
             rows.append((dataset.title(item), attribute_text(a), attribute_text(b), a != b))
         self.app.call_from_thread(self._show_diff, base, other, rows)

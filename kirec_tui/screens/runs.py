@@ -343,7 +343,7 @@ class RunsScreen(Screen):
                 self.app.call_from_thread(self._resume_progress, f"resuming run {run_id}: epoch {event.epoch} done")
 
         return experiments.resume(self.app.db_path, run_id, on_event=on_event, should_stop=self._stop_resume.is_set,
-                                  cwd=self.app.cwd)
+                                  cwd=self.app.cwd, workspace=self.app.workspace.root)
 
     def _resume_progress(self, state: str) -> None:
         self.resume_state = state

@@ -106,7 +106,8 @@ class TrainScreen(Screen):
         error = self.query_one("#form-error", Label)
         try:
             flags = self.query_one(TrainForm).flags()
-            flags.update({"db": str(self.app.db_path), "data.data_root": self.app.data_root})
+            flags.update({"db": str(self.app.db_path), "data.data_root": self.app.data_root,
+                          "workspace": str(self.app.workspace.root)})
             cfg = load_config(env=self.app.env, flags=flags)
         except (ConfigError, FormError) as exc:
             error.update(f"[red]{exc}[/red]")
