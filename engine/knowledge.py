@@ -34,6 +34,7 @@ def extract_attributes(
 ) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:
     """Attributes per item index (None where the LLM gave none), extracting only what the cache lacks."""
     from engine.extraction import ExtractionCache, cached_attributes, create_backend, default_cache_path, extract_items
+    from engine.extraction.quality import extraction_quality
     from engine.extraction.shipped import import_shipped_extractions
 
     k = cfg.knowledge
@@ -47,6 +48,9 @@ def extract_attributes(
         # Items with no text are never sent to the LLM (extract_items skips them), so they stay absent here.
         report = extract_items(dataset, prompt, backend, cache, on_event=on_event, should_stop=should_stop)
         found = cached_attributes(dataset, prompt, backend.fingerprint, cache)
+        # Valid JSON can still be useless (one value for every item, the title copied): say so where the user looks.
+        quality = extraction_quality(dataset, prompt, backend.fingerprint, cache)
+    quality.emit(on_event)
     attributes = [None] + [found.get(i) for i in range(1, dataset.num_items + 1)]
     info = {
         "prompt": prompt.name,
@@ -56,6 +60,7 @@ def extract_attributes(
         "extracted_from_cache": report.from_cache,
         "extraction_failed": report.failed,
         "extraction_items_per_second": round(report.items_per_second, 3),
+        **quality.as_info(),
     }
     return attributes, info
 
