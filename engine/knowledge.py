@@ -51,6 +51,9 @@ def extract_attributes(
         # Items with no text are never sent to the LLM (extract_items skips them), so they stay absent here.
         report = session.extract(dataset, on_event=on_event, should_stop=should_stop)
         found = session.answers(dataset)
+        # Valid JSON can still be useless (one value for every item, the title copied): say so where the user looks.
+        quality = session.quality(dataset)
+    quality.emit(on_event)
     attributes = [None] + [found.get(i) for i in range(1, dataset.num_items + 1)]
     info = {
         "prompt": prompt.name,
@@ -60,6 +63,7 @@ def extract_attributes(
         "extracted_from_cache": report.from_cache,
         "extraction_failed": report.failed,
         "extraction_items_per_second": round(report.items_per_second, 3),
+        **quality.as_info(),
     }
     return attributes, info
 

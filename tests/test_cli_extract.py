@@ -16,7 +16,7 @@ from engine.extraction import ExtractionCache, default_cache_path, default_promp
 from engine.extraction.shipped import import_shipped_extractions, read_shipped_extractions  # noqa: E402
 from engine.extraction.tiny_gguf import write_tiny_gguf  # noqa: E402
 
-SUMMARY = re.compile(r"^tiny / products \((\w{12})\): (\d+) extracted, (\d+) cached, (\d+) failed, [\d.]+ items/s$", re.MULTILINE)
+SUMMARY = re.compile(r"^tiny / generic \((\w{12})\): (\d+) extracted, (\d+) cached, (\d+) failed, [\d.]+ items/s$", re.MULTILINE)
 
 
 def squashed(text: str) -> str:
@@ -46,9 +46,10 @@ def test_extract_caches_answers_continues_and_exports(tmp_path, setup):
 
     # the export holds exactly the cached answers, in the shipping format
     header, records = read_shipped_extractions(export)
-    assert (header["prompt_hash"], header["prompt_name"], header["dataset"]) == (prompt.content_hash, "products", "tiny")
+    assert (header["prompt_hash"], header["prompt_name"], header["dataset"]) == (prompt.content_hash, "generic", "tiny")
     assert "tiny.gguf" in header["model"] and len(records) == 6
     assert squashed(f"wrote 6 answers to {export}") in squashed(first.output)
+    assert "answer quality (" in first.output  # the quality report follows every extraction
 
     # run again without a limit: the six are served from the cache, only the other four are asked
     second = invoke("extract", "--dataset", str(dataset), "--llm-model", str(model), cwd=tmp_path)

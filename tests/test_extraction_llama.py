@@ -16,7 +16,7 @@ pytest.importorskip("gguf")
 
 from engine.extraction.backends import BackendError, create_backend  # noqa: E402
 from engine.extraction.backends.base import Refusal  # noqa: E402
-from engine.extraction.backends.llama_cpp import LlamaCppBackend  # noqa: E402
+from engine.extraction.backends.llama_cpp import PREFIX_BUDGET, LlamaCppBackend  # noqa: E402
 from engine.extraction.cache import ExtractionCache  # noqa: E402
 from engine.extraction.extractor import extract_items  # noqa: E402
 from engine.extraction.prompts import load_prompt  # noqa: E402
@@ -219,3 +219,40 @@ def test_real_quantized_smollm2_extracts_schema_valid_attributes(tmp_path: Path)
     prompt = load_prompt("movies")
     for attributes in result["attributes"].values():
         assert prompt.schema.validate(attributes) == attributes
+
+
+def test_a_long_few_shot_prefix_is_evaluated_once_not_per_item(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few-shot examples in the shared instruction cost no per-item evaluation: the tokens llama_decode is given for
+    sequence 0 (the prefix) are the prefix once, those of the items' sequences only their own tokens and answers."""
+    import llama_cpp
+
+    from engine.extraction.prompts import parse_prompt
+
+    examples = "\n".join(f"Movie: Example film {i} ({1950 + i})\nGenres: Drama\nAnswer: {{{{\"mood\":\"dark\"}}}}"
+                         for i in range(8))
+    base = load_prompt("movies")
+    prompt = parse_prompt(base.text.replace("Use short lowercase words.", "Use short lowercase words.\n" + examples))
+    texts = [prompt.render({"title": f"Film number {i} ({1990 + i})", "genres": ["Drama"]}) for i in range(4)]
+    evaluated = {"prefix": 0, "items": 0}
+    real_decode = llama_cpp.llama_decode
+
+    def counting_decode(ctx, batch):
+        for n in range(batch.n_tokens):
+            evaluated["prefix" if batch.seq_id[n][0] == 0 else "items"] += 1
+        return real_decode(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", counting_decode)
+    backend = LlamaCppBackend(tiny_gguf, parallel=2, max_tokens=40, n_threads=1)
+    try:
+        tokens = [backend.tokenize_chat(t, prompt.system) for t in texts]
+        backend.generate(texts, prompt.json_schema(), system=prompt.system)
+        prefix = len(backend._prefix)
+        assert 800 < prefix < PREFIX_BUDGET and all(t[:prefix] == tokens[0][:prefix] for t in tokens)  # the examples are shared
+        own = sum(len(t) - prefix for t in tokens)
+        assert evaluated["prefix"] == prefix  # once, for four items
+        assert evaluated["items"] <= own + len(texts) * 40  # their own tokens and answers, never the prefix again
+        evaluated.update(prefix=0, items=0)
+        backend.generate(texts[:2], prompt.json_schema(), system=prompt.system)
+        assert evaluated["prefix"] == 0  # kept from the previous call
+    finally:
+        backend.close()

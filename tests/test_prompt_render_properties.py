@@ -19,7 +19,7 @@ item_texts = st.dictionaries(st.sampled_from(sorted(KNOWN_FIELDS)) | st.text(max
 
 
 def test_the_shipped_prompts_are_found():
-    assert {"movies", "products"} <= {p.name for p in PROMPTS}
+    assert {"movies", "products", "generic"} <= {p.name for p in PROMPTS}
 
 
 @PROPERTY
@@ -36,8 +36,23 @@ def test_every_given_value_appears_verbatim(item_text):
 @given(item_texts, st.dictionaries(st.text(max_size=6), value, max_size=3))
 def test_fields_the_template_does_not_name_change_nothing(item_text, extra):
     for prompt in PROMPTS:
+        if prompt.renders_all_fields:  # {item} names every field
+            continue
         unused = {k: v for k, v in extra.items() if k not in prompt.placeholders}
         assert prompt.render({**item_text, **unused}) == prompt.render(item_text)
+
+
+@PROPERTY
+@given(st.dictionaries(st.text(alphabet="abcxyz_", min_size=1, max_size=6), st.text(max_size=30), max_size=6))
+def test_an_item_prompt_shows_every_short_field(item_text):
+    generic = [p for p in PROMPTS if p.renders_all_fields]
+    assert generic, "the shipped domain-neutral prompt renders {item}"
+    for prompt in generic:
+        rendered = prompt.render(item_text)
+        for name, value in item_text.items():
+            shown = " ".join(_field_text(value).split())
+            if shown and name.strip("_") and name not in ("id", "item_id", "asin"):
+                assert f": {shown}" in rendered, (name, value)
 
 
 @PROPERTY

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from engine.extraction.prompts import (
+    ITEM_TEXT_CHARS,
     PROMPTS_DIR,
     PromptError,
     default_prompt_for,
     load_prompt,
+    render_item_fields,
     save_prompt_version,
     validate_prompt,
 )
@@ -60,8 +62,8 @@ def test_shipped_defaults_load_validate_and_match_their_datasets() -> None:
     assert default_prompt_for("ml-latest-small").name == "movies"
     assert default_prompt_for("ml-1m").name == "movies"
     assert default_prompt_for("amazon-beauty").name == "products"
-    assert default_prompt_for("my-own-dataset").name == "products"  # the "*" fallback
-    for prompt in (movies, products):
+    assert default_prompt_for("my-own-dataset").name == "generic"  # the domain-neutral "*" fallback
+    for prompt in (movies, products, load_prompt("generic")):
         assert 2 <= len(prompt.schema.attributes) <= 4  # output tokens are the cost
         last_line = prompt.template.rstrip().splitlines()[-1]
         assert "{" in last_line and "{schema}" not in last_line  # item last: the shared prefix is reused
@@ -175,3 +177,108 @@ def test_attributes_render_as_the_text_that_is_embedded() -> None:
     assert item_texts([{}, item], [None, attributes], "attributes").texts == [text]
     assert item_texts([{}, item], [None, attributes], "both").texts == [f"{text} | {render_raw_text(item)}"]
     assert PROMPTS_DIR.is_dir()
+
+
+# The shipped default prompts are the keys of shipped and cached answers (prompts/extractions/*.jsonl): an edit to
+# either file orphans them. Add a new prompt file instead, or re-ship the answers and update the pin.
+SHIPPED_PROMPT_HASHES = {
+    "movies": "12972e4cdcf37c7a904c48c1f08ed577abc248dd6a392cb64cb3aeac003a8085",
+    "products": "d64044dc1667a83e5283ae6f2713ddef643e5d875898082358b3f4b45858298f",
+}
+
+
+def test_the_movie_and_beauty_defaults_are_unchanged_and_still_chosen_for_their_datasets() -> None:
+    for dataset, name in [("ml-latest-small", "movies"), ("ml-100k", "movies"), ("amazon-beauty", "products")]:
+        prompt = default_prompt_for(dataset)
+        assert (prompt.name, prompt.content_hash) == (name, SHIPPED_PROMPT_HASHES[name])
+
+
+def test_a_generic_format_dataset_gets_the_neutral_prompt_which_renders_its_item(tmp_path: Path) -> None:
+    from conftest import write_generic_dataset
+    from engine.config import load_config
+    from engine.data.preprocess import load_dataset
+    from engine.knowledge import resolve_prompt
+
+    cfg = load_config(flags={"data.dataset": str(write_generic_dataset(tmp_path / "lab-supplies", users=12, items=6))})
+    dataset = load_dataset(cfg.data, cwd=tmp_path)
+    prompt = resolve_prompt(cfg, dataset)  # what `kirec run` and `kirec extract` use: validated against the dataset
+    assert prompt.name == "generic" and prompt.path == PROMPTS_DIR / "generic.toml"
+    assert "area" not in prompt.schema.names and {"kind", "use", "audience"} <= set(prompt.schema.names)
+    text = prompt.render(dataset.item_text[1])
+    assert text.endswith("Item:\nTitle: Item number 0\nGenres: Comedy")  # the item last: the shared prefix is reused
+    assert "- audience (one of: " in text and "{" not in text
+    # it fits a catalogue whatever its fields: one with neither a title nor any field kirec knows
+    validate_prompt(prompt, {"name", "voltage"})
+    named = prompt.render({"name": "SUPCO SPP6 Relay", "voltage": "230 V", "id": "x1"})
+    assert named.endswith("Item:\nName: SUPCO SPP6 Relay\nVoltage: 230 V")
+
+
+def test_the_item_placeholder_puts_known_fields_first_and_cuts_long_ones(tmp_path: Path) -> None:
+    prompt = load_prompt(write(tmp_path, VALID.replace("Title: {title}", "{item}")))
+    assert prompt.renders_all_fields and "item" not in prompt.placeholders
+    validate_prompt(prompt, {"genres"})  # {item} needs no particular field; {genres} still does
+    with pytest.raises(PromptError, match="genres"):
+        validate_prompt(prompt, {"title"})
+    text = prompt.render({"zeta_notes": "z", "description": "d" * 500, "title": "T", "asin": "B00", "genres": []})
+    lines = text.splitlines()
+    start = lines.index("Title: T")
+    assert lines[start + 1].startswith("Description: ddd") and lines[start + 1].endswith("…")
+    assert len(lines[start + 1]) < 200 and lines[start + 2] == "Zeta notes: z"
+    assert "B00" not in text and "Genres" not in text
+    huge = render_item_fields({"title": "T", **{f"field_{n}": "x" * 150 for n in range(20)}})
+    assert ITEM_TEXT_CHARS - 170 < len(huge) <= ITEM_TEXT_CHARS  # a long record is cut, not refused as too long
+    assert huge.startswith("Title: T\nField 0: xxx")
+    # a template without {item} is not affected by fields it does not name
+    plain = load_prompt(write(tmp_path, VALID, "plain.toml"))
+    assert not plain.renders_all_fields and plain.render({"title": "T", "x": "y"}) == plain.render({"title": "T"})
+
+
+def test_a_generic_prompt_comes_before_a_domain_prompt_that_also_takes_any_dataset(tmp_path: Path) -> None:
+    domain = VALID.replace('datasets = ["toy-data"]', 'datasets = ["toy-data", "*"]')
+    write(tmp_path, domain, "a-domain.toml")
+    assert default_prompt_for("other", tmp_path).path.name == "a-domain.toml"  # the only fallback
+    write(tmp_path, VALID.replace('datasets = ["toy-data"]', 'datasets = ["*"]'), "z-any.toml")
+    assert default_prompt_for("other", tmp_path).path.name == "z-any.toml"  # not by file name: a-domain sorts first
+    assert default_prompt_for("toy-data", tmp_path).path.name == "a-domain.toml"  # a named dataset keeps its own
+
+
+def test_html_entities_in_item_text_are_unescaped_in_the_prompt() -> None:
+    products = load_prompt("products")
+    text = products.render({"title": "L&#39;Oreal Paris Bath &amp; Body &#153;", "brand": "L&#39;Oreal",
+                            "categories": ["Bath &amp; Body", "Caf&eacute;"]})
+    assert "Product: L'Oreal Paris Bath & Body ™" in text
+    assert "Brand: L'Oreal" in text and "Category: Bath & Body, Café" in text
+    assert "&#" not in text and "&amp;" not in text
+    # only complete entities: a bare ampersand, a legacy name without ';' and an unknown name stay as written
+    plain = products.render({"title": "AT&T Salt &notes &copyright; R&D &bogus;"})
+    assert "Product: AT&T Salt &notes &copyright; R&D &bogus;" in plain
+
+
+def test_the_item_hash_of_text_without_entities_is_what_it_always_was_and_changes_with_entities() -> None:
+    import json
+
+    from engine.extraction.cache import item_text_hash
+
+    def old_hash(text: dict) -> str:  # the formula every cached and shipped answer is keyed by
+        return hashlib.sha256(json.dumps(text, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+    plain = {"title": "Toy Story (1995)", "genres": ["Adventure", "Animation"], "tags": ["pixar & fun"]}
+    assert item_text_hash(plain) == old_hash(plain)
+    escaped = {"title": "L&#39;Oreal Mascara", "categories": ["Bath &amp; Body"]}
+    assert item_text_hash(escaped) != old_hash(escaped)  # its prompt changed: answers to the old one are not reused
+    assert item_text_hash(escaped) == old_hash({"title": "L'Oreal Mascara", "categories": ["Bath & Body"]})
+
+
+def test_every_shipped_answer_still_matches_an_item_of_its_dataset(shared_data: Path, tmp_path: Path) -> None:
+    from engine.config import load_config
+    from engine.data.preprocess import load_dataset
+    from engine.extraction.cache import item_text_hash
+    from engine.extraction.shipped import SHIPPED_DIR, read_shipped_extractions
+
+    for path in sorted(SHIPPED_DIR.glob("*.jsonl")):
+        header, records = read_shipped_extractions(path)
+        assert header["prompt_hash"] == load_prompt(header["prompt_name"]).content_hash, path
+        cfg = load_config(flags={"data.dataset": header["dataset"], "data.data_root": str(shared_data)})
+        dataset = load_dataset(cfg.data, cwd=tmp_path)
+        hashes = {item_text_hash(dataset.item_text[i]) for i in range(1, dataset.num_items + 1)}
+        assert {r.item_hash for r in records} <= hashes, path

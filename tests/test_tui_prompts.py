@@ -114,6 +114,11 @@ async def test_extraction_shows_attributes_for_the_sample_items(tmp_path, prompt
             assert attributes == {"mood": "busy" if "Drama" in genres else "calm"}
         table = screen.query_one("#extract-table")
         assert all(str(table.get_row_at(i)[2]).startswith('{"mood"') for i in range(table.row_count))
+        # the answers' quality report, as after every extraction: the field, its distinct answers
+        await wait_until(pilot, lambda: "answer quality" in str(screen.query_one("#extract-quality").render()))
+        report = str(screen.query_one("#extract-quality").render())
+        moods = {a["mood"] for a in screen.answers.values()}
+        assert f"mood: {len(moods)} distinct" in report
         await pilot.press("ctrl+r")  # again: answered from the cache, the backend is not asked
         await wait_for_workers(app)
         assert backend.calls == len(screen.samples)

@@ -4,6 +4,7 @@ from engine.extraction.backends import BackendError, ExtractionBackend, create_b
 from engine.extraction.backends.base import Refusal
 from engine.extraction.cache import ExtractionCache, default_cache_path, item_text_hash
 from engine.extraction.extractor import ExtractionProgress, ExtractionReport, cached_attributes, extract_items
+from engine.extraction.quality import QualityReport, extraction_quality, measure_quality
 from engine.extraction.prompts import (
     Prompt,
     PromptError,
@@ -16,6 +17,6 @@ from engine.extraction.prompts import (
 
 __all__ = [
     "BackendError", "ExtractionBackend", "ExtractionCache", "ExtractionProgress", "ExtractionReport", "Prompt",
-    "PromptError", "Refusal", "cached_attributes", "create_backend", "dataset_fields", "default_cache_path", "default_prompt_for",
-    "extract_items", "item_text_hash", "load_prompt", "save_prompt_version", "validate_prompt",
+    "PromptError", "QualityReport", "Refusal", "cached_attributes", "create_backend", "dataset_fields", "default_cache_path", "default_prompt_for",
+    "extract_items", "extraction_quality", "item_text_hash", "measure_quality", "load_prompt", "save_prompt_version", "validate_prompt",
 ]

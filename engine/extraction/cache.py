@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from engine.extraction.entities import unescape_fields
 from engine.sqlite_files import connect
 
 STATUS_OK = "ok"
@@ -47,8 +48,14 @@ def default_cache_path(cwd: str | Path) -> Path:
 
 
 def item_text_hash(item_text: Mapping[str, Any]) -> str:
-    """Stable hash of an item's text fields: the same text gets the same answer whatever its id or dataset."""
-    return hashlib.sha256(json.dumps(item_text, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+    """Stable hash of an item's text fields: the same text gets the same answer whatever its id or dataset.
+
+    It hashes the text as prompts render it, with HTML entities unescaped: a text without entities keeps the hash it
+    always had (so cached and shipped answers stay valid), while one with entities, whose prompt changed when
+    rendering began to unescape them, gets a new hash and is asked again instead of served an answer to the old prompt.
+    """
+    text = unescape_fields(item_text)
+    return hashlib.sha256(json.dumps(text, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ A prompt is a TOML file under `prompts/`. Its identity is the sha256 of the file
 and the runs store key on it, so editing a prompt never mixes answers from two versions. Edits are saved as new
 versioned files (`movies.v2.toml`) instead of overwriting, so every run's prompt stays reproducible.
 
+Two placeholders are not item fields: `{schema}` renders the attribute list, `{item}` every field the item has (one
+"Name: value" line each), so a prompt that uses it fits any dataset (prompts/generic.toml, the fallback default).
+Field values have their HTML entities unescaped ("&#39;" → "'") on the way in.
+
 The instruction comes first and the item's fields last, so every item's prompt shares one long token prefix that
 llama.cpp evaluates once (see backends/llama_cpp.py).
 """
@@ -19,11 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from engine.extraction.entities import unescape_entities
 from engine.extraction.schema import AttributeSchema, SchemaError, parse_attribute_specs
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 KNOWN_FIELDS = frozenset({"title", "year", "genres", "tags", "brand", "categories", "description", "price"})
 SCHEMA_PLACEHOLDER = "schema"  # renders the attribute list, so the instruction need not repeat it
+# Renders every text field the item has, one "Name: value" line each: a prompt for any catalogue, whatever its fields.
+ITEM_PLACEHOLDER = "item"
+RESERVED_PLACEHOLDERS = frozenset({SCHEMA_PLACEHOLDER, ITEM_PLACEHOLDER})
+# {item}: the fields that say most about an item first, ids never; bounded, so a long description is not refused
+# as too long for the model (the llama.cpp backend's max_item_tokens) but cut.
+ITEM_FIELD_ORDER = ("title", "name", "brand", "categories", "genres", "tags", "description", "price")
+ITEM_FIELDS_SKIPPED = frozenset({"id", "item_id", "asin"})
+ITEM_VALUE_CHARS = 160
+ITEM_LIST_VALUES = 8
+ITEM_TEXT_CHARS = 600
 TOP_LEVEL_KEYS = {"name", "description", "datasets", "system", "template", "optional_fields", "attributes"}
 _VERSION_SUFFIX = re.compile(r"^(?P<base>.+?)\.v(?P<version>\d+)$")
 
@@ -62,10 +77,16 @@ class Prompt:
     def json_schema(self) -> dict[str, Any]:
         return self.schema.json_schema()
 
+    @property
+    def renders_all_fields(self) -> bool:
+        """True when the template has {item}: it then fits any dataset, and every field of an item is in its prompt."""
+        return ITEM_PLACEHOLDER in _placeholders_in(self.template, self.source)
+
     def render(self, item_text: Mapping[str, Any]) -> str:
         """The user message for one item. Lists render comma-joined; a line whose fields are all empty is dropped."""
         values = {name: _field_text(item_text.get(name)) for name in self.placeholders}
         values[SCHEMA_PLACEHOLDER] = self.schema.describe()
+        values[ITEM_PLACEHOLDER] = render_item_fields(item_text) if self.renders_all_fields else ""
         lines = []
         for line in self.template.splitlines():
             names = _placeholders_in(line, self.source)
@@ -77,11 +98,39 @@ class Prompt:
 
 
 def _field_text(value: Any) -> str:
+    """A field as prompt text: lists comma-joined, HTML entities as their characters ("L&#39;Oreal" → "L'Oreal")."""
     if value is None:
         return ""
     if isinstance(value, (list, tuple, set)):
-        return ", ".join(str(v).strip() for v in value if str(v).strip())
-    return str(value).strip()
+        parts = (unescape_entities(str(v)).strip() for v in value)
+        return ", ".join(p for p in parts if p)
+    return unescape_entities(str(value)).strip()
+
+
+def render_item_fields(item_text: Mapping[str, Any]) -> str:
+    """Every text field of an item as "Name: value" lines (the {item} placeholder), within ITEM_TEXT_CHARS."""
+    order = [k for k in ITEM_FIELD_ORDER if k in item_text]
+    order += sorted(k for k in item_text if k not in ITEM_FIELD_ORDER and k not in ITEM_FIELDS_SKIPPED)
+    lines: list[str] = []
+    used = 0
+    for key in order:
+        value = item_text[key]
+        if isinstance(value, (list, tuple, set)):
+            value = list(value)[:ITEM_LIST_VALUES]
+        text = " ".join(_field_text(value).split())
+        if not text:
+            continue
+        if len(text) > ITEM_VALUE_CHARS:
+            text = text[: ITEM_VALUE_CHARS - 1].rstrip() + "…"
+        label = " ".join(str(key).replace("_", " ").split()).capitalize()
+        if not label:
+            continue
+        line = f"{label}: {text}"
+        if lines and used + len(line) > ITEM_TEXT_CHARS:
+            break  # the first field (the title) always stays
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
 
 
 def _placeholders_in(template: str, where: str) -> list[str]:
@@ -132,7 +181,7 @@ def parse_prompt(text: str, source: Path | str | None = None) -> Prompt:
         schema = parse_attribute_specs(raw.get("attributes"), where)
     except SchemaError as exc:
         raise PromptError(str(exc)) from None
-    placeholders = tuple(n for n in _placeholders_in(template, where) if n != SCHEMA_PLACEHOLDER)
+    placeholders = tuple(n for n in _placeholders_in(template, where) if n not in RESERVED_PLACEHOLDERS)
     return Prompt(
         name=name,
         path=path,
@@ -193,7 +242,12 @@ def dataset_fields(item_text: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 def default_prompt_for(dataset_name: str, prompts_dir: str | Path | None = None) -> Prompt:
-    """The unversioned prompt whose `datasets` names this dataset: exact name first, then a pattern, then "*"."""
+    """The unversioned prompt whose `datasets` names this dataset: exact name first, then a pattern, then "*".
+
+    Among the "*" fallbacks, a prompt made for any dataset (`datasets = ["*"]` only, e.g. generic.toml) comes before
+    a domain prompt that also lists "*" (products.toml): a catalogue of tools should not be asked where on the face
+    its items go. Ties go to the file name, in order.
+    """
     prompts_dir = Path(prompts_dir) if prompts_dir is not None else PROMPTS_DIR
     ranked: list[tuple[int, str, Prompt]] = []
     for path in sorted(prompts_dir.glob("*.toml")):
@@ -204,7 +258,7 @@ def default_prompt_for(dataset_name: str, prompts_dir: str | Path | None = None)
             if pattern == dataset_name:
                 ranked.append((0, path.name, prompt))
             elif pattern == "*":
-                ranked.append((2, path.name, prompt))
+                ranked.append((2 if prompt.datasets == ("*",) else 3, path.name, prompt))
             elif fnmatch.fnmatchcase(dataset_name, pattern):
                 ranked.append((1, path.name, prompt))
     if not ranked:

@@ -32,6 +32,13 @@ class ExtractionSession:
         """Valid attributes per item index, from the cache (items without an ok answer are absent)."""
         return cached_attributes(dataset, self.prompt, self.backend.fingerprint, self.cache, item_indices)
 
+    def quality(self, dataset, item_indices=None):
+        """The answers' quality report (engine.extraction.quality): distinct answers, top-value share, title copies,
+        empties and failures per field, with warnings; `.emit(on_event)` says it where the user looks."""
+        from engine.extraction.quality import extraction_quality
+
+        return extraction_quality(dataset, self.prompt, self.backend.fingerprint, self.cache, item_indices)
+
     def export(self, dataset, path: str | Path) -> int:
         """The answers as a shipped-extractions JSONL file; the number written."""
         from engine.extraction.shipped import export_extractions

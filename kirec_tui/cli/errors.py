@@ -20,9 +20,12 @@ err_console = Console(stderr=True)
 
 
 def print_status(event) -> None:
-    """An engine event sink for commands without a progress display: status lines, dimmed, on stderr."""
+    """An engine event sink for commands without a progress display: status lines on stderr, warnings in yellow."""
+    from kirec_tui.event_text import LEVEL_STYLES
+
     if hasattr(event, "message"):
-        err_console.print(f"[dim]{event.message}[/]")
+        err_console.print(f"[{LEVEL_STYLES.get(getattr(event, 'level', 'info'), 'dim')}]{event.message}[/]",
+                          highlight=False)
 
 
 def fail(message: str, code: int) -> typer.Exit:

@@ -58,6 +58,7 @@ def extract_command(
             except KeyboardInterrupt:
                 err_console.print("interrupted: every answer so far is cached; run the same command to continue")
                 raise typer.Exit(EXIT_INTERRUPTED) from None
+            session.quality(ds, items).emit(print_status)  # distinct answers, title copies, warnings
             if export:
                 count = session.export(ds, export)
                 err_console.print(f"wrote {count} answers to {export}")

@@ -29,6 +29,14 @@ SAMPLE_ITEMS = 5
 VALIDATE_DEBOUNCE_SECONDS = 0.2
 
 
+class QualityMeasured(Message):
+    """The answers' quality report (lines and warnings) after an extraction of the sample items."""
+
+    def __init__(self, lines: list[str], warnings: list[str]) -> None:
+        super().__init__()
+        self.lines, self.warnings = lines, warnings
+
+
 class AttributesArrived(Message):
     """Extraction answers for some items, posted from the extraction worker as each batch is cached."""
 
@@ -105,6 +113,7 @@ class PromptsScreen(Screen):
                 with TabPane("Extraction", id="tab-extract"):
                     yield Label("ctrl+r: extract the sample items", id="extract-status")
                     yield DataTable(id="extract-table", cursor_type="row", zebra_stripes=True)
+                    yield Static("", id="extract-quality")
                 with TabPane("Diff", id="tab-diff"):
                     yield Label("ctrl+b marks the open version, ctrl+o compares it with another", id="diff-title")
                     yield DataTable(id="diff-table", cursor_type="row", zebra_stripes=True)
@@ -235,6 +244,7 @@ class PromptsScreen(Screen):
         self.answers = {}
         table = self.query_one("#extract-table", DataTable)
         table.clear()
+        self.query_one("#extract-quality", Static).update("")
         for item in self.samples:
             table.add_row(self.dataset.item_ids[item], self.dataset.title(item), Text("…", style="dim"), key=str(item))
         self.query_one("#prompts-right", TabbedContent).active = "tab-extract"
@@ -255,6 +265,8 @@ class PromptsScreen(Screen):
                 report = session.extract(dataset, item_indices=items, batch_size=1,
                                          should_stop=self._stop.is_set, on_progress=arrived)
                 self.post_message(AttributesArrived(session.answers(dataset, items), len(items), len(items)))
+                quality = session.quality(dataset, items)  # as after every extraction: are the answers any good?
+                self.post_message(QualityMeasured(quality.lines(), quality.warnings))
         finally:
             backend.close()
         return report
@@ -266,6 +278,12 @@ class PromptsScreen(Screen):
             if str(item) in table.rows:
                 table.update_cell(str(item), "attributes", attribute_text(attributes))
         self.query_one("#extract-status", Label).update(f"{message.done}/{message.total} items answered")
+
+    def on_quality_measured(self, message: QualityMeasured) -> None:
+        text = Text("\n".join(message.lines), style="dim")
+        for warning in message.warnings:
+            text.append(f"\nwarning: {warning}", style="bold yellow")
+        self.query_one("#extract-quality", Static).update(text)
 
     def action_stop_extraction(self) -> None:
         self._stop.set()
