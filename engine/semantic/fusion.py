@@ -274,7 +274,9 @@ def semantic_table_for(build: "ItemBuild") -> SemanticTable:
     adapter_class = reduction.load() if reduction.group == "adapter" else None
     if build.stored is not None:
         if "semantic.weight" not in build.stored:
-            raise ValueError(f"checkpoint: method '{kcfg.method}' needs items.semantic.weight, which it does not hold")
+            from engine.training.checkpoint import CheckpointError
+
+            raise CheckpointError(f"checkpoint: method '{kcfg.method}' needs items.semantic.weight, which it does not hold")
         table = build.stored["semantic.weight"].detach().cpu().numpy()
         adapter = (adapter_class(table.shape[1], dim, hidden=build.adapter_hidden, dropout=build.adapter_dropout)
                    if adapter_class is not None else None)
