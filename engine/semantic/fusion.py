@@ -7,7 +7,9 @@
 - `init`: an ID table initialised from the reduced semantic vectors (LLMInit, LLM2Sequential);
 - `semantic-only`: no ID table, the reduced or adapted semantic vectors alone (LLMEmb).
 
-The backbones only see `ItemRepresentation`, so none of this touches them. Row 0 (padding) is zero in every mode:
+Each method is a module of engine.methods and each fusion mode a `FusedItems` subclass here, both registered
+in engine.registry (a name is looked up there, never compared in an if-chain). The backbones only see
+`ItemRepresentation`, so none of this touches them. Row 0 (padding) is zero in every mode:
 fused outputs are multiplied by a padding mask, because biases, LayerNorm and adapters map a zero input elsewhere.
 """
 
