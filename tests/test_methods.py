@@ -118,3 +118,21 @@ def test_a_method_may_build_its_own_model_and_the_run_and_its_reload_use_it(monk
                                "db": str(tmp_path / "plain.db")})
     plain_params = open_store(tmp_path / "plain.db").get_run(run_experiment(plain, cwd=tmp_path).run_id).params
     assert int(params["model.parameters"]) > int(plain_params["model.parameters"])
+
+
+def test_a_methods_config_problem_is_found_without_torch():
+    """What validation at load can ask of a method before any data is read: init with an adapter is refused."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom engine.config import KnowledgeConfig\nfrom engine.methods import get_method\n"
+            "print(get_method('init').config_problem(KnowledgeConfig(method='init', reduction='adapter-mlp')))\n"
+            "print([get_method(m).config_problem(KnowledgeConfig(method=m, reduction=r)) for m, r in "
+            "(('init', 'pca'), ('kirec', 'adapter-mlp'), ('semantic-only', 'adapter-linear'), ('id', 'adapter-mlp'))])\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    problem, others, torch_loaded = out.stdout.strip().splitlines()
+    assert problem.startswith("('knowledge.reduction', \"'adapter-mlp' is trained with the model")
+    assert "method 'init' needs one of pca, pca-whiten, random" in problem
+    assert others == "[None, None, None, None]" and torch_loaded == "False"

@@ -114,8 +114,10 @@ def test_the_fusion_base_cannot_stand_in_for_an_unknown_mode():
         fused_items("mul", 4, 4, table)
 
 
-def test_the_registry_and_the_choices_import_no_torch():
-    code = "import sys, engine.registry, engine.choices, engine.config; print('torch' in sys.modules)"
+def test_the_registry_the_choices_and_the_method_declarations_import_no_torch():
+    code = ("import sys, engine.registry, engine.choices, engine.config\n"
+            "[engine.registry.load('method', name) for name in engine.registry.choices('method')]\n"
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

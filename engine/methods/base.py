@@ -9,6 +9,9 @@ semantic table: the method then builds the same modules without extraction, enco
 come from the checkpoint). `engine.semantic.fusion.semantic_table_for` does the reduction-or-adapter part for
 any method that uses a semantic table.
 
+Method modules import torch inside their methods, not at the top: the config reads a method's declarations
+(`config_problem`) to check a configuration before any data is read, and it stays torch-free.
+
 An extra training-loss term (LLM-ESR's self-distillation, say) belongs to the model or the item representation
 the method builds: override `extra_loss_term()` there (engine.models.base); the trainer adds it at every step.
 """
@@ -50,6 +53,17 @@ class Method:
 
     needs_semantic: ClassVar[bool] = True  # False: no semantic table is extracted, embedded or read
     fixed_reduction_only: ClassVar[bool] = False  # True: the reduction must be fitted before training (no adapter)
+
+    def config_problem(self, kcfg: "KnowledgeConfig") -> tuple[str, str] | None:
+        """(dotted key, problem) when the knowledge config asks this method for something it cannot do, else
+        None; torch-free, so validation can call it before any data is read."""
+        from engine import registry
+
+        if self.needs_semantic and self.fixed_reduction_only and kcfg.reduction in registry.choices("reduction", "adapter"):
+            fixed = ", ".join(registry.choices("reduction", "fixed"))
+            return ("knowledge.reduction", f"'{kcfg.reduction}' is trained with the model, so it cannot initialise the "
+                                           f"ID table before training; method '{kcfg.method}' needs one of {fixed}")
+        return None
 
     def item_representation(self, build: ItemBuild) -> "ItemRepresentation":
         raise NotImplementedError

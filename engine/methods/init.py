@@ -3,17 +3,18 @@ ID embedding's init scale, then trained like any ID table. The reduction must be
 
 from __future__ import annotations
 
-import torch
-
 from engine.methods.base import ItemBuild, Method
-from engine.models.base import IdEmbedding, ItemRepresentation
-from engine.semantic.fusion import ID_INIT_STD, reduced_for
 
 
 class InitMethod(Method):
     fixed_reduction_only = True
 
-    def item_representation(self, build: ItemBuild) -> ItemRepresentation:
+    def item_representation(self, build: ItemBuild):
+        import torch
+
+        from engine.models.base import IdEmbedding
+        from engine.semantic.fusion import ID_INIT_STD, reduced_for
+
         if build.reloading:  # the trained table is in the checkpoint
             return IdEmbedding(build.num_items, build.dim)
         reduced = reduced_for(build)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from engine import registry
 from engine.methods.base import ItemBuild, Method
-from engine.models.base import ItemRepresentation
-from engine.semantic.fusion import semantic_table_for
 
 
 class KirecMethod(Method):
-    def item_representation(self, build: ItemBuild) -> ItemRepresentation:
+    def item_representation(self, build: ItemBuild):
+        from engine.semantic.fusion import semantic_table_for
+
         semantic = semantic_table_for(build)
         fusion = build.kcfg.fusion
         mode = registry.load("fusion", fusion)

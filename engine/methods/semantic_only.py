@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from engine.methods.base import ItemBuild, Method
-from engine.models.base import ItemRepresentation
-from engine.semantic.fusion import SemanticOnlyItems, semantic_table_for
 
 
 class SemanticOnlyMethod(Method):
-    def item_representation(self, build: ItemBuild) -> ItemRepresentation:
+    def item_representation(self, build: ItemBuild):
+        from engine.semantic.fusion import SemanticOnlyItems, semantic_table_for
+
         return SemanticOnlyItems(build.num_items, semantic_table_for(build))

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import registry
-from engine.choices import FIXED_REDUCTIONS
 from engine.config import ConfigError, KnowledgeConfig
 from engine.models.base import ItemRepresentation
 from engine.semantic.reduction import reduce_table
@@ -245,11 +244,9 @@ def build_item_representation(
             reduction = registry.entry("reduction", kcfg.reduction)
             if stored is None:
                 build.info.update({"reduction": reduction.name, "semantic_dim": int(build.semantic.shape[1])})
-            if method.fixed_reduction_only and reduction.group != "fixed":
-                raise ValueError(
-                    f"knowledge.reduction: '{reduction.name}' is trained with the model, so it cannot initialise the "
-                    f"ID table before training; method '{kcfg.method}' needs one of {', '.join(FIXED_REDUCTIONS)}"
-                )
+            problem = method.config_problem(kcfg)  # the check the config makes at load, for direct callers
+            if problem is not None:
+                raise ConfigError(": ".join(problem))
         else:
             build.semantic = semantic
         items = method.item_representation(build)
