@@ -7,12 +7,12 @@ each stage lives in its own package (engine.extraction, engine.semantic) and thi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from engine.config import RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.events import EventSink, Status, ignore_events
-from engine.models.base import IdEmbedding, ItemRepresentation
+from engine.models.base import ItemRepresentation
 from engine.workspace import Workspace  # the caches' paths; `cwd` anchors a config that sets no workspace
 
 
@@ -75,13 +75,24 @@ def build_items(
     on_event: EventSink = ignore_events,
     device: Any = None,
     should_stop: Callable[[], bool] | None = None,
+    stored: Mapping[str, Any] | None = None,
 ) -> tuple[ItemRepresentation, dict[str, Any]]:
+    """The item representation of the run's method (engine.methods), and what it records about its knowledge.
+
+    `stored` (a finished run's checkpoint tensors under `items.`, prefix removed) builds the modules of that run
+    without extraction, encoding or reduction, for the checkpoint to be loaded into (engine.trained)."""
+    from engine.methods import ItemBuild, get_method
+
     k = cfg.knowledge
-    if k.method == "id":
-        return IdEmbedding(dataset.num_items, cfg.model.hidden_size), {}
+    method = get_method(k.method)
+    if not method.needs_semantic:  # built from the global generator the run has just seeded
+        return method.item_representation(ItemBuild(k, dataset.num_items, cfg.model.hidden_size)), {}
 
     from engine.semantic.fusion import build_item_representation
 
+    if stored is not None:
+        return build_item_representation(k, dataset.num_items, cfg.model.hidden_size, None, seed=cfg.train.seed,
+                                         stored=stored)
     table, info = semantic_table(cfg, dataset, cwd, on_event, device, should_stop)
     items, rep_info = build_item_representation(k, dataset.num_items, cfg.model.hidden_size, table, seed=cfg.train.seed)
     info.update({key: value for key, value in rep_info.items() if key != "notes"})

@@ -10,6 +10,8 @@ from engine.config import RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.workspace import Workspace
 
+ITEMS_PREFIX = "items."  # a backbone's item representation in its state dict (SequentialBackbone.items)
+
 
 @dataclass
 class TrainedRun:
@@ -29,7 +31,8 @@ class RunNotReadyError(RuntimeError):
 
 def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = "cpu",
                      workspace: str | Path | None = None) -> TrainedRun:
-    """The run's best weights so far, verified against the sha256 its run recorded. Its data and caches are
+    """The run's best weights so far, verified against the sha256 its run recorded, in the model they were
+    trained in, rebuilt from the checkpoint alone: no LLM, encoder or reduction is loaded or run. Its data is
     read in the caller's `workspace` (None: `cwd`, by default the current folder), not the one it was trained in.
 
     A run that has not FINISHED (RUNNING, INTERRUPTED, FAILED after some epochs) is served from its best
@@ -40,7 +43,7 @@ def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = 
 
     from engine.data.preprocess import load_dataset
     from engine.knowledge import build_items
-    from engine.models.factory import build_model
+    from engine.methods import build_run_model
     from engine.training.checkpoint import BEST_KIND, verify_sha256
 
     cwd = Path(cwd or Path.cwd())
@@ -65,9 +68,14 @@ def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = 
             f"but preprocessing now gives {dataset.fingerprint[:12]}: the data or its options changed"
         )
     torch_device = torch.device(device)
-    items, _ = build_items(cfg, dataset, cwd=cwd, device=torch_device)
-    model = build_model(cfg.model, dataset.num_items, items)
-    model.load_state_dict(torch.load(path, map_location=torch_device, weights_only=True))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # The checkpoint holds the whole item representation (the semantic table a buffer or a parameter, an
+    # adapter's frozen input table a buffer): its modules are built from those tensors and filled from them, with
+    # no extraction (LLM), encoder or reduction.
+    stored_items = {key[len(ITEMS_PREFIX):]: value for key, value in state.items() if key.startswith(ITEMS_PREFIX)}
+    items, _ = build_items(cfg, dataset, cwd=cwd, stored=stored_items)
+    model = build_run_model(cfg, dataset.num_items, items)
+    model.load_state_dict(state)
     model.to(torch_device).eval()
     notes = []
     if status != "FINISHED":

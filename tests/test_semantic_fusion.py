@@ -201,11 +201,11 @@ def test_invalid_combinations_fail_with_clear_messages():
     table = semantic_table()
     with pytest.raises(ValueError, match="method 'init' needs one of pca, pca-whiten, random"):
         build(method="init", reduction="adapter-linear")
-    with pytest.raises(ValueError, match="knowledge.fusion: 'mul'"):
+    with pytest.raises(ValueError, match="knowledge.fusion: unknown 'mul'"):
         build(fusion="mul")
-    with pytest.raises(ValueError, match="knowledge.method: 'llm'"):
+    with pytest.raises(ValueError, match="knowledge.method: unknown 'llm'"):
         build(method="llm")
-    with pytest.raises(ValueError, match="knowledge.reduction: 'lda'"):
+    with pytest.raises(ValueError, match="knowledge.reduction: unknown 'lda'"):
         build(reduction="lda")
     with pytest.raises(ValueError, match="needs semantic vectors"):
         build_item_representation(kcfg(), NUM_ITEMS, D, None)

@@ -100,7 +100,7 @@ def test_fit_reduction_rejects_adapters_unknown_names_and_bad_input():
     x = low_rank_data(n=10, e=8)
     with pytest.raises(ValueError, match="learned adapter"):
         fit_reduction("adapter-mlp", x, 4)
-    with pytest.raises(ValueError, match="knowledge.reduction: 'lda'"):
+    with pytest.raises(ValueError, match="knowledge.reduction: unknown 'lda'"):
         fit_reduction("lda", x, 4)
     x[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):

@@ -7,8 +7,15 @@ Scores are dot products between a sequence's hidden state and `items.all_items()
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
+
+# An extra training-loss term: (inputs [B, L], targets [B, L], hidden [B, L, D] = the backbone's output for the
+# inputs) -> a scalar the trainer adds to the run's loss at every step (inside the DDP-wrapped step, so its
+# gradients are synchronised like the main loss's). LLM-ESR's self-distillation is one.
+ExtraLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class ItemRepresentation(nn.Module):
@@ -26,6 +33,10 @@ class ItemRepresentation(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def extra_loss_term(self) -> ExtraLoss | None:
+        """A term to add to the training loss, or None (the default: nothing is added, nothing is computed)."""
+        return None
 
 
 class IdEmbedding(ItemRepresentation):
@@ -65,6 +76,11 @@ class SequentialBackbone(nn.Module):
 
     def item_table(self) -> torch.Tensor:
         return self.items.all_items()
+
+    def extra_loss_term(self) -> ExtraLoss | None:
+        """A term the trainer adds to the training loss at every step, or None (the default). A method whose
+        model needs one overrides this; by default the item representation's own term (if any) is used."""
+        return self.items.extra_loss_term()
 
     def score_all(self, seq: torch.Tensor) -> torch.Tensor:
         """Scores [B, num_items + 1] for every item; column 0 (padding) is meaningless."""

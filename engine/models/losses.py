@@ -120,12 +120,12 @@ def sequence_loss(
 ) -> torch.Tensor:
     """Mean loss over the positions of `targets` [B, L] that are not padding; `hidden` is [B, L, D].
 
-    kind: "ce" full softmax over all items; "bce" one positive vs `num_negatives` uniform negatives each;
-    "sampled-softmax" softmax over the positive and 100 * `num_negatives` uniform negatives shared by the batch.
-    Negatives are not filtered against the user's history (a 1/num_items chance per draw).
+    kind: the registered loss (engine.registry) — "ce" full softmax over all items; "bce" one positive vs
+    `num_negatives` uniform negatives each; "sampled-softmax" softmax over the positive and 100 * `num_negatives`
+    uniform negatives shared by the batch. Negatives are not filtered against the user's history (a 1/num_items
+    chance per draw).
     """
-    if kind not in LOSSES:
-        raise ConfigError(f"train.loss: unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+    loss = _registered_loss(kind)
     if num_negatives < 1 and kind != "ce":
         raise ConfigError(f"train.num_negatives: must be at least 1, got {num_negatives}")
     at_target = targets != PAD
@@ -133,19 +133,40 @@ def sequence_loss(
     positives = targets[at_target]  # [N]
     if positives.numel() == 0:
         return hidden.sum() * 0.0  # keeps the graph valid for a batch without targets
-    source = _Items(items)
+    return loss(h, positives, _Items(items), num_negatives, generator)
 
-    if kind == "ce":
-        table = source.table()
-        return linear_cross_entropy(h, table[1:], positives - 1)  # padding is never a class; class c is item c + 1
 
-    if kind == "bce":
-        negatives = _uniform_items((positives.shape[0], num_negatives), source.count(), h.device, generator)
-        pos_logits = (h * source.rows(positives)).sum(-1)
-        neg_logits = torch.einsum("nd,nkd->nk", h, source.rows(negatives))
-        return (F.binary_cross_entropy_with_logits(pos_logits.float(), torch.ones_like(pos_logits, dtype=torch.float))
-                + F.binary_cross_entropy_with_logits(neg_logits.float(), torch.zeros_like(neg_logits, dtype=torch.float)))
+def _registered_loss(kind: str) -> LossFunction:
+    from engine import registry
 
+    return registry.load("loss", kind)
+
+
+# A registered loss: (hidden states at the targets [N, D], their target items [N], the item vectors, num_negatives,
+# the negatives' generator) -> the mean loss.
+LossFunction = Callable[[torch.Tensor, torch.Tensor, _Items, int, "torch.Generator | None"], torch.Tensor]
+
+
+def full_cross_entropy(h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int,
+                       generator: torch.Generator | None) -> torch.Tensor:
+    """`ce`: softmax over every item (the fused, chunked linear cross-entropy)."""
+    table = source.table()
+    return linear_cross_entropy(h, table[1:], positives - 1)  # padding is never a class; class c is item c + 1
+
+
+def binary_cross_entropy(h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int,
+                         generator: torch.Generator | None) -> torch.Tensor:
+    """`bce`: each positive against `num_negatives` uniform negatives of its own."""
+    negatives = _uniform_items((positives.shape[0], num_negatives), source.count(), h.device, generator)
+    pos_logits = (h * source.rows(positives)).sum(-1)
+    neg_logits = torch.einsum("nd,nkd->nk", h, source.rows(negatives))
+    return (F.binary_cross_entropy_with_logits(pos_logits.float(), torch.ones_like(pos_logits, dtype=torch.float))
+            + F.binary_cross_entropy_with_logits(neg_logits.float(), torch.zeros_like(neg_logits, dtype=torch.float)))
+
+
+def sampled_softmax(h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int,
+                    generator: torch.Generator | None) -> torch.Tensor:
+    """`sampled-softmax`: softmax over the positive and 100 * `num_negatives` uniform negatives shared by the batch."""
     negatives = _uniform_items((SHARED_NEGATIVES_PER_UNIT * num_negatives,), source.count(), h.device, generator)
     pos_logits = (h * source.rows(positives)).sum(-1, keepdim=True)  # [N, 1]
     neg_logits = h @ source.rows(negatives).T  # [N, M]

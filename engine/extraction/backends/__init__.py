@@ -18,24 +18,40 @@ def create_backend(
     one thread is much faster than two. `llm_concurrency` bounds an OpenAI-compatible server's in-flight requests.
     Each backend gets only its own setting (a server has its own threads; torch is set by the run).
     """
-    if extractor == "llama-cpp":
-        from engine.extraction.backends.llama_cpp import LlamaCppBackend
+    if extractor not in EXTRACTORS:
+        raise BackendError(f"knowledge.extractor: unknown extractor '{extractor}' (choose: {', '.join(EXTRACTORS)})")
+    from engine import registry
 
-        return LlamaCppBackend(llm_model, n_threads=n_threads, **options)
-    if extractor == "transformers":
-        from engine.extraction.backends.llama_cpp import default_gguf_path
-        from engine.extraction.backends.transformers_hf import TransformersBackend
+    return registry.load("extractor", extractor)(llm_model, llm_url, n_threads, llm_concurrency, **options)
 
-        return TransformersBackend(llm_model or default_gguf_path(), **options)
-    if extractor == "openai":
-        from engine.extraction.backends.openai_compat import OpenAICompatBackend
 
-        if not llm_url or not llm_model:
-            raise BackendError("knowledge.extractor = openai needs knowledge.llm_url and knowledge.llm_model (the server's model name)")
-        if llm_concurrency is not None:
-            options.setdefault("max_concurrency", llm_concurrency)
-        return OpenAICompatBackend(llm_url, llm_model, **options)
-    raise BackendError(f"knowledge.extractor: unknown extractor '{extractor}' (choose: {', '.join(EXTRACTORS)})")
+# The registered extractors (engine.registry): (llm_model, llm_url, n_threads, llm_concurrency, **options) -> backend.
+
+
+def llama_cpp_backend(llm_model: str | None, llm_url: str | None, n_threads: int | None,
+                      llm_concurrency: int | None, **options: Any) -> ExtractionBackend:
+    from engine.extraction.backends.llama_cpp import LlamaCppBackend
+
+    return LlamaCppBackend(llm_model, n_threads=n_threads, **options)
+
+
+def transformers_backend(llm_model: str | None, llm_url: str | None, n_threads: int | None,
+                         llm_concurrency: int | None, **options: Any) -> ExtractionBackend:
+    from engine.extraction.backends.llama_cpp import default_gguf_path
+    from engine.extraction.backends.transformers_hf import TransformersBackend
+
+    return TransformersBackend(llm_model or default_gguf_path(), **options)
+
+
+def openai_backend(llm_model: str | None, llm_url: str | None, n_threads: int | None,
+                   llm_concurrency: int | None, **options: Any) -> ExtractionBackend:
+    from engine.extraction.backends.openai_compat import OpenAICompatBackend
+
+    if not llm_url or not llm_model:
+        raise BackendError("knowledge.extractor = openai needs knowledge.llm_url and knowledge.llm_model (the server's model name)")
+    if llm_concurrency is not None:
+        options.setdefault("max_concurrency", llm_concurrency)
+    return OpenAICompatBackend(llm_url, llm_model, **options)
 
 
 __all__ = ["BackendError", "EXTRACTORS", "ExtractionBackend", "create_backend"]
