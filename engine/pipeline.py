@@ -59,6 +59,9 @@ def run_experiment(
     group afterwards).
     """
     validate_config(cfg)  # the TUI's path too: a bad config fails here, before torch, data, the store or a run row
+    from engine.methods import check_method_config
+
+    check_method_config(cfg)  # what the method itself cannot take (init with an adapter), as early
     from engine.store import open_store
     from engine.training.distributed import DistributedContext, ReplicaStore
 

@@ -114,6 +114,8 @@ BAD_VALUES = [
     (["--set", "train.epoch=1"], ["--set train.epoch", "did you mean 'train.epochs'?"]),
     (["--set", "trian.epochs=1"], ["--set trian.epochs", "did you mean 'train'?"]),
     (["--set", "train.lr=fast"], ["--set train.lr", "expected float", "'fast'"]),
+    # a rule of the method itself (engine/methods): checked as early, before any data or extraction
+    (["--method", "init", "--reduction", "adapter-mlp"], ["knowledge.reduction", "adapter-mlp", "cannot initialise"]),
 ]
 
 

@@ -22,6 +22,16 @@ def get_method(name: str) -> Method:
     return registry.load("method", name)()
 
 
+def check_method_config(cfg: "RunConfig") -> None:
+    """Refuses (ConfigError, naming the field) a knowledge config its method cannot train, before any data is
+    read: torch-free, called right after the config's own validation."""
+    from engine.config import ConfigError
+
+    problem = get_method(cfg.knowledge.method).config_problem(cfg.knowledge)
+    if problem is not None:
+        raise ConfigError(f"{problem[0]}: {problem[1]}")
+
+
 def build_run_model(cfg: "RunConfig", num_items: int, items: "ItemRepresentation") -> "SequentialBackbone":
     """The model a run trains: its method's (the configured backbone around `items`, unless the method has its own)."""
     return get_method(cfg.knowledge.method).model(cfg, num_items, items)
