@@ -25,7 +25,15 @@ from kirec_tui.screens.prompts import PromptsScreen
 from kirec_tui.screens.runs import RunsScreen
 from kirec_tui.screens.train import TrainScreen
 
-SCREEN_TITLES = {"runs": "Runs", "train": "Train", "items": "Items", "prompts": "Prompts"}
+# The workbench's screens, one line each: (mode, title, the key that switches to it, the screen). Adding a
+# screen is its module under screens/ plus its line here; the modes, the keys and the palette follow.
+SCREENS: tuple[tuple[str, str, str, type[Screen]], ...] = (
+    ("runs", "Runs", "1", RunsScreen),
+    ("train", "Train", "2", TrainScreen),
+    ("items", "Items", "3", ItemsScreen),
+    ("prompts", "Prompts", "4", PromptsScreen),
+)
+SCREEN_TITLES = {mode: title for mode, title, _key, _screen in SCREENS}
 
 
 class KirecApp(App[None]):
@@ -33,13 +41,10 @@ class KirecApp(App[None]):
 
     TITLE = "kirec"
     CSS_PATH = "kirec.tcss"
-    MODES = {"runs": RunsScreen, "train": TrainScreen, "items": ItemsScreen, "prompts": PromptsScreen}
+    MODES = {mode: screen for mode, _title, _key, screen in SCREENS}
     DEFAULT_MODE = "runs"
     BINDINGS = [
-        Binding("1", "switch_mode('runs')", "Runs"),
-        Binding("2", "switch_mode('train')", "Train"),
-        Binding("3", "switch_mode('items')", "Items"),
-        Binding("4", "switch_mode('prompts')", "Prompts"),
+        *(Binding(key, f"switch_mode('{mode}')", title) for mode, title, key, _screen in SCREENS),
         Binding("f1,question_mark", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
