@@ -110,19 +110,19 @@ _ENTRIES: tuple[Entry, ...] = (
 
     # Detection order of a folder outside the dataset registry: the first whose interactions file exists wins.
     Entry("dataset_format", "movielens-csv", "GroupLens CSV: ratings.csv, movies.csv, tags.csv",
-          "engine.data.formats.movielens:load_movielens_csv"),
+          "engine.data.formats.movielens:CSV"),
     Entry("dataset_format", "movielens-dat", "GroupLens ML-1M: ratings.dat, movies.dat ('::'-separated, latin-1)",
-          "engine.data.formats.movielens:load_movielens_dat"),
+          "engine.data.formats.movielens:DAT"),
     Entry("dataset_format", "movielens-100k", "GroupLens ML-100K: u.data, u.item, u.genre",
-          "engine.data.formats.movielens:load_movielens_100k"),
+          "engine.data.formats.movielens:ML_100K"),
     Entry("dataset_format", "recbole-atomic", "RecBole atomic files: <name>.inter, <name>.item",
-          "engine.data.formats.recbole:load_recbole"),
+          "engine.data.formats.recbole:ATOMIC"),
     Entry("dataset_format", "amazon-sequence", "Amazon 2014 sequences: user_sequence.txt, items.jsonl",
-          "engine.data.formats.amazon:load_amazon_sequence"),
+          "engine.data.formats.amazon:SEQUENCE"),
     Entry("dataset_format", "amazon-raw", "Amazon 2014 raw: reviews_<Category>_5.json.gz, meta_<Category>.json.gz",
-          "engine.data.formats.amazon:load_amazon_raw"),
+          "engine.data.formats.amazon:RAW"),
     Entry("dataset_format", "generic", "kirec generic: interactions.csv or .tsv, optional items.jsonl",
-          "engine.data.formats.generic:load_generic"),
+          "engine.data.formats.generic:GENERIC"),
 )
 
 _BY_KIND: dict[str, dict[str, Entry]] = {kind: {} for kind in FIELDS}

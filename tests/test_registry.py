@@ -21,7 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("entry", registry.entries(), ids=lambda e: f"{e.kind}:{e.name}")
 def test_every_registered_name_resolves_to_an_implementation(entry):
     implementation = entry.load()
-    assert callable(implementation)
+    if entry.kind == "dataset_format":  # a format module's declaration: its loader, files and detection
+        from engine.data.formats.spec import FormatSpec
+
+        assert isinstance(implementation, FormatSpec) and callable(implementation.load)
+    else:
+        assert callable(implementation)
     assert entry.help.strip() and "\n" not in entry.help
 
 
@@ -95,7 +100,7 @@ def test_every_loss_and_dataset_format_is_registered():
     from engine.models import losses
 
     assert tuple(FORMATS) == registry.choices("dataset_format")
-    assert all(FORMATS[e.name].load is e.load() and FORMATS[e.name].description == e.help
+    assert all(FORMATS[e.name].load is e.load().load and FORMATS[e.name].description == e.help
                for e in registry.entries("dataset_format"))
     loss_functions = {obj for name, obj in vars(losses).items() if inspect.isfunction(obj)
                       and list(inspect.signature(obj).parameters) == ["h", "positives", "source", "num_negatives", "generator"]}

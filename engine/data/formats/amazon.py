@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.dataset import RawInteractions
+from engine.data.formats.spec import FormatSpec, existing, present
 from engine.data.formats._common import format_error, make_raw, normalise_text, open_text, read_items_jsonl, to_float
 
 META_TEXT_FIELDS = ("title", "brand", "categories", "description", "price")
@@ -119,3 +120,8 @@ def load_amazon_raw(folder: Path, name: str) -> RawInteractions:
             ratings.append(to_float(str(review["overall"]), reviews_path, line_no, "overall"))
     item_text = read_meta(meta_path, set(items)) if meta_path is not None else {}
     return make_raw(name, users, items, timestamps, ratings, item_text, folder)
+
+
+SEQUENCE = FormatSpec(load_amazon_sequence, existing("user_sequence.txt", "items.jsonl"), present("user_sequence.txt"))
+RAW = FormatSpec(load_amazon_raw, lambda folder: [p for p in raw_files(folder) if p is not None],
+                 lambda folder: raw_files(folder)[0])

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.dataset import RawInteractions
+from engine.data.formats.spec import FormatSpec, existing
 from engine.data.formats._common import (
     csv_rows, field_count_error, format_error, make_raw, open_text, read_items_jsonl, to_float, to_timestamp,
 )
@@ -78,3 +79,11 @@ def load_generic(folder: Path, name: str) -> RawInteractions:
     items_path = folder / "items.jsonl"
     item_text: dict[str, dict[str, Any]] = read_items_jsonl(items_path, ("id", "item_id")) if items_path.exists() else {}
     return make_raw(name, users, items, timestamps, ratings, item_text, folder)
+
+
+def _input_files(folder: Path) -> list[Path]:
+    found = interactions_file(folder)
+    return ([found] if found else []) + existing("items.jsonl")(folder)
+
+
+GENERIC = FormatSpec(load_generic, _input_files, interactions_file)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.data.dataset import RawInteractions
+from engine.data.formats.spec import FormatSpec, existing, present
 from engine.data.formats._common import (
     ItemTable, csv_rows, field_count_error, format_error, make_raw, normalise_text, open_text, to_float, year_from_title,
 )
@@ -171,3 +172,8 @@ def load_movielens_100k(folder: Path, name: str) -> RawInteractions:
                     text["year"] = parts[2][-4:]
                 item_text.add(parts[0], text, line_no)
     return make_raw(name, users, items, timestamps, ratings, dict(item_text), folder)
+
+
+CSV = FormatSpec(load_movielens_csv, existing("ratings.csv", "movies.csv", "tags.csv"), present("ratings.csv"))
+DAT = FormatSpec(load_movielens_dat, existing("ratings.dat", "movies.dat"), present("ratings.dat"))
+ML_100K = FormatSpec(load_movielens_100k, existing("u.data", "u.item", "u.genre"), present("u.data"))

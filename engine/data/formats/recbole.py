@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.data.dataset import RawInteractions
+from engine.data.formats.spec import FormatSpec
 from engine.data.formats._common import LIST_FIELDS, ItemTable, format_error, make_raw, normalise_text, open_text, to_float
 
 ITEM_FIELD_NAMES = {"movie_title": "title", "class": "genres", "release_year": "year"}
@@ -94,3 +95,10 @@ def load_recbole(folder: Path, name: str) -> RawInteractions:
             table.add(values[id_col], normalise_text(text), line)
         item_text = dict(table)
     return make_raw(name, users, items, timestamps, ratings, item_text, folder)
+
+
+def _input_files(folder: Path) -> list[Path]:
+    return [p for p in (atomic_file(folder, "inter"), atomic_file(folder, "item")) if p is not None]
+
+
+ATOMIC = FormatSpec(load_recbole, _input_files, lambda folder: next(iter(sorted(folder.glob("*.inter"))), None))
