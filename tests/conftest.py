@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 from pathlib import Path
 
 import pytest
+
+# When pytest is done (its report written, its own end-of-session garbage collection for unraisable exceptions
+# run), the interpreter's final collection walks every object torch, textual and the models left: seconds of
+# exit time for no check. atexit runs after pytest's main has returned; frozen objects just go with the process.
+atexit.register(gc.freeze)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
