@@ -218,48 +218,6 @@ def test_two_gloo_processes_match_one_process(ddp_reference, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(Path(a.path).name for a in artifacts.values())
 
 
-@pytest.mark.slow
-def test_sigterm_stops_every_rank_and_marks_the_one_run_interrupted(tiny_dataset, tmp_path):
-    """SIGTERM (which one process takes as a Ctrl-C) to `kirec run --nproc 2` reaches torchrun once, every rank
-    stops after its step, rank 0 marks the run INTERRUPTED, the command exits 130 and no rank outlives it. The
-    Ctrl-C (SIGINT) path is the resume test's below, which interrupts its run that way."""
-    signum = signal.SIGTERM
-    import psutil
-
-    from engine.store import open_store
-
-    db = tmp_path / "runs.db"
-    command = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(tiny_dataset), "--method", "id",
-               "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
-               "--epochs", "100000", "--patience", "100000", "--db", str(db), "--set", "train.num_threads=1",
-               "--nproc", "2"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
-    descendants: list[psutil.Process] = []
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # until epochs are being logged: training really runs on both ranks
-            if db.exists() and _logged_epochs(db) >= 2:
-                break
-            assert proc.poll() is None, proc.stderr.read()[-3000:]
-            time.sleep(0.2)
-        else:
-            pytest.fail("training never started")
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-        assert len(descendants) >= 3  # torchrun and its two ranks
-        proc.send_signal(signum)
-        assert proc.wait(timeout=120) == 130, proc.stderr.read()[-3000:]
-        gone, alive = psutil.wait_procs(descendants, timeout=60)
-        assert alive == []
-    finally:
-        for p in [proc, *descendants]:
-            with contextlib.suppress(Exception):
-                p.kill()
-    assert "Traceback" not in proc.stderr.read()
-    with open_store(db) as store:
-        assert [r.status.value for r in store.list_runs()] == ["INTERRUPTED"]
-
-
 def _logged_epochs(db: Path) -> int:
     # closing(): `with` alone leaves the connection open until the cyclic GC (its statement cache refers back to
     # it); one left open here while a kirec process removes and recreates -shm makes this process's next
@@ -284,10 +242,15 @@ def test_nproc_refuses_what_would_fail_on_every_rank_before_starting_any(tiny_da
 
 
 @pytest.mark.slow
-def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_result(ddp_reference, tmp_path):
-    """`kirec run --nproc 2` stopped by Ctrl-C after a few epochs, then `kirec run --resume ID --nproc 2`: every
-    rank loads the one training state rank 0 saved, and the run ends as an uninterrupted `--nproc 2` run (dropout
-    off, full CE: the only generators the ranks do not share draw nothing)."""
+def test_sigterm_stops_every_rank_and_the_run_resumes_under_ddp_to_the_uninterrupted_result(ddp_reference, tmp_path):
+    """SIGTERM (which `kirec run` takes as a Ctrl-C) to `kirec run --nproc 2` a few epochs in reaches torchrun once,
+    every rank stops after its step, rank 0 marks the run INTERRUPTED, the command exits 130 and no rank outlives
+    it. Then `kirec run --resume ID --nproc 2`: every rank loads the one training state rank 0 saved, and the run
+    ends as an uninterrupted `--nproc 2` run (dropout off, full CE: the only generators the ranks do not share draw
+    nothing). One interrupted launch serves both checks (torchrun's start-up is most of such a test); that a Ctrl-C
+    takes SIGTERM's path is the test below this one."""
+    import psutil
+
     from engine.store import open_store
 
     tiny_dataset, whole_db, whole = ddp_reference
@@ -304,16 +267,24 @@ def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_re
                                     "--patience", "10", "--set", "model.dropout=0", "--set", "train.num_threads=1",
                                     "--nproc", "2"],
                             cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    descendants: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 300
-        while not (db.exists() and _logged_epochs(db) >= 2):
+        while not (db.exists() and _logged_epochs(db) >= 2):  # epochs are logged: training really runs on both ranks
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+            if db.exists() and len(descendants) < 3:  # rank 0 made the database: torchrun and both ranks are up
+                descendants = psutil.Process(proc.pid).children(recursive=True)
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        assert len(descendants) >= 3  # torchrun and its two ranks
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 130, proc.stderr.read()[-3000:]
+        gone, alive = psutil.wait_procs(descendants, timeout=60)
+        assert alive == []
     finally:
-        with contextlib.suppress(Exception):
-            proc.kill()
+        for p in [proc, *descendants]:
+            with contextlib.suppress(Exception):
+                p.kill()
+    assert "Traceback" not in proc.stderr.read()
     with open_store(db) as store:
         (cut,) = store.list_runs()
     assert cut.status.value == "INTERRUPTED" and 2 <= _logged_epochs(db) < REFERENCE_EPOCHS
@@ -334,6 +305,53 @@ def test_a_ddp_run_killed_mid_training_resumes_under_ddp_to_the_uninterrupted_re
     with open_store(whole_db) as store:
         expected = [p.value for p in store.metric_history(reference["run_id"], "train/loss")]
     assert [p.value for p in losses] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_reach_torchrun_once_as_sigint_and_a_second_one_reaches_the_ranks(monkeypatch, signum):
+    """`kirec run --nproc N`'s own process, with a stand-in for torchrun (the real chain, torchrun to the ranks, is
+    the test above, by SIGTERM): the first Ctrl-C or SIGTERM goes on to torchrun as one SIGINT and the command
+    exits 130; a second goes to the ranks themselves; afterwards the signal handlers are the ones before."""
+    import psutil
+
+    from kirec_tui.cli import run as run_module
+
+    to_launcher: list[int] = []
+    to_ranks: list[int] = []
+
+    class Rank:
+        def send_signal(self, sig):
+            to_ranks.append(sig)
+
+    class Launcher:  # torchrun, which here gets the signal twice while it runs, then exits as torchrun does
+        pid = os.getpid()
+
+        def __init__(self, command, **_kwargs):
+            assert "--nproc-per-node=2" in command
+
+        def send_signal(self, sig):
+            to_launcher.append(sig)
+
+        def wait(self):
+            os.kill(os.getpid(), signum)
+            deadline = time.monotonic() + 10
+            while not (to_launcher or unhandled) and time.monotonic() < deadline:
+                time.sleep(0.001)  # until the first one is handled: two pending signals would count as one
+            os.kill(os.getpid(), signum)
+            return 1
+
+    unhandled: list[int] = []
+    fallback = lambda sig, _frame: unhandled.append(sig)  # noqa: E731 - a signal the command failed to take
+    before = {sig: signal.signal(sig, fallback) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        monkeypatch.setattr(subprocess, "Popen", Launcher)
+        monkeypatch.setattr(psutil.Process, "children", lambda self, recursive=False: [Rank(), Rank()])
+        code = run_module.launch_ranks(2, None, {"train.epochs": "3"}, as_json=False)
+        assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == [fallback, fallback]
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert (code, to_launcher, to_ranks, unhandled) == (130, [signal.SIGINT], [signal.SIGINT] * 2, [])
 
 
 def test_resume_with_several_processes_checks_the_run_before_starting_any(tmp_path):

@@ -1,5 +1,6 @@
 """`kirec run --resume`: an INTERRUPTED run continues from its last finished epoch, in the same run row, and ends
-with the metrics of an uninterrupted run of the same config (CPU): after a cancel, and after a real kill -9."""
+with the metrics of an uninterrupted run of the same config (CPU): after a cancel, and after a real kill -9 (whose
+dead writer's run every reading command shows INTERRUPTED first)."""
 
 from __future__ import annotations
 
@@ -127,8 +128,14 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_data
     saved = finished_state_epochs(db)
     assert 1 <= saved < 6
 
+    # Every reading command sees the dead writer's run as INTERRUPTED, though the row still says RUNNING.
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        assert con.execute("SELECT status FROM runs").fetchall() == [("RUNNING",)]  # nobody has looked yet
     shown = invoke("runs", "show", "1", "--db", str(db), "--json", cwd=tmp_path)
-    assert json.loads(shown.stdout)["summary"]["status"] == "INTERRUPTED"  # a dead writer's run, seen as such
+    assert json.loads(shown.stdout)["summary"]["status"] == "INTERRUPTED"
+    assert "ended without finishing" in json.loads(shown.stdout)["error"]
+    exported = invoke("runs", "export", "--format", "json", "--db", str(db), cwd=tmp_path)
+    assert [r["status"] for r in json.loads(exported.stdout)] == ["INTERRUPTED"]
 
     resumed = invoke("run", "--resume", "1", "--db", str(db), "--json", cwd=tmp_path)
     assert resumed.exit_code == 0, resumed.output

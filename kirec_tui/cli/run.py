@@ -154,6 +154,7 @@ def _ignore(_event) -> None:
 
 # torchrun (torch.distributed.run), minus the traceback it prints when a Ctrl-C stops it: exit 130 instead.
 _TORCHRUN = """\
+import gc
 import sys
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.run import main
@@ -161,6 +162,8 @@ try:
     main(sys.argv[1:])
 except SignalException:
     sys.exit(130)
+finally:
+    gc.freeze()  # as kirec's own exit: no final collection over torch's objects
 """
 
 
