@@ -107,7 +107,7 @@ class KnowledgeConfig:
     llm_concurrency: int = 8  # requests in flight at once to the llm_url server (extractor = openai); 1 or more
     encoder: str = "minilm"  # minilm | llm
     # attributes | raw | both. raw by evidence (docs/results/defaults.md): on ml-latest-small, validation NDCG@10
-    # 0.0602 ± 0.0084 with the raw text (3 seeds) against 0.0250 with SmolLM2's attributes.
+    # 0.0602 ± 0.0084 with the raw text (3 seeds) against 0.0250 with SmolLM2's attributes (seed 42), converged.
     embed_text: str = "raw"
     semantic_table: str | None = None  # .npy of item vectors (kirec embed --export); skips extraction and embedding
 
