@@ -99,7 +99,7 @@ def wants_baseline(cfg: RunConfig) -> bool:
     return cfg.knowledge.method != BASELINE_METHOD
 
 
-def find_baseline(cfg: RunConfig, cwd: Path | None = None, on_event: EventSink = ignore_events) -> Baseline | None:
+def find_baseline(cfg: RunConfig, cwd: Path | None = None) -> Baseline | None:
     """The newest FINISHED run in `cfg.db` that answers `baseline_config(cfg)` (the bench's rule: the same config
     up to name, database and threads, the same dataset fingerprint, the same code version), or None."""
     from engine.bench.identity import FinishedRuns
@@ -107,7 +107,8 @@ def find_baseline(cfg: RunConfig, cwd: Path | None = None, on_event: EventSink =
     from engine.store import open_store
 
     base = baseline_config(cfg)
-    dataset = load_dataset(base.data, cwd=Path(cwd or Path.cwd()), on_event=on_event)  # cached: read, not rebuilt
+    # the run before it has just loaded (and cached) the same data: read again quietly, for its fingerprint
+    dataset = load_dataset(base.data, cwd=Path(cwd or Path.cwd()))
     with open_store(base.db) as store:
         found = FinishedRuns(store).find(base.to_dict(), dataset.name, dataset.fingerprint, store.code_version())
     if found is None:
@@ -120,7 +121,7 @@ def find_or_train_baseline(cfg: RunConfig, on_event: EventSink = ignore_events,
                            should_stop: Callable[[], bool] | None = None, cwd: Path | None = None) -> Baseline:
     """The plain ID model beside `cfg`: a finished run from the store when one answers it, else trained now and
     recorded as a normal run (named "<name> baseline")."""
-    found = find_baseline(cfg, cwd, on_event)
+    found = find_baseline(cfg, cwd)
     if found is not None:
         on_event(Status(f"baseline: run {found.run_id} (knowledge.method=id, same data, backbone and seed) "
                         "is already in the database"))
