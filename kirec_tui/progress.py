@@ -39,7 +39,11 @@ class ConsoleProgress:
         line = event_line(event)
         if line is not None:
             self.console.print(line)
-        if isinstance(event, RunStarted):
+        if isinstance(event, RunStarted):  # a second run (the ID baseline after a KIRec run) gets fresh bars
+            for task in (self.epoch_task, self.batch_task):
+                if task is not None:
+                    self.progress.remove_task(task)
+            self.batch_task = None
             self.epoch_task = self.progress.add_task("epochs", total=self.total_epochs, info="")
         elif isinstance(event, EpochStarted):
             if self.batch_task is not None:

@@ -57,7 +57,8 @@ def test_a_representation_note_reaches_the_events_as_one_status(tiny_dataset, tm
 
 
 def test_the_default_knowledge_path_extracts_records_and_is_served_from_the_cache_the_second_time(tmp_path):
-    """`kirec run`'s defaults (kirec, embed_text = attributes, llama.cpp extraction, MiniLM) on a tiny random GGUF."""
+    """The attributes path (kirec, embed_text = attributes, llama.cpp extraction, MiniLM) on a tiny random GGUF:
+    `kirec run`'s defaults but the text (raw by default since #10's evidence)."""
     pytest.importorskip("llama_cpp")
     pytest.importorskip("gguf")
     from conftest import write_generic_dataset
@@ -69,10 +70,12 @@ def test_the_default_knowledge_path_extracts_records_and_is_served_from_the_cach
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
     flags = {key: value for key, value in TINY.items() if not key.startswith("knowledge.")}
     cfg = load_config(flags={**flags, "train.num_threads": 1, "data.dataset": str(dataset),
-                             "db": str(tmp_path / "runs.db"), "knowledge.llm_model": str(model)})
+                             "db": str(tmp_path / "runs.db"), "knowledge.llm_model": str(model),
+                             "knowledge.embed_text": "attributes"})
     defaults = KnowledgeConfig()
-    assert (cfg.knowledge.method, cfg.knowledge.embed_text, cfg.knowledge.extractor, cfg.knowledge.encoder) == (
-        defaults.method, defaults.embed_text, defaults.extractor, defaults.encoder) == ("kirec", "attributes", "llama-cpp", "minilm")
+    assert (cfg.knowledge.method, cfg.knowledge.extractor, cfg.knowledge.encoder) == (
+        defaults.method, defaults.extractor, defaults.encoder) == ("kirec", "llama-cpp", "minilm")
+    assert defaults.embed_text == "raw"
     prompt = default_prompt_for("tiny")
 
     first = run_experiment(cfg, cwd=tmp_path)
@@ -145,7 +148,8 @@ def shipped_for_the_tiny_gguf(tmp_path: Path, rows: list[str] | None = None):
     dataset = write_generic_dataset(tmp_path / "tiny", users=30, items=10)
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
     cfg = load_config(flags={**{k: v for k, v in TINY.items() if not k.startswith("knowledge.")}, "train.num_threads": 1,
-                             "data.dataset": str(dataset), "db": str(tmp_path / "runs.db"), "knowledge.llm_model": str(model)})
+                             "data.dataset": str(dataset), "db": str(tmp_path / "runs.db"), "knowledge.llm_model": str(model),
+                             "knowledge.embed_text": "attributes"})
     ds = load_dataset(cfg.data, cwd=tmp_path / "prep")
     prompt = default_prompt_for(ds.name)
     backend = create_backend("llama-cpp", str(model), n_threads=1)
@@ -204,7 +208,8 @@ def test_kirec_run_with_a_bad_shipped_line_exits_2_naming_it_and_stores_nothing(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["run", "--dataset", cfg.data.dataset, "--db", str(tmp_path / "runs.db"),
                                       "--epochs", "1", "--device", "cpu", "--set", f"knowledge.llm_model={cfg.knowledge.llm_model}",
-                                      "--set", "train.num_threads=1"], catch_exceptions=False)
+                                      "--set", "train.num_threads=1", "--set", "knowledge.embed_text=attributes"],
+                           catch_exceptions=False)
     assert result.exit_code == 2, result.output
     assert "error:" + str(folder / "tiny.products.jsonl") + "line2:notJSON" in "".join(result.output.split())  # wrapped at 80
     assert result.output.count("error:") == 1

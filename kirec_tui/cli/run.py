@@ -88,6 +88,10 @@ def run_command(
     nproc: Annotated[int, typer.Option(
         "--nproc", min=1, help="Train with N processes (PyTorch DDP under torchrun; gloo on the CPU, one GPU each "
                                "on CUDA). train.batch_size stays the global batch.")] = 1,
+    baseline: Annotated[Optional[bool], typer.Option(
+        "--baseline/--no-baseline", show_default=False,
+        help="Compare with the plain ID model (knowledge.method=id, same data, backbone and seed): a finished one "
+             "from --db, else trained after this run. Default: on unless the method is id; off with --nproc.")] = None,
 ) -> None:
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
@@ -106,6 +110,9 @@ def run_command(
     with friendly_errors():
         cfg = load_config(config, env=os.environ, flags=flags, overrides=overrides)
         paths = Workspace.of(cfg)  # runs.db, checkpoints and caches, inside the workspace
+        distributed = experiments.distributed_context(os.environ)  # torchrun's variables; one process without them
+        if baseline and (nproc > 1 or distributed.enabled):
+            raise fail("--baseline trains in one process; train the ID model with --method id, or drop --nproc", 2)
         if nproc > 1:  # a bad config fails here, once, before any process starts
             if resume is not None:  # the run's stored settings decide, and its device is the ranks' to join on
                 train = experiments.stored_train_settings(paths.db, resume)
@@ -117,10 +124,17 @@ def run_command(
             experiments.check_launch(cfg.train.device, nproc, cfg.train.batch_size)
             typed = {k: v for k, v in flags.items() if v is not None}
             raise typer.Exit(launch_ranks(nproc, config, {**overrides, **typed}, as_json))
-        distributed = experiments.distributed_context(os.environ)  # torchrun's variables; one process without them
         if resume is not None and distributed.is_main:  # the other ranks never open the database
             # for the progress bar; the run brings its config
             cfg.train.epochs = int(experiments.stored_train_settings(paths.db, resume).get("epochs", 1))
+        # The run's own config (a resumed run's stored one) decides whether an ID baseline stands beside it.
+        compared = None if distributed.enabled else (
+            experiments.stored_config(paths.db, resume) if resume is not None else cfg)
+        if compared is not None and not (experiments.wants_baseline(compared) if baseline is None else baseline):
+            compared = None
+        if compared is not None and not experiments.wants_baseline(compared):
+            raise fail("--baseline: this run is the plain ID model (knowledge.method=id) itself", 2)
+        beside = None
         progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
                             else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
         with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
@@ -137,15 +151,33 @@ def run_command(
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             finally:
                 distributed.leave()
+            if compared is not None and result.status == "FINISHED":
+                beside = baseline_beside(compared, progress, stop)
     if distributed.is_main:  # rank 0 reports for every rank
         if as_json:
-            typer.echo(json.dumps(result.to_json(), default=str))
+            payload = result.to_json()
+            if compared is not None:
+                payload["baseline"] = beside.to_json(result.test) if beside is not None else None
+            typer.echo(json.dumps(payload, default=str))
         else:
-            _print_metrics(result)
-    if result.status == "INTERRUPTED":
+            _print_metrics(result, beside, compared.knowledge.method if compared is not None else None)
+    if result.status == "INTERRUPTED" or (beside is not None and beside.status == "INTERRUPTED"):
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.status != "FINISHED":
         raise typer.Exit(EXIT_FAILED)
+
+
+def baseline_beside(cfg, progress, stop: threading.Event):
+    """The ID baseline of the finished run `cfg` (from the store, or trained now). A Ctrl-C while it trains
+    keeps the finished run: the baseline reads INTERRUPTED (resumable by its id, or trained by the next run)."""
+    from engine.services import experiments
+
+    if stop.is_set():
+        return experiments.Baseline(None, "INTERRUPTED", reused=False)
+    try:
+        return experiments.find_or_train_baseline(cfg, on_event=progress, should_stop=stop.is_set)
+    except KeyboardInterrupt:
+        return experiments.Baseline(None, "INTERRUPTED", reused=False)
 
 
 def _ignore(_event) -> None:
@@ -229,14 +261,37 @@ def _interrupt_when_parent_dies() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGINT))  # PR_SET_PDEATHSIG
 
 
-def _print_metrics(result) -> None:
+def _print_metrics(result, beside=None, method: str | None = None) -> None:
+    """The run's metrics; with an ID baseline, its test metrics and the relative gain beside them, and one line
+    saying which wins on test NDCG@10."""
     from rich.console import Console
 
     table = Table(title=f"run {result.run_id}: {result.status} (best epoch {result.best_epoch})")
     table.add_column("metric")
     table.add_column("valid", justify="right")
     table.add_column("test", justify="right")
+    compare = beside is not None and beside.status == "FINISHED"
+    if compare:
+        table.add_column(f"id test (run {beside.run_id})", justify="right")
+        table.add_column("gain", justify="right")
+        gains = beside.gain(result.test)
     keys = [k for k in result.test if "/" not in k and k != "users"]
     for key in keys:
-        table.add_row(key, f"{result.valid.get(key, float('nan')):.4f}", f"{result.test[key]:.4f}")
-    Console().print(table)
+        row = [key, f"{result.valid.get(key, float('nan')):.4f}", f"{result.test[key]:.4f}"]
+        if compare:
+            row += [f"{beside.test.get(key, float('nan')):.4f}", f"{gains[key]:+.1%}" if key in gains else "—"]
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    if beside is None:
+        return
+    if not compare:
+        which = f"run {beside.run_id}" if beside.run_id is not None else "run"
+        console.print(f"baseline: the ID model's {which} was {beside.status}, so there is no comparison")
+        return
+    key = "NDCG@10"
+    if key in gains:
+        where = "already in the database" if beside.reused else "trained now"
+        verdict = "wins" if gains[key] > 0 else "does not beat the ID model"
+        console.print(f"{method} test {key} {result.test[key]:.4f} against {beside.test[key]:.4f} for the plain ID "
+                      f"model (run {beside.run_id}, {where}): {gains[key]:+.1%}, {method} {verdict} on this seed")
