@@ -302,7 +302,8 @@ def test_textless_items_are_not_sent_to_the_llm_and_get_a_zero_embedding(dataset
     lines = (dataset / "items.jsonl").read_text().splitlines()
     (dataset / "items.jsonl").write_text("\n".join(lines[:5]) + "\n")  # i5, i6, i7 have no text
     (tmp_path / "tiny.toml").write_text(TEXTLESS_PROMPT)
-    cfg = load_config(flags={"data.dataset": str(dataset), "knowledge.prompt": str(tmp_path / "tiny.toml")})
+    cfg = load_config(flags={"data.dataset": str(dataset), "knowledge.prompt": str(tmp_path / "tiny.toml"),
+                             "knowledge.embed_text": "attributes"})
     ds = load_dataset(cfg.data, cwd=tmp_path)
     textless = ds.textless_items()
     assert sorted(ds.item_ids[i] for i in textless) == ["i5", "i6", "i7"]

@@ -45,7 +45,8 @@ def test_a_fixed_seed_run_on_the_default_dataset_keeps_its_metrics(variant, shar
     flags, pinned = PINNED[variant]
     table = semantic_table(tmp_path / "table.npy", ML_LATEST_SMALL_ITEMS)
     result = invoke("run", "--json", "--db", str(tmp_path / "runs.db"), "--data-root", str(shared_data),
-                    "--set", f"knowledge.semantic_table={table}", *SMALL, *flags, cwd=tmp_path)
+                    "--set", f"knowledge.semantic_table={table}", "--no-baseline", *SMALL, *flags,
+                    cwd=tmp_path)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     from engine.store import open_store

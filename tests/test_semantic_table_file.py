@@ -11,7 +11,7 @@ from engine.semantic.table_file import load_semantic_table, save_semantic_table
 from test_cli import invoke
 
 TINY_RUN = ["--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu", "--epochs", "1",
-            "--json", "--set", "knowledge.embed_text=raw"]
+            "--json", "--set", "knowledge.embed_text=raw", "--no-baseline"]
 
 
 def test_an_exported_table_gives_the_same_run_as_embedding_in_the_run(tiny_dataset, tmp_path):

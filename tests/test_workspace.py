@@ -65,7 +65,8 @@ def test_the_flag_puts_every_file_of_a_kirec_run_in_the_workspace(places):
     elsewhere, tmp = places
     model = write_tiny_gguf(tmp / "tiny.gguf")
     # the whole knowledge path on a tiny random GGUF: extraction (cached) and LLM embeddings (cached)
-    kirec = ["--set", "knowledge.encoder=llm", "--set", f"knowledge.llm_model={model}"]
+    kirec = ["--set", "knowledge.encoder=llm", "--set", f"knowledge.llm_model={model}",
+             "--set", "knowledge.embed_text=attributes", "--no-baseline"]
     result = payload(invoke("run", "--workspace", "../ws", "--dataset", "../tiny", *SMALL, *kirec, cwd=elsewhere))
     workspace = tmp / "ws"  # relative to the current folder, normalised: no ".." in what the run records
     assert_run_files_in(workspace, result)
