@@ -2,7 +2,7 @@
 
 Each repeat's cold load gets a fresh, empty cache folder; the warm load follows it on the same folder. Figures are
 medians over the repeats (min and max beside them). The machine is shared: the load average is recorded too.
-These figures used to be wall-clock assertions in tests/test_data_shared.py; a loaded CI machine made them flaky.
+These figures used to be wall-clock assertions in tests/unit/test_data_shared.py; a loaded CI machine made them flaky.
 
     .venv/bin/python benchmarks/bench_data.py
     .venv/bin/python benchmarks/bench_data.py --datasets amazon-beauty --repeats 5

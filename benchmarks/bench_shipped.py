@@ -1,6 +1,6 @@
 """The shipped extractions (prompts/extractions/) against a fresh extraction by the real quantized SmolLM2.
 
-tests/test_knowledge.py checks 8 items on one thread, in seconds; this re-extracts a whole chunk the way the
+tests/unit/test_knowledge.py checks 8 items on one thread, in seconds; this re-extracts a whole chunk the way the
 shipping run did (items 1..N in one chunk of 64, parallel=8) and reports how many answers agree, and the
 extraction speed (median items/s over the repeats, each into a fresh cache). The machine is shared: the load
 average is recorded too.

@@ -23,7 +23,7 @@ root=$PWD/.devkit/data  # the benchmarks take flags only, not the environment
 while [ $# -gt 0 ]; do
   step=$1; shift
   case $step in
-    tests) KIREC_GPU_SCREENSHOTS=$out python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_tui_cuda.py \
+    tests) KIREC_GPU_SCREENSHOTS=$out python3 -m pytest -q -p no:cacheprovider tests/unit/test_cuda.py tests/tui/test_tui_cuda.py \
              2>&1 | tee "$out/tests.log" ;;
     engine) python3 benchmarks/bench_engine.py --variant sasrec-cuda=model.backbone=sasrec,train.device=cuda,data.data_root=$root \
               --seeds 42 --db /tmp/runs/bench-runs.db --out "$out/engine-sasrec-cuda.json" 2>&1 | grep --line-buffered -v '^  epoch' | tee "$out/engine.log" ;;

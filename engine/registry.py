@@ -4,7 +4,7 @@ the dotted path of what implements it (imported only when a run asks for it).
 The config validates against these names, the front ends take their choices and help strings from here
 (`choices`, `help_for`, `describe`) without importing torch, and the engine builds what a name stands for with
 `load(kind, name)`. An implementation is found through its entry, never by a string compared in an if-chain, so
-a name that is listed but not handled cannot exist: tests/test_registry.py loads every entry and checks that
+a name that is listed but not handled cannot exist: tests/unit/test_registry.py loads every entry and checks that
 every implementation module (each engine/methods/*.py, each fusion and reduction class) has one.
 
 Adding a fusion, reduction, method, loss or backbone: write its class (or function), add one line below.

@@ -1,4 +1,10 @@
-"""Shared fixtures: a tiny dataset in the documented generic format, and the shared real data when present."""
+"""Fixtures every layer's tests share: a tiny dataset in the documented generic format, the shared real data
+when present, a fixed store clock and a runs database built from tui_support's specs, one torch thread.
+
+The tests are grouped by layer: tests/unit (the engine's parts), tests/services (the use cases and the CLI over
+them, real processes included), tests/tui (the Textual app, its snapshots); each layer's own fixtures are in its
+conftest.py. Helpers that are plain functions (building a runs database, running the CLI in-process) are modules
+beside this file: tests/tui_support.py, tests/cli_support.py."""
 
 from __future__ import annotations
 
@@ -58,7 +64,7 @@ def fixed_clock(monkeypatch):
     from types import SimpleNamespace
 
     from engine.store import queries as store_queries
-    from tui_support import FixedClock
+    from tests.tui_support import FixedClock
 
     clock = FixedClock()
     monkeypatch.setattr(store_queries, "time", SimpleNamespace(time=clock.time, perf_counter=clock.time))
@@ -68,16 +74,10 @@ def fixed_clock(monkeypatch):
 @pytest.fixture
 def runs_db(tmp_path: Path, fixed_clock) -> tuple[Path, list[int]]:
     """A runs.db holding tui_support.RUN_SPECS, and their run ids in spec order."""
-    from tui_support import build_runs_db
+    from tests.tui_support import build_runs_db
 
     path = tmp_path / "runs.db"
     return path, build_runs_db(path, fixed_clock)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """The async tests run on asyncio (Textual's loop) through anyio's pytest plugin."""
-    return "asyncio"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tui_support import wait_for_workers
+from tests.tui_support import wait_for_workers
 
 from kirec_tui.app import KirecApp
 from kirec_tui.screens.prompts import PromptsScreen

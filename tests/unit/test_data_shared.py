@@ -9,7 +9,7 @@ import pytest
 from engine.config import DataConfig
 from engine.data import dataset_stats, find_dataset, load_dataset
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def shared(name: str) -> Path:

@@ -1,11 +1,11 @@
 """SVG snapshots of each screen at a fixed terminal size, over the fixed runs.db of tui_support (the runs_db fixture).
 
-Update after an intended visual change with: pytest tests/test_tui_snapshots.py --snapshot-update
+Update after an intended visual change with: pytest tests/tui/test_tui_snapshots.py --snapshot-update
 """
 
 from __future__ import annotations
 
-from tui_support import wait_for_workers
+from tests.tui_support import wait_for_workers
 
 from kirec_tui.app import KirecApp
 

@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from cli_support import invoke
+from tests.cli_support import invoke
 
 from conftest import write_generic_dataset
 from engine.config import ConfigError, load_config

@@ -11,7 +11,7 @@ import pytest
 from engine.semantic.embedding_cache import EmbeddingCache, embed_item_table, embed_texts, text_key
 from engine.semantic.encoders import TextEncoder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeEncoder(TextEncoder):

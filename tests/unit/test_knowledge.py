@@ -224,7 +224,7 @@ def test_kirec_run_with_a_bad_shipped_line_exits_2_naming_it_and_stores_nothing(
         assert cache.counts() == {"ok": 0, "failed": 0}
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "prompts" / "extractions"
+SHIPPED = Path(__file__).resolve().parents[2] / "prompts" / "extractions"
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from engine.semantic.encoders import (
     default_gguf_path,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MASCARAS = ["Maybelline New York Great Lash Mascara, Blackest Black", "L'Oreal Paris Voluminous Original Mascara"]
 PAN = "T-fal Nonstick Frying Pan, 12 inch"
 

@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import invoke
+from tests.cli_support import invoke
 
 from engine.config import load_config
 from engine.events import EpochEnd
 from engine.pipeline import resume_experiment, run_experiment
 from engine.store import open_store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FLAGS = {"knowledge.method": "id", "model.hidden_size": "16", "model.max_len": "10", "train.batch_size": "16",
          "train.device": "cpu", "train.num_threads": "1", "train.patience": "100", "model.dropout": "0.3"}
 

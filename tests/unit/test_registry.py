@@ -15,7 +15,7 @@ import pytest
 from engine import choices, registry
 from engine.config import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("entry", registry.entries(), ids=lambda e: f"{e.kind}:{e.name}")

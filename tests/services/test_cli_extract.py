@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from cli_support import invoke  # in the test's folder, where the caches land
+from tests.cli_support import invoke  # in the test's folder, where the caches land
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gguf")

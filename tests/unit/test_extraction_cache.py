@@ -22,7 +22,7 @@ from engine.extraction.cache import ExtractionCache, item_text_hash
 from engine.extraction.extractor import ExtractionProgress, cached_attributes, extract_items
 from engine.extraction.prompts import PromptError, load_prompt, save_prompt_version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LINE_DEADLINE = 120  # seconds for a child's next line: generous, for a loaded 2-core machine
 
 

@@ -16,8 +16,8 @@ from engine.models import losses as losses_module
 from engine.models.losses import linear_cross_entropy
 from engine.training import seed_everything, train
 from test_models import NUM_ITEMS, SEQ, make
-from tests.test_losses import cycle_dataset
-from tests.test_trainer import fixed_scores, tiny_config
+from tests.unit.test_losses import cycle_dataset
+from tests.unit.test_trainer import fixed_scores, tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 CUDA = torch.device("cuda")

@@ -23,9 +23,9 @@ from engine.data.dataset import PAD
 from engine.models import build_model
 from engine.training import SequenceBatcher, seed_everything
 from engine.training.distributed import DistributedContext, TrainingStep
-from tests.test_losses import cycle_dataset
+from tests.unit.test_losses import cycle_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_without_torchrun_the_context_is_one_process_and_changes_nothing():
@@ -125,7 +125,7 @@ def test_every_trainable_parameter_gets_a_gradient_in_every_step(backbone):
     semantic tables, init and id, under full CE and the sampled losses (which score only some table rows)."""
     from engine.choices import FUSION_CHOICES
     from engine.semantic.fusion import build_item_representation
-    from tests.test_semantic_fusion import D, NUM_ITEMS, kcfg, semantic_table
+    from tests.unit.test_semantic_fusion import D, NUM_ITEMS, kcfg, semantic_table
 
     torch.set_num_threads(1)
     modes = ([dict(method="kirec", fusion=f, reduction="pca", freeze_semantic=False) for f in FUSION_CHOICES]

@@ -128,7 +128,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tiny_dataset, tmp_path):
     cmd = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(tiny_dataset), "--epochs", "100000",
            "--patience", "100000", "--db", str(db), *SMALL]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until training really started (the run is RUNNING)

@@ -24,7 +24,7 @@ from engine.extraction.schema import parse_json_object  # noqa: E402
 from engine.extraction.tiny_gguf import write_tiny_gguf  # noqa: E402
 from test_extraction_cache import kill_after_stored, make_dataset, stored_rows  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

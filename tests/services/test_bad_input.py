@@ -19,7 +19,7 @@ import pytest
 
 from conftest import write_generic_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN_SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
              "--epochs", "1", "--set", "train.num_threads=1"]
 

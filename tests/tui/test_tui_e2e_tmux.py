@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN_NAME = "e2e-tmux-run"
 # The run's small settings come from the environment, which fills the form's defaults (as a user's KIREC_*
 # settings do), so that no key typed under load can be lost between them and the LLM. knowledge.method=id: the UI

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from tui_support import wait_for_workers
+from tests.tui_support import wait_for_workers
 
 from engine.config import load_config
 from engine.extraction.cache import ExtractionCache, ExtractionRecord, default_cache_path, item_text_hash

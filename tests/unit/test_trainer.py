@@ -14,7 +14,7 @@ from engine.models import build_model
 from engine.training import (SequenceBatcher, TrainingInterrupted, device_stats, resolve_device, seed_everything,
                              train)
 from engine.training.checkpoint import RunCheckpoints, sha256_of
-from tests.test_losses import cycle_dataset
+from tests.unit.test_losses import cycle_dataset
 
 
 def tiny_config(backbone: str = "sasrec", epochs: int = 3, patience: int = 10) -> RunConfig:

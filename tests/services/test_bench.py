@@ -27,7 +27,7 @@ from engine.evaluation.metrics import ranking_metrics
 from engine.store import open_store
 from kirec_tui.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = """
 [config]
 "model.hidden_size" = 16

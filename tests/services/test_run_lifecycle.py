@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import invoke
+from tests.cli_support import invoke
 
 from engine.config import ConfigError
 from engine.store import open_store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
          "--set", "train.num_threads=1"]
 

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cli_support import invoke  # in the test's folder, where the caches land
+from tests.cli_support import invoke  # in the test's folder, where the caches land
 
 from engine.data import get_spec, registry
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_support import invoke
+from tests.cli_support import invoke
 
 from engine.store import open_store
 from engine.trained import RunNotReadyError, load_trained_run

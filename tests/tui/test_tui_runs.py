@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 import pytest
-from tui_support import wait_for_workers
+from tests.tui_support import wait_for_workers
 
 from engine.store import open_store
 from kirec_tui.app import KirecApp
@@ -323,7 +323,7 @@ def test_the_fixture_db_holds_the_specified_runs(runs_db):
     """The builder gives what the TUI tests and snapshots assume."""
     import math
 
-    from tui_support import BASE_TIME
+    from tests.tui_support import BASE_TIME
 
     path, ids = runs_db
     with open_store(path) as store:
