@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import json
 from pathlib import Path
 
 import pytest
@@ -28,19 +27,7 @@ gc.set_threshold(*gc.get_threshold()[:2], 100)
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-
-def write_generic_dataset(folder: Path, users: int = 60, items: int = 30, length: int = 8) -> Path:
-    """Users walk through items in a fixed cyclic order, so next-item prediction is learnable."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["user,item,timestamp"]
-    for u in range(users):
-        for t in range(length + u % 4):
-            lines.append(f"u{u},i{(u + t) % items},{1000 + 10 * t}")
-    (folder / "interactions.csv").write_text("\n".join(lines) + "\n")
-    with (folder / "items.jsonl").open("w") as fh:
-        for i in range(items):
-            fh.write(json.dumps({"id": f"i{i}", "title": f"Item number {i}", "genres": ["Drama" if i % 2 else "Comedy"]}) + "\n")
-    return folder
+from tests.data_support import write_generic_dataset  # noqa: E402  (the tiny_dataset fixture builds one)
 
 
 @pytest.fixture

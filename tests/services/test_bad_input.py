@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_generic_dataset
+from tests.data_support import write_generic_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",

@@ -11,7 +11,7 @@ from tests.cli_support import invoke  # in the test's folder, where the caches l
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gguf")
 
-from conftest import write_generic_dataset  # noqa: E402
+from tests.data_support import write_generic_dataset  # noqa: E402
 from engine.extraction import ExtractionCache, default_cache_path, default_prompt_for  # noqa: E402
 from engine.extraction.shipped import import_shipped_extractions, read_shipped_extractions  # noqa: E402
 from engine.extraction.tiny_gguf import write_tiny_gguf  # noqa: E402

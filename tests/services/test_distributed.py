@@ -161,7 +161,7 @@ REFERENCE_EPOCHS = 6
 def ddp_reference(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
     """One uninterrupted `kirec run --nproc 2` on the tiny data, shared by the tests below that compare with it
     (torchrun's start-up is most of such a test's time): (the dataset, the run's runs.db, the finished command)."""
-    from conftest import write_generic_dataset
+    from tests.data_support import write_generic_dataset
 
     root = tmp_path_factory.mktemp("ddp")
     dataset = write_generic_dataset(root / "tiny")

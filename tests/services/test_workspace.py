@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.cli_support import invoke
 
-from conftest import write_generic_dataset
+from tests.data_support import write_generic_dataset
 from engine.config import ConfigError, load_config
 from engine.workspace import Workspace
 

@@ -238,7 +238,7 @@ print("finished", flush=True)
 
 def kill_after_stored(db: Path, setup: str, n_items: int, stop_at: int, env: dict | None = None) -> None:
     """Run KILLED_RUN with the `backend` that `setup` defines, wait for its `stop_at`th answer, kill -9 it."""
-    script = KILLED_RUN.format(root=str(ROOT), tests=str(ROOT / "tests"), setup=setup, n=n_items, stop_at=stop_at, db=str(db))
+    script = KILLED_RUN.format(root=str(ROOT), tests=str(Path(__file__).resolve().parent), setup=setup, n=n_items, stop_at=stop_at, db=str(db))
     proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env=env)
     try:

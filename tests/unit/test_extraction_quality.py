@@ -153,7 +153,7 @@ class TitleCopyingBackend:
 
 def test_extract_attributes_ends_with_the_report_as_events_and_in_its_info(tmp_path, monkeypatch):
     import engine.extraction
-    from conftest import write_generic_dataset
+    from tests.data_support import write_generic_dataset
     from engine.data.preprocess import load_dataset
     from engine.knowledge import extract_attributes
 

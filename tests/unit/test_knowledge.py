@@ -61,7 +61,7 @@ def test_the_default_knowledge_path_extracts_records_and_is_served_from_the_cach
     `kirec run`'s defaults but the text (raw by default since #10's evidence)."""
     pytest.importorskip("llama_cpp")
     pytest.importorskip("gguf")
-    from conftest import write_generic_dataset
+    from tests.data_support import write_generic_dataset
     from engine.config import KnowledgeConfig
     from engine.extraction import ExtractionCache, default_cache_path, default_prompt_for
     from engine.extraction.tiny_gguf import write_tiny_gguf
@@ -119,7 +119,7 @@ def test_llama_cpp_extraction_runs_on_the_train_thread_count(tmp_path, monkeypat
     pytest.importorskip("llama_cpp")
     pytest.importorskip("gguf")
     import engine.extraction
-    from conftest import write_generic_dataset
+    from tests.data_support import write_generic_dataset
     from engine.data.preprocess import load_dataset
     from engine.extraction.tiny_gguf import write_tiny_gguf
     from engine.knowledge import extract_attributes
@@ -140,7 +140,7 @@ def test_llama_cpp_extraction_runs_on_the_train_thread_count(tmp_path, monkeypat
 def shipped_for_the_tiny_gguf(tmp_path: Path, rows: list[str] | None = None):
     """A tiny dataset, the tiny GGUF, and a shipped file of answers for every item keyed by that model and the
     dataset's default prompt (or the given raw lines), in its own folder."""
-    from conftest import write_generic_dataset
+    from tests.data_support import write_generic_dataset
     from engine.data.preprocess import load_dataset
     from engine.extraction import create_backend, default_prompt_for, item_text_hash
     from engine.extraction.tiny_gguf import write_tiny_gguf

@@ -194,7 +194,7 @@ def test_the_movie_and_beauty_defaults_are_unchanged_and_still_chosen_for_their_
 
 
 def test_a_generic_format_dataset_gets_the_neutral_prompt_which_renders_its_item(tmp_path: Path) -> None:
-    from conftest import write_generic_dataset
+    from tests.data_support import write_generic_dataset
     from engine.config import load_config
     from engine.data.preprocess import load_dataset
     from engine.knowledge import resolve_prompt
