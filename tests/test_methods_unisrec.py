@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from engine.config import ConfigError, KnowledgeConfig, load_config
 from engine.evaluation.evaluator import RankingEvaluator
+from engine.models.losses import sequence_loss
 from engine.models.sasrec import SASRec
 from engine.pipeline import run_experiment
 from engine.semantic.fusion import build_item_representation
@@ -74,6 +75,10 @@ def test_items_are_id_plus_adapted_text_and_the_padding_row_stays_zero():
     items, info = unisrec_items(unisrec_experts=3)
     assert info["unisrec_experts"] == 3 and len(items.semantic.adapter.experts) == 3
     assert [name for name, _ in items.named_buffers()] == ["semantic.weight"]  # the frozen text table
+    with torch.no_grad():  # as after training: a zero text row no longer maps to zero through (x - b) W
+        for expert in items.semantic.adapter.experts:
+            expert.bias.normal_()
+    assert torch.all(items.semantic(torch.tensor([0])) != 0)
     idx = torch.tensor([[0, 3, 0, 7]])
     for mode in (items.train, items.eval):
         mode()
@@ -104,6 +109,12 @@ def test_cosine_scores_are_normalised_and_divided_by_the_temperature():
         assert torch.all(model.item_table()[0] == 0)
         rows = torch.tensor([1, 5, 12])
         torch.testing.assert_close(model.item_rows(rows), model.item_table()[rows])  # the sampled losses' rows
+    targets = torch.tensor([[0, 2, 3, 4, 9], [5, 6, 7, 8, 1]])
+    hidden = model(seq)
+    for loss in ("bce", "sampled-softmax"):  # the sampled losses score the same normalised rows as item_table
+        through_model = sequence_loss(loss, hidden, targets, model, 2, torch.Generator().manual_seed(3))
+        through_table = sequence_loss(loss, hidden, targets, model.item_table(), 2, torch.Generator().manual_seed(3))
+        torch.testing.assert_close(through_model, through_table)
     plain = model_for(0)
     assert type(plain) is SASRec
 
@@ -115,25 +126,27 @@ def test_a_unisrec_run_reloads_from_its_checkpoint_alone_and_scores_as_trained(t
     trained = []
     build = engine.methods.build_run_model
     monkeypatch.setattr(engine.methods, "build_run_model", lambda *a, **k: trained.append(build(*a, **k)) or trained[-1])
-    cfg = load_config(flags={**SMALL, "knowledge.method": "unisrec", "data.dataset": str(tiny_dataset),
+    cfg = load_config(flags={**SMALL, "knowledge.method": "unisrec", "knowledge.unisrec_experts": 4,
+                             "knowledge.unisrec_temperature": 0.1, "data.dataset": str(tiny_dataset),
                              "db": str(tmp_path / "runs.db"),
                              "knowledge.semantic_table": str(write_table(tmp_path / "table.npy", 30))})
     result = run_experiment(cfg, cwd=tmp_path)
     assert result.status == "FINISHED" and len(trained) == 1
-    assert result.info["method"] == "unisrec" and result.info["unisrec_experts"] == 8
+    assert result.info["method"] == "unisrec" and result.info["unisrec_experts"] == 4
     model = trained[0].eval()
-    assert type(model).__name__ == "CosineSASRec" and model.temperature == pytest.approx(0.07)
+    assert type(model).__name__ == "CosineSASRec" and model.temperature == pytest.approx(0.1)
     (tmp_path / "table.npy").unlink()
 
     forbid_knowledge_pipeline(monkeypatch)
     with open_store(tmp_path / "runs.db") as store:
         run = load_trained_run(store, result.run_id, cwd=tmp_path)
     assert type(run.model) is type(model) and run.model.temperature == model.temperature
+    assert len(run.model.items.semantic.adapter.experts) == 4
     histories = torch.tensor([[0, 0, 0, 1, 2, 3, 4, 5, 6, 7], [0, 9, 8, 7, 6, 5, 4, 3, 2, 1]])
     with torch.no_grad():
         scores = run.model.score_all(histories)
         assert torch.equal(scores, model.score_all(histories))
-        assert scores.abs().max() <= 1 / 0.07 + 1e-4  # cosines over the temperature
+        assert scores.abs().max() <= 1 / 0.1 + 1e-4  # cosines over the temperature
     test = RankingEvaluator(run.dataset, "test", cfg.eval, cfg.model.max_len).evaluate(run.model, "cpu")
     assert test == result.test
 
