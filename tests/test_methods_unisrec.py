@@ -89,6 +89,10 @@ def test_items_are_id_plus_adapted_text_and_the_padding_row_stays_zero():
     items.eval()
     expected = items.ids.weight[[3, 7]] + items.semantic.adapter(items.semantic.weight[[3, 7]])
     torch.testing.assert_close(items(torch.tensor([3, 7])), expected)
+    # a batch is adapted once per distinct item: in evaluation mode the same as once per position
+    batch = torch.tensor([[7, 3, 7], [0, 12, 3]])
+    per_position = torch.stack([torch.stack([items(i.view(1))[0] for i in row]) for row in batch])
+    torch.testing.assert_close(items(batch), per_position)
 
 
 def test_cosine_scores_are_normalised_and_divided_by_the_temperature():

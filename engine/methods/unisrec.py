@@ -20,8 +20,8 @@ class UniSRecMethod(Method):
         return None  # the reduction is not used, so no reduction is refused
 
     def item_representation(self, build: ItemBuild):
-        from engine.semantic.fusion import AddFusion, SemanticTable
-        from engine.semantic.whitening import MoEWhitening
+        from engine.semantic.fusion import SemanticTable
+        from engine.semantic.whitening import MoEWhitening, WhitenedIdItems
 
         kcfg = build.kcfg
         if build.reloading:  # the frozen text table is the checkpoint's buffer
@@ -41,7 +41,7 @@ class UniSRecMethod(Method):
         if ignored:
             build.notes.append(f"method 'unisrec' ignores knowledge.{', knowledge.'.join(ignored)}: the text table "
                                "stays frozen and its adapter's output is added to the ID embedding")
-        return AddFusion(build.num_items, build.dim, semantic)
+        return WhitenedIdItems(build.num_items, build.dim, semantic)
 
     def model(self, cfg, num_items, items):
         from engine.models.cosine import with_cosine_scores

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.semantic.fusion import AddFusion
+
 PROJECTION_STD = 0.02
 NOISE_FLOOR = 1e-2
 
@@ -54,3 +56,18 @@ class MoEWhitening(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = torch.stack([expert(x) for expert in self.experts], dim=-2)  # [..., experts, D]
         return (self.gates(x).unsqueeze(-1) * outputs).sum(dim=-2)
+
+
+class WhitenedIdItems(AddFusion):
+    """UniSRec's item: its ID embedding plus the MoE whitening of its frozen text vector (state-dict names as `add`
+    fusion's: ids.weight, semantic.weight, semantic.adapter.*).
+
+    A batch of histories is adapted once per distinct item, not once per position: the adapter is 8 projections
+    of every vector, and ml-latest-small's batches hold 256 x 50 positions but under 3,650 distinct items. In
+    evaluation mode this is exactly the per-position result; in training an item repeated within one batch shares
+    its dropout mask and gate noise there (the official code draws them per position).
+    """
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        distinct, where = torch.unique(items, return_inverse=True)
+        return super().forward(distinct)[where]
