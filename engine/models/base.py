@@ -77,6 +77,10 @@ class SequentialBackbone(nn.Module):
     def item_table(self) -> torch.Tensor:
         return self.items.all_items()
 
+    def item_rows(self, items: torch.Tensor) -> torch.Tensor:
+        """The output vectors of some items (the sampled losses' rows of `item_table`, without building it all)."""
+        return self.items(items)
+
     def extra_loss_term(self) -> ExtraLoss | None:
         """A term the trainer adds to the training loss at every step, or None (the default). A method whose
         model needs one overrides this; by default the item representation's own term (if any) is used."""

@@ -32,7 +32,7 @@ class _Items:
 
     def __init__(self, source: ItemSource):
         if isinstance(source, SequentialBackbone):
-            self.table, self.rows, self.num_items = source.item_table, source.items, source.items.num_items
+            self.table, self.rows, self.num_items = source.item_table, source.item_rows, source.items.num_items
         elif isinstance(source, ItemRepresentation):
             self.table, self.rows, self.num_items = source.all_items, source, source.num_items
         elif isinstance(source, torch.Tensor):
