@@ -60,6 +60,8 @@ _ENTRIES: tuple[Entry, ...] = (
           "engine.methods.init:InitMethod"),
     Entry("method", "semantic-only", "no ID table: items are their reduced or adapted semantic vectors (LLMEmb)",
           "engine.methods.semantic_only:SemanticOnlyMethod"),
+    Entry("method", "llm-esr", "LLM-ESR: semantic (adapter) and PCA-initialised ID views, cross-attention, one "
+          "shared SASRec, self-distillation toward similar users", "engine.methods.llm_esr:LlmEsrMethod"),
 
     Entry("fusion", "add", "id + semantic (optionally layer-normalised)", "engine.semantic.fusion:AddFusion"),
     Entry("fusion", "concat", "Linear([id; semantic]) back to the hidden size", "engine.semantic.fusion:ConcatFusion"),
