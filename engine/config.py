@@ -115,6 +115,8 @@ class KnowledgeConfig:
     semantic_table: str | None = None  # .npy of item vectors (kirec embed --export); skips extraction and embedding
     extraction_cache: str | None = None  # SQLite file of LLM answers; None: <workspace>/.cache/extractions.sqlite
     embedding_cache: str | None = None  # folder of the embedding cache; None: <workspace>/.cache/embeddings
+    distill_weight: float = 0.1  # llm-esr: alpha, the weight of the self-distillation toward similar users (0: off)
+    similar_users: int = 10  # llm-esr: how many most similar users (by training history) each user distils from
 
 
 @dataclass
@@ -430,6 +432,9 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
                                            else f"expected a .npy file (kirec embed --export), got {k.semantic_table!r}")
     if k.prompt:
         yield "knowledge.prompt", _prompt_problem(k.prompt)
+    yield "knowledge.distill_weight", (None if math.isfinite(k.distill_weight) and k.distill_weight >= 0
+                                       else f"must be a finite number >= 0, got {k.distill_weight}")
+    yield "knowledge.similar_users", _at_least(k.similar_users, 1)
 
 
 def _workspace_problem(setting: str) -> str | None:

@@ -123,7 +123,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, wor
     from engine.data.preprocess import load_dataset
     from engine.evaluation.evaluator import RankingEvaluator
     from engine.knowledge import build_items
-    from engine.methods import build_run_model
+    from engine.methods import build_run_model, get_method
     from engine.store.recorder import StoreRecorder
     from engine.training.checkpoint import BEST_KIND, STATE_KIND, RunCheckpoints, new_run_token
     from engine.training.device import resolve_device
@@ -159,6 +159,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, wor
         items, knowledge_info = build_items(cfg, dataset, cwd=cwd, on_event=on_event, device=device,
                                             should_stop=should_stop)
     model = build_run_model(cfg, dataset.num_items, items).to(device)  # the method's model (engine.methods)
+    get_method(cfg.knowledge.method).prepare_training(model, dataset)  # training-only state (llm-esr's neighbours)
     stop_now = distributed.agreed(should_stop)  # every rank returns here, or none
     if stop_now is not None and stop_now():
         return RunResult(resume_run_id, "INTERRUPTED", error="cancelled before training started")

@@ -62,6 +62,8 @@ _ENTRIES: tuple[Entry, ...] = (
           "engine.methods.semantic_only:SemanticOnlyMethod"),
     Entry("method", "unisrec", "UniSRec: ID embedding + a mixture-of-whitening-experts adapter over the frozen text "
           "vectors, cosine scores / temperature", "engine.methods.unisrec:UniSRecMethod"),
+    Entry("method", "llm-esr", "LLM-ESR: semantic (adapter) and PCA-initialised ID views, cross-attention, one "
+          "shared SASRec, self-distillation toward similar users", "engine.methods.llm_esr:LlmEsrMethod"),
 
     Entry("fusion", "add", "id + semantic (optionally layer-normalised)", "engine.semantic.fusion:AddFusion"),
     Entry("fusion", "concat", "Linear([id; semantic]) back to the hidden size", "engine.semantic.fusion:ConcatFusion"),

@@ -73,3 +73,7 @@ class Method:
         from engine.models.factory import build_model
 
         return build_model(cfg.model, num_items, items)
+
+    def prepare_training(self, model: "SequentialBackbone", dataset: Any) -> None:
+        """Called once before training (never on reload) with the run's SequenceDataset: for what a method
+        computes from the training data alone (llm-esr's similar users). By default nothing."""

@@ -49,6 +49,8 @@ VALID = {
     "knowledge.encoder": st.sampled_from(choices.ENCODER_CHOICES),
     "knowledge.embed_text": st.sampled_from(choices.EMBED_TEXT_CHOICES),
     "knowledge.semantic_norm": finite_positive,
+    "knowledge.distill_weight": st.floats(0.0, 10.0, allow_nan=False),
+    "knowledge.similar_users": st.integers(1, 100),
 }
 valid_values = st.fixed_dictionaries({}, optional=VALID)
 
@@ -173,6 +175,8 @@ BAD = {
     "data.min_item_interactions": st.integers(max_value=-1),
     "data.max_history": st.integers(max_value=2),
     "knowledge.semantic_norm": st.floats(max_value=0.0) | st.just(math.nan),
+    "knowledge.distill_weight": st.floats(max_value=-1e-12) | st.sampled_from([math.nan, math.inf]),
+    "knowledge.similar_users": not_positive_int,
 }
 
 

@@ -32,7 +32,8 @@ def test_every_registered_name_resolves_to_an_implementation(entry):
 
 def test_the_choices_tuples_are_the_registrys():
     assert choices.BACKBONE_CHOICES == registry.choices("backbone") == ("sasrec", "gru4rec", "bert4rec")
-    assert choices.METHOD_CHOICES == registry.choices("method") == ("id", "kirec", "init", "semantic-only", "unisrec")
+    assert choices.METHOD_CHOICES == registry.choices("method") == ("id", "kirec", "init", "semantic-only", "unisrec",
+                                                                    "llm-esr")
     assert choices.FUSION_CHOICES == registry.choices("fusion") == ("add", "concat", "gate", "gated-add")
     assert choices.FIXED_REDUCTIONS == ("pca", "pca-whiten", "random")
     assert choices.ADAPTER_REDUCTIONS == ("adapter-linear", "adapter-mlp")
