@@ -31,11 +31,15 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def kirec(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KIREC_")}, "PYTHONPATH": str(ROOT),
-           "KIREC_DATA": str(DATA)}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KIREC_")},
+        "PYTHONPATH": str(ROOT),
+        "KIREC_DATA": str(DATA),
+    }
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "kirec_tui.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "kirec_tui.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
     return time.perf_counter() - started, done
 
 
@@ -46,8 +50,13 @@ def timed(label: str, args: list[str], cwd: Path, repeats: int, expect: int) -> 
         if done.returncode != expect:
             raise SystemExit(f"{label}: exit {done.returncode}, expected {expect}:\n{done.stderr[-2000:]}")
         seconds.append(took)
-    figure = {"command": "kirec " + " ".join(args), "median_s": statistics.median(seconds),
-              "min_s": min(seconds), "max_s": max(seconds), "repeats": repeats}
+    figure = {
+        "command": "kirec " + " ".join(args),
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "repeats": repeats,
+    }
     print(f"{label:<22} median {figure['median_s']:.2f} s  (min {figure['min_s']:.2f}, max {figure['max_s']:.2f})")
     return figure
 
@@ -63,19 +72,37 @@ def main() -> None:
         table = np.random.default_rng(0).normal(size=(3651, 32)).astype(np.float32)  # ml-latest-small: 3,650 items
         table[0] = 0.0
         np.save(work / "table.npy", table)
-        _, trained = kirec(["run", "--json", "--dataset", "ml-latest-small", "--method", "kirec", "--epochs", "1",
-                            "--hidden-size", "16", "--set", "knowledge.semantic_table=table.npy",
-                            "--set", "train.num_threads=2"], work)
+        _, trained = kirec(
+            [
+                "run",
+                "--json",
+                "--dataset",
+                "ml-latest-small",
+                "--method",
+                "kirec",
+                "--epochs",
+                "1",
+                "--hidden-size",
+                "16",
+                "--set",
+                "knowledge.semantic_table=table.npy",
+                "--set",
+                "train.num_threads=2",
+            ],
+            work,
+        )
         if trained.returncode != 0:
             raise SystemExit(f"training the run to reload failed:\n{trained.stderr[-2000:]}")
         run_id = json.loads(trained.stdout)["run_id"]
         (work / "table.npy").unlink()  # the reload must come from the checkpoint alone
         results = {
             "help": timed("kirec --help", ["--help"], work, args.repeats, 0),
-            "refused_setting": timed("refused setting", ["run", "--set", "knowledge.fusion=gatee"], work,
-                                     args.repeats, 2),
-            "recommend": timed("kirec recommend", ["recommend", "--run", str(run_id), "--user", "1", "-k", "10"],
-                               work, args.repeats, 0),
+            "refused_setting": timed(
+                "refused setting", ["run", "--set", "knowledge.fusion=gatee"], work, args.repeats, 2
+            ),
+            "recommend": timed(
+                "kirec recommend", ["recommend", "--run", str(run_id), "--user", "1", "-k", "10"], work, args.repeats, 0
+            ),
         }
     print(f"load average at the start: {load:.2f} on {os.cpu_count()} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,14 @@ def time_loads(name: str, data_root: Path, repeats: int) -> dict:
             hits += any(e.message.startswith("cache hit") for e in events)
             shape = (ds.num_users, ds.num_items, ds.num_interactions)
     return {
-        "dataset": name, "repeats": repeats, "users": shape[0], "items": shape[1], "interactions": shape[2],
-        "cold_seconds": summary(cold), "warm_seconds": summary(warm), "warm_cache_hits": hits,
+        "dataset": name,
+        "repeats": repeats,
+        "users": shape[0],
+        "items": shape[1],
+        "interactions": shape[2],
+        "cold_seconds": summary(cold),
+        "warm_seconds": summary(warm),
+        "warm_cache_hits": hits,
     }
 
 
@@ -68,10 +74,13 @@ def main() -> None:
         row = time_loads(name, args.data_root, args.repeats)
         row["load_average_1min"] = round(load, 2)
         results.append(row)
-        print(f"{name}: {row['users']:,} users, {row['items']:,} items, {row['interactions']:,} interactions; "
-              f"cold {row['cold_seconds']['median']:.2f}s, warm {row['warm_seconds']['median']:.3f}s "
-              f"(medians of {args.repeats}; warm from the cache {row['warm_cache_hits']}/{args.repeats}; "
-              f"load average {load:.2f})", flush=True)
+        print(
+            f"{name}: {row['users']:,} users, {row['items']:,} items, {row['interactions']:,} interactions; "
+            f"cold {row['cold_seconds']['median']:.2f}s, warm {row['warm_seconds']['median']:.3f}s "
+            f"(medians of {args.repeats}; warm from the cache {row['warm_cache_hits']}/{args.repeats}; "
+            f"load average {load:.2f})",
+            flush=True,
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"cpus": os.cpu_count(), "results": results}, indent=2) + "\n")
     print(f"wrote {args.out}")

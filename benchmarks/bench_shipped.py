@@ -50,8 +50,10 @@ def main() -> None:
         for threads in args.threads:
             backend = create_backend("llama-cpp", n_threads=threads)
             if (backend.fingerprint, prompt.content_hash) != (header["model"], header["prompt_hash"]):
-                sys.exit(f"the shipped file is for {header['model']} / {header['prompt_hash'][:12]}, "
-                         f"not {backend.fingerprint} / {prompt.content_hash[:12]}")
+                sys.exit(
+                    f"the shipped file is for {header['model']} / {header['prompt_hash'][:12]}, "
+                    f"not {backend.fingerprint} / {prompt.content_hash[:12]}"
+                )
             rates, agreeing = [], []
             load = os.getloadavg()[0]
             for repeat in range(args.repeats):
@@ -62,17 +64,37 @@ def main() -> None:
                     fresh = cached_attributes(dataset, prompt, backend.fingerprint, cache, sample)
                 agreeing.append(sum(fresh.get(i) == shipped.get(dataset.item_ids[i]) for i in sample))
             backend.close()
-            row = {"threads": threads, "items": len(sample), "agreeing": agreeing,
-                   "items_per_second": {"median": round(statistics.median(rates), 3), "min": round(min(rates), 3),
-                                        "max": round(max(rates), 3)},
-                   "load_average_1min": round(load, 2)}
+            row = {
+                "threads": threads,
+                "items": len(sample),
+                "agreeing": agreeing,
+                "items_per_second": {
+                    "median": round(statistics.median(rates), 3),
+                    "min": round(min(rates), 3),
+                    "max": round(max(rates), 3),
+                },
+                "load_average_1min": round(load, 2),
+            }
             results.append(row)
-            print(f"{threads} thread(s): {min(agreeing)}/{len(sample)} answers agree with the shipped ones "
-                  f"(every repeat: {agreeing}); {row['items_per_second']['median']:.2f} items/s "
-                  f"(median of {args.repeats}; load average {load:.2f})", flush=True)
+            print(
+                f"{threads} thread(s): {min(agreeing)}/{len(sample)} answers agree with the shipped ones "
+                f"(every repeat: {agreeing}); {row['items_per_second']['median']:.2f} items/s "
+                f"(median of {args.repeats}; load average {load:.2f})",
+                flush=True,
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": header["model"], "prompt_hash": header["prompt_hash"],
-                                    "cpus": os.cpu_count(), "results": results}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "model": header["model"],
+                "prompt_hash": header["prompt_hash"],
+                "cpus": os.cpu_count(),
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

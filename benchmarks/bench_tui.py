@@ -37,6 +37,7 @@ TINY = "model.hidden_size=16 model.num_layers=1 model.max_len=12 train.batch_siz
 
 # -- building databases -----------------------------------------------------------------------------------------
 
+
 def build_db(path: Path, runs: int, seeded: int = 100) -> Path:
     """`seeded` genuine runs through the store, then copied in SQL up to `runs` (writing 10,000 runs one
     transaction at a time would take minutes and measure the store, not the TUI)."""
@@ -47,11 +48,23 @@ def build_db(path: Path, runs: int, seeded: int = 100) -> Path:
     names = ("sasrec", "gru4rec", "bert4rec")
     with open_store(path) as store:
         for i in range(min(seeded, runs)):
-            params = {"knowledge.fusion": ("gate", "add", "concat")[i % 3], "train.lr": 0.001 * (1 + i % 4),
-                      "train.seed": i % 5, "model.backbone": names[i % 3]}
-            run_id = store.create_run(name=f"run-{i}", config={}, dataset=("ml-latest-small", "amazon-beauty")[i % 2],
-                                      dataset_fingerprint="f", backbone=names[i % 3], method=("id", "kirec")[i % 2],
-                                      device="cpu", params=params, code_version="bench")
+            params = {
+                "knowledge.fusion": ("gate", "add", "concat")[i % 3],
+                "train.lr": 0.001 * (1 + i % 4),
+                "train.seed": i % 5,
+                "model.backbone": names[i % 3],
+            }
+            run_id = store.create_run(
+                name=f"run-{i}",
+                config={},
+                dataset=("ml-latest-small", "amazon-beauty")[i % 2],
+                dataset_fingerprint="f",
+                backbone=names[i % 3],
+                method=("id", "kirec")[i % 2],
+                device="cpu",
+                params=params,
+                code_version="bench",
+            )
             for epoch in range(1, 6):
                 store.log_metrics(run_id, {"valid/NDCG@10": 0.01 * epoch + i * 1e-4, "train/loss": 8 / epoch}, epoch)
             store.log_metrics(run_id, {"test/NDCG@10": 0.03 + i * 1e-4, "test/HR@10": 0.06 + i * 1e-4}, None)
@@ -64,10 +77,15 @@ def build_db(path: Path, runs: int, seeded: int = 100) -> Path:
             batch = min(count, runs - count)
             top = con.execute("SELECT MAX(id) FROM runs").fetchone()[0]
             con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM runs ORDER BY id LIMIT {batch}")
-            for table, keycols in (("params", "key, value"), ("metrics", "key, step, value, timestamp"),
-                                   ("tags", "key, value")):
-                con.execute(f"INSERT INTO {table} (run_id, {keycols}) SELECT run_id + {top}, {keycols} FROM {table} "
-                            f"WHERE run_id <= {batch}")
+            for table, keycols in (
+                ("params", "key, value"),
+                ("metrics", "key, step, value, timestamp"),
+                ("tags", "key, value"),
+            ):
+                con.execute(
+                    f"INSERT INTO {table} (run_id, {keycols}) SELECT run_id + {top}, {keycols} FROM {table} "
+                    f"WHERE run_id <= {batch}"
+                )
         con.execute("UPDATE change_counter SET value = value + 1")
     con.close()
     return path
@@ -96,11 +114,17 @@ asyncio.run(main())
 def bench_startup(db: Path, runs: int, repeats: int, cwd: Path) -> dict:
     samples = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", STARTUP_CHILD, str(ROOT), str(db), str(cwd), str(runs)],
-                             capture_output=True, text=True, timeout=300, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", STARTUP_CHILD, str(ROOT), str(db), str(cwd), str(runs)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
         samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {
-        "runs": runs, "repeats": repeats,
+        "runs": runs,
+        "repeats": repeats,
         "first_paint_s_median": statistics.median(s["first_paint"] for s in samples),
         "all_rows_shown_s_median": statistics.median(s["rows_shown"] for s in samples),
         "samples": samples,
@@ -108,6 +132,7 @@ def bench_startup(db: Path, runs: int, repeats: int, cwd: Path) -> dict:
 
 
 # -- Runs table at scale ----------------------------------------------------------------------------------------
+
 
 async def _settle(pilot) -> None:
     """Wait for every worker; a load superseded by a newer one (exclusive workers) is cancelled, not failed."""
@@ -136,7 +161,9 @@ async def _table_figures(db: Path, cwd: Path, repeats: int) -> dict:
     from kirec_tui.widgets.runs_table import RunsTable
 
     app = KirecApp(db_path=db, cwd=cwd, env={}, poll_seconds=3600)
-    figures: dict[str, list[float]] = {k: [] for k in ("reload_all", "filter_text", "clear_filter", "sort_store_ndcg", "sort_ui_fusion")}
+    figures: dict[str, list[float]] = {
+        k: [] for k in ("reload_all", "filter_text", "clear_filter", "sort_store_ndcg", "sort_ui_fusion")
+    }
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot)
         screen = app.screen
@@ -157,6 +184,7 @@ async def _table_figures(db: Path, cwd: Path, repeats: int) -> dict:
 
 
 # -- key latency ------------------------------------------------------------------------------------------------
+
 
 async def _key_latency(cwd: Path, dataset: Path, presses: int) -> dict:
     from kirec_tui.app import KirecApp
@@ -209,9 +237,12 @@ async def _key_latency(cwd: Path, dataset: Path, presses: int) -> dict:
         if not values:
             return {}
         ordered = sorted(values)
-        return {"median_ms": 1000 * statistics.median(ordered),
-                "p95_ms": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
-                "max_ms": 1000 * ordered[-1], "presses": len(ordered)}
+        return {
+            "median_ms": 1000 * statistics.median(ordered),
+            "p95_ms": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+            "max_ms": 1000 * ordered[-1],
+            "presses": len(ordered),
+        }
 
     result.update({"idle": summary(idle), "while_training": summary(busy)})
     return result
@@ -243,23 +274,34 @@ def main() -> None:
     print(f"databases ready in {time.perf_counter() - began:.1f}s ({work})", flush=True)
 
     startup = bench_startup(db_1k, 1_000, args.repeats, work)
-    print(f"start-up, 1,000 runs: first paint {startup['first_paint_s_median']:.2f}s, "
-          f"all rows shown {startup['all_rows_shown_s_median']:.2f}s (median of {args.repeats})", flush=True)
+    print(
+        f"start-up, 1,000 runs: first paint {startup['first_paint_s_median']:.2f}s, "
+        f"all rows shown {startup['all_rows_shown_s_median']:.2f}s (median of {args.repeats})",
+        flush=True,
+    )
     table = asyncio.run(_table_figures(db_10k, work, max(1, args.repeats // 2 + 1)))
-    print(f"Runs table, {table['rows']:,} runs: " + ", ".join(
-        f"{k.removesuffix('_s_median')} {v:.2f}s" for k, v in table.items() if k.endswith("_s_median")), flush=True)
+    print(
+        f"Runs table, {table['rows']:,} runs: "
+        + ", ".join(f"{k.removesuffix('_s_median')} {v:.2f}s" for k, v in table.items() if k.endswith("_s_median")),
+        flush=True,
+    )
     latency = asyncio.run(_key_latency(work, write_tiny_dataset(work / "tiny"), args.presses))
     for label in ("idle", "while_training"):
         figures = latency.get(label) or {}
         if figures:
-            print(f"key latency {label}: median {figures['median_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, "
-                  f"max {figures['max_ms']:.1f} ms ({figures['presses']} presses)", flush=True)
+            print(
+                f"key latency {label}: median {figures['median_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, "
+                f"max {figures['max_ms']:.1f} ms ({figures['presses']} presses)",
+                flush=True,
+            )
     if "error" in latency:
         print(f"key latency while training: {latency['error']}", flush=True)
 
     report = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "startup_1k": startup, "runs_table_10k": table, "key_latency": latency,
+        "startup_1k": startup,
+        "runs_table_10k": table,
+        "key_latency": latency,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

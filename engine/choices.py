@@ -23,5 +23,7 @@ LOSS_CHOICES = registry.choices("loss")
 PROTOCOL_CHOICES = registry.choices("protocol")
 EXTRACTOR_CHOICES = registry.choices("extractor")
 DATASET_FORMAT_CHOICES = registry.choices("dataset_format")
-DEVICE_SPEC = r"auto|cpu|cuda(:\d+)?"  # the syntax engine.training.device resolves; whether the device exists is its job
+DEVICE_SPEC = (
+    r"auto|cpu|cuda(:\d+)?"  # the syntax engine.training.device resolves; whether the device exists is its job
+)
 SELECTION_METRIC_K = 10  # early stopping and best-epoch selection use NDCG@10, so eval.ks must contain 10

@@ -61,7 +61,9 @@ class ModelConfig:
     dropout: float = 0.2
     max_len: int = 50
     mask_prob: float = 0.2  # BERT4Rec masked-item training
-    block: str = "pre-norm"  # transformer block: pre-norm (RecBole) | kang (SASRec paper's code: LN on queries, FFN of width D)
+    block: str = (
+        "pre-norm"  # transformer block: pre-norm (RecBole) | kang (SASRec paper's code: LN on queries, FFN of width D)
+    )
     init: str = "normal"  # SASRec's own layers: normal (N(0, 0.02), RecBole) | xavier (the paper's code)
 
 
@@ -78,7 +80,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision on CUDA only
     num_threads: int | None = None  # CPU threads for torch; None: torch's default (all cores). 1 on a busy machine
-    checkpoint_dir: str | None = None  # None: beside the database, <db folder>/<db stem>.checkpoints; relative: in the workspace
+    checkpoint_dir: str | None = (
+        None  # None: beside the database, <db folder>/<db stem>.checkpoints; relative: in the workspace
+    )
     max_train_seconds: float | None = None  # wall-clock budget; stops after the epoch that crosses it
 
 
@@ -154,7 +158,7 @@ ENV_ALIASES = {
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """"; did you mean 'x'?" for the closest option (difflib), or "" when none is close."""
+    """ "; did you mean 'x'?" for the closest option (difflib), or "" when none is close."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -222,7 +226,7 @@ def set_value(cfg: RunConfig, dotted: str, value: Any, source: str | None = None
             known = [f.name for f in dataclasses.fields(target)] if dataclasses.is_dataclass(target) else []
             sections = [n for n in known if dataclasses.is_dataclass(getattr(target, n))]
             if part in known:  # e.g. train.lr.x: a value, not a section
-                raise ConfigError(f"{source}: '{'.'.join(parts[:depth + 1])}' is a value, not a section")
+                raise ConfigError(f"{source}: '{'.'.join(parts[: depth + 1])}' is a value, not a section")
             raise ConfigError(f"{source}: unknown config section '{printable(part)}'{did_you_mean(part, sections)}")
         target = section
     name = parts[-1]
@@ -248,7 +252,7 @@ def _env_settings(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
         if key in ENV_ALIASES:
             found[ENV_ALIASES[key]] = (value, key)
         elif key.startswith("KIREC_") and "__" in key:
-            section, _, name = key[len("KIREC_"):].partition("__")
+            section, _, name = key[len("KIREC_") :].partition("__")
             found[f"{section.lower()}.{name.lower()}"] = (value, key)
     return found
 
@@ -268,8 +272,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
-                          "is this a TOML config file?") from None
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); is this a TOML config file?"
+        ) from None
     if "\x00" in text:
         raise ConfigError(f"{path}: holds NUL bytes: a binary file, not a TOML config file")
     try:
@@ -351,7 +356,11 @@ def _at_least(value: int, low: int) -> str | None:
 def _positive_finite(value: float | None, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
-    return None if value is not None and math.isfinite(value) and value > 0 else f"must be a positive finite number, got {value}"
+    return (
+        None
+        if value is not None and math.isfinite(value) and value > 0
+        else f"must be a positive finite number, got {value}"
+    )
 
 
 def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
@@ -361,51 +370,101 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     if cfg.workspace is not None and cfg.workspace.strip():
         yield "workspace", _workspace_problem(cfg.workspace)
     yield "data.dataset", None if d.dataset.strip() else "must name a dataset or a folder"
-    yield "data.rating_threshold", (None if d.rating_threshold is None or math.isfinite(d.rating_threshold)
-                                    else f"must be a finite number, got {d.rating_threshold}")
+    yield (
+        "data.rating_threshold",
+        (
+            None
+            if d.rating_threshold is None or math.isfinite(d.rating_threshold)
+            else f"must be a finite number, got {d.rating_threshold}"
+        ),
+    )
     yield "data.min_user_interactions", _at_least(d.min_user_interactions, 0)
     yield "data.min_item_interactions", _at_least(d.min_item_interactions, 0)
-    yield "data.max_history", (None if d.max_history is None or d.max_history >= MIN_HISTORY else
-                               f"must be at least {MIN_HISTORY} (leave-one-out needs {MIN_HISTORY} interactions), "
-                               f"got {d.max_history}")
+    yield (
+        "data.max_history",
+        (
+            None
+            if d.max_history is None or d.max_history >= MIN_HISTORY
+            else f"must be at least {MIN_HISTORY} (leave-one-out needs {MIN_HISTORY} interactions), got {d.max_history}"
+        ),
+    )
 
     yield "model.backbone", _choice(m.backbone.lower(), BACKBONE_CHOICES)
     yield "model.hidden_size", _at_least(m.hidden_size, 1)
     yield "model.num_layers", _at_least(m.num_layers, 1)
     yield "model.num_heads", _at_least(m.num_heads, 1)
     if m.backbone.lower() in ATTENTION_BACKBONES and m.hidden_size >= 1 and m.num_heads >= 1:
-        yield "model.num_heads", (None if m.hidden_size % m.num_heads == 0 else
-                                  f"hidden_size {m.hidden_size} is not divisible by num_heads {m.num_heads}")
-    yield "model.dropout", (None if math.isfinite(m.dropout) and 0.0 <= m.dropout < 1.0
-                            else f"must be in [0, 1), got {m.dropout}")
+        yield (
+            "model.num_heads",
+            (
+                None
+                if m.hidden_size % m.num_heads == 0
+                else f"hidden_size {m.hidden_size} is not divisible by num_heads {m.num_heads}"
+            ),
+        )
+    yield (
+        "model.dropout",
+        (None if math.isfinite(m.dropout) and 0.0 <= m.dropout < 1.0 else f"must be in [0, 1), got {m.dropout}"),
+    )
     yield "model.max_len", _at_least(m.max_len, 1)
     yield "model.block", _choice(m.block, SASREC_BLOCK_CHOICES)
     yield "model.init", _choice(m.init, INIT_CHOICES)
     if m.backbone.lower() == "bert4rec":
-        yield "model.mask_prob", (None if math.isfinite(m.mask_prob) and 0.0 < m.mask_prob <= 1.0
-                                  else f"must be in (0, 1], got {m.mask_prob}")
+        yield (
+            "model.mask_prob",
+            (
+                None
+                if math.isfinite(m.mask_prob) and 0.0 < m.mask_prob <= 1.0
+                else f"must be in (0, 1], got {m.mask_prob}"
+            ),
+        )
 
     yield "train.epochs", _at_least(t.epochs, 1)
     yield "train.batch_size", _at_least(t.batch_size, 1)
     yield "train.lr", _positive_finite(t.lr)
-    yield "train.weight_decay", (None if math.isfinite(t.weight_decay) and t.weight_decay >= 0
-                                 else f"must be a finite number >= 0, got {t.weight_decay}")
+    yield (
+        "train.weight_decay",
+        (
+            None
+            if math.isfinite(t.weight_decay) and t.weight_decay >= 0
+            else f"must be a finite number >= 0, got {t.weight_decay}"
+        ),
+    )
     yield "train.loss", _choice(t.loss, LOSS_CHOICES)
     yield "train.num_negatives", _at_least(t.num_negatives, 1)
     yield "train.patience", _at_least(t.patience, 1)
     yield "train.seed", _at_least(t.seed, 0)
-    yield "train.device", (None if re.fullmatch(DEVICE_SPEC, t.device.strip().lower())
-                           else f"expected auto, cpu, cuda or cuda:N, got {t.device!r}")
+    yield (
+        "train.device",
+        (
+            None
+            if re.fullmatch(DEVICE_SPEC, t.device.strip().lower())
+            else f"expected auto, cpu, cuda or cuda:N, got {t.device!r}"
+        ),
+    )
     yield "train.num_threads", None if t.num_threads is None else _at_least(t.num_threads, 1)
-    yield "train.checkpoint_dir", (None if t.checkpoint_dir is None or t.checkpoint_dir.strip()
-                                   else "must name a folder (or be unset: beside the database)")
+    yield (
+        "train.checkpoint_dir",
+        (
+            None
+            if t.checkpoint_dir is None or t.checkpoint_dir.strip()
+            else "must name a folder (or be unset: beside the database)"
+        ),
+    )
     yield "train.max_train_seconds", _positive_finite(t.max_train_seconds, optional=True)
 
     bad_ks = [x for x in e.ks if x < 1]
-    yield "eval.ks", (f"expected positive cut-offs, got {e.ks}" if not e.ks or bad_ks else
-                      None if SELECTION_METRIC_K in e.ks else
-                      f"must contain {SELECTION_METRIC_K}: early stopping selects the best epoch on "
-                      f"NDCG@{SELECTION_METRIC_K}, got {e.ks}")
+    yield (
+        "eval.ks",
+        (
+            f"expected positive cut-offs, got {e.ks}"
+            if not e.ks or bad_ks
+            else None
+            if SELECTION_METRIC_K in e.ks
+            else f"must contain {SELECTION_METRIC_K}: early stopping selects the best epoch on "
+            f"NDCG@{SELECTION_METRIC_K}, got {e.ks}"
+        ),
+    )
     yield "eval.protocol", _choice(e.protocol, PROTOCOL_CHOICES)
     yield "eval.num_sampled", _at_least(e.num_sampled, 1)
     yield "eval.batch_size", _at_least(e.batch_size, 1)
@@ -415,25 +474,54 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     yield "knowledge.reduction", _choice(k.reduction, REDUCTION_CHOICES)
     yield "knowledge.semantic_norm", _positive_finite(k.semantic_norm)
     yield "knowledge.unisrec_experts", _at_least(k.unisrec_experts, 1)
-    yield "knowledge.unisrec_dropout", (None if math.isfinite(k.unisrec_dropout) and 0.0 <= k.unisrec_dropout < 1.0
-                                        else f"must be in [0, 1), got {k.unisrec_dropout}")
-    yield "knowledge.unisrec_temperature", (None if math.isfinite(k.unisrec_temperature) and k.unisrec_temperature >= 0
-                                            else f"must be 0 (plain dot products) or a positive finite number, "
-                                                 f"got {k.unisrec_temperature}")
+    yield (
+        "knowledge.unisrec_dropout",
+        (
+            None
+            if math.isfinite(k.unisrec_dropout) and 0.0 <= k.unisrec_dropout < 1.0
+            else f"must be in [0, 1), got {k.unisrec_dropout}"
+        ),
+    )
+    yield (
+        "knowledge.unisrec_temperature",
+        (
+            None
+            if math.isfinite(k.unisrec_temperature) and k.unisrec_temperature >= 0
+            else f"must be 0 (plain dot products) or a positive finite number, got {k.unisrec_temperature}"
+        ),
+    )
     yield "knowledge.extractor", _choice(k.extractor, EXTRACTOR_CHOICES)
     if k.extractor == "openai":
-        yield "knowledge.extractor", (None if k.llm_url and k.llm_model else
-                                      "openai needs knowledge.llm_url and knowledge.llm_model (the server's model name)")
+        yield (
+            "knowledge.extractor",
+            (
+                None
+                if k.llm_url and k.llm_model
+                else "openai needs knowledge.llm_url and knowledge.llm_model (the server's model name)"
+            ),
+        )
     yield "knowledge.llm_concurrency", _at_least(k.llm_concurrency, 1)
     yield "knowledge.encoder", _choice(k.encoder, ENCODER_CHOICES)
     yield "knowledge.embed_text", _choice(k.embed_text, EMBED_TEXT_CHOICES)
     if k.semantic_table:
-        yield "knowledge.semantic_table", (None if k.semantic_table.endswith(".npy")
-                                           else f"expected a .npy file (kirec embed --export), got {k.semantic_table!r}")
+        yield (
+            "knowledge.semantic_table",
+            (
+                None
+                if k.semantic_table.endswith(".npy")
+                else f"expected a .npy file (kirec embed --export), got {k.semantic_table!r}"
+            ),
+        )
     if k.prompt:
         yield "knowledge.prompt", _prompt_problem(k.prompt)
-    yield "knowledge.distill_weight", (None if math.isfinite(k.distill_weight) and k.distill_weight >= 0
-                                       else f"must be a finite number >= 0, got {k.distill_weight}")
+    yield (
+        "knowledge.distill_weight",
+        (
+            None
+            if math.isfinite(k.distill_weight) and k.distill_weight >= 0
+            else f"must be a finite number >= 0, got {k.distill_weight}"
+        ),
+    )
     yield "knowledge.similar_users", _at_least(k.similar_users, 1)
 
 
@@ -455,7 +543,9 @@ def _prompt_problem(prompt: str) -> str | None:
     return None
 
 
-def validate_config(cfg: RunConfig, origins: Mapping[str, str] | None = None, keys: Iterable[str] | None = None) -> RunConfig:
+def validate_config(
+    cfg: RunConfig, origins: Mapping[str, str] | None = None, keys: Iterable[str] | None = None
+) -> RunConfig:
     """Check every choice, range and cross-field rule that needs no data; raise ConfigError on the first problem.
 
     `origins` maps dotted keys to where their values came from (load_config fills it) so the message names what
@@ -471,5 +561,7 @@ def validate_for_dataset(cfg: RunConfig, num_items: int) -> None:
     """The rules that need the dataset: the sampled protocol draws eval.num_sampled negatives among the items a
     user has not seen, so it needs fewer than the item count."""
     if cfg.eval.protocol == "sampled" and cfg.eval.num_sampled >= num_items:
-        raise ConfigError(f"eval.num_sampled: {cfg.eval.num_sampled} negatives requested but the dataset has only "
-                          f"{num_items} items; use fewer than {num_items}")
+        raise ConfigError(
+            f"eval.num_sampled: {cfg.eval.num_sampled} negatives requested but the dataset has only "
+            f"{num_items} items; use fewer than {num_items}"
+        )

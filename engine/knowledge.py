@@ -31,8 +31,9 @@ def extraction_backend(cfg: RunConfig):
     from engine.extraction import create_backend
 
     k = cfg.knowledge
-    return create_backend(k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads,
-                          llm_concurrency=k.llm_concurrency)
+    return create_backend(
+        k.extractor, k.llm_model, k.llm_url, n_threads=cfg.train.num_threads, llm_concurrency=k.llm_concurrency
+    )
 
 
 def extract_attributes(
@@ -91,8 +92,9 @@ def build_items(
     from engine.semantic.fusion import build_item_representation
 
     if stored is not None:
-        return build_item_representation(k, dataset.num_items, cfg.model.hidden_size, None, seed=cfg.train.seed,
-                                         stored=stored)
+        return build_item_representation(
+            k, dataset.num_items, cfg.model.hidden_size, None, seed=cfg.train.seed, stored=stored
+        )
     table, info = semantic_table(cfg, dataset, cwd, on_event, device, should_stop)
     items, rep_info = build_item_representation(k, dataset.num_items, cfg.model.hidden_size, table, seed=cfg.train.seed)
     info.update({key: value for key, value in rep_info.items() if key != "notes"})

@@ -111,13 +111,23 @@ def resume_experiment(
     cfg.db = str(db)  # the stored config may name the database as another working folder saw it
     cfg.workspace = None if workspace is None else str(workspace)
     if joined is not None and distributed.place(resolve_device(cfg.train.device)) != joined:  # alike on every rank
-        raise ConfigError(f"run {run_id} trains on train.device={cfg.train.device}, but the ranks joined on {joined}; "
-                          f"set KIREC_TRAIN__DEVICE={cfg.train.device} for them")
+        raise ConfigError(
+            f"run {run_id} trains on train.device={cfg.train.device}, but the ranks joined on {joined}; "
+            f"set KIREC_TRAIN__DEVICE={cfg.train.device} for them"
+        )
     return run_experiment(cfg, on_event, should_stop, cwd, resume_run_id=run_id, distributed=distributed)
 
 
-def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, workspace: Workspace,
-         resume_run_id: int | None, distributed: "DistributedContext") -> RunResult:
+def _run(
+    store,
+    cfg: RunConfig,
+    on_event: EventSink,
+    should_stop,
+    cwd: Path,
+    workspace: Workspace,
+    resume_run_id: int | None,
+    distributed: "DistributedContext",
+) -> RunResult:
     import torch
 
     from engine.data.preprocess import load_dataset
@@ -137,8 +147,7 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, wor
     device = distributed.join(device)  # --- DDP: this rank's device (no-op in one process) ---
 
     def checkpoint_folder() -> Path:  # rank 0 reads the store and makes the folder; the others are told where it is
-        folder = resumed.folder if resumed is not None and resumed.folder is not None else \
-            workspace.checkpoint_dir()
+        folder = resumed.folder if resumed is not None and resumed.folder is not None else workspace.checkpoint_dir()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -156,8 +165,9 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, wor
                 f"preprocessing now gives {dataset.fingerprint[:12]}: the data or its options changed, so it cannot continue"
             )
         seed_everything(cfg.train.seed)
-        items, knowledge_info = build_items(cfg, dataset, cwd=cwd, on_event=on_event, device=device,
-                                            should_stop=should_stop)
+        items, knowledge_info = build_items(
+            cfg, dataset, cwd=cwd, on_event=on_event, device=device, should_stop=should_stop
+        )
     model = build_run_model(cfg, dataset.num_items, items).to(device)  # the method's model (engine.methods)
     get_method(cfg.knowledge.method).prepare_training(model, dataset)  # training-only state (llm-esr's neighbours)
     stop_now = distributed.agreed(should_stop)  # every rank returns here, or none
@@ -192,15 +202,23 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, wor
     try:
         sink(RunStarted(run_id=run_id, name=name, device=_describe_device(device), config=cfg.to_dict()))
         if resumed is not None:
-            sink(Status(f"resuming run {run_id} after epoch {resumed.state.epoch}" if resumed.state is not None
-                        else f"run {run_id} stopped before its first epoch finished: training it from the start"))
+            sink(
+                Status(
+                    f"resuming run {run_id} after epoch {resumed.state.epoch}"
+                    if resumed.state is not None
+                    else f"run {run_id} stopped before its first epoch finished: training it from the start"
+                )
+            )
 
         def record(kind: str, path: Path, sha256: str, epoch: int) -> None:
-            store.set_artifact(run_id, kind, path, sha256, tags={"best_epoch": str(epoch)} if kind == BEST_KIND else None)
+            store.set_artifact(
+                run_id, kind, path, sha256, tags={"best_epoch": str(epoch)} if kind == BEST_KIND else None
+            )
 
         # Every rank names the run's files alike (rank 0's token); only rank 0 writes them and tells the store.
-        checkpoints = RunCheckpoints(folder, run_id, distributed.on_main(new_run_token),
-                                     record if distributed.is_main else None)
+        checkpoints = RunCheckpoints(
+            folder, run_id, distributed.on_main(new_run_token), record if distributed.is_main else None
+        )
         if resumed is not None:
             checkpoints.adopt(resumed.best_path, resumed.state_path)
         valid_eval = RankingEvaluator(dataset, "valid", cfg.eval, cfg.model.max_len)
@@ -234,7 +252,9 @@ def _run(store, cfg: RunConfig, on_event: EventSink, should_stop, cwd: Path, wor
             "epochs_run": result.epochs_run,
             **knowledge_info,
         }
-        store.log_metrics(run_id, {"info/train_seconds": result.train_seconds, "info/epochs_run": result.epochs_run}, None)
+        store.log_metrics(
+            run_id, {"info/train_seconds": result.train_seconds, "info/epochs_run": result.epochs_run}, None
+        )
         sink(RunFinished(run_id, "FINISHED", valid=valid, test=test, best_epoch=result.best_epoch))
         _drop_training_state(store, run_id, checkpoints, STATE_KIND)
         checkpoint = str(result.checkpoint_path) if result.checkpoint_path is not None else None
@@ -291,12 +311,15 @@ def _resume_point(store, run_id: int) -> _ResumePoint:
     best_path = None
     if state.best_epoch is not None:
         if best_artifact is None:
-            raise RunNotResumableError(f"run {run_id}: its training state names best epoch {state.best_epoch}, "
-                                       "but no best checkpoint is recorded")
+            raise RunNotResumableError(
+                f"run {run_id}: its training state names best epoch {state.best_epoch}, "
+                "but no best checkpoint is recorded"
+            )
         best_path = verify_sha256(best_artifact.path, best_artifact.sha256, f"run {run_id} checkpoint")
     state_path = Path(state_artifact.path)
-    return _ResumePoint(state, state_path, best_path, state_path.parent, detail.dataset_fingerprint,
-                        state_artifact.sha256)
+    return _ResumePoint(
+        state, state_path, best_path, state_path.parent, detail.dataset_fingerprint, state_artifact.sha256
+    )
 
 
 def _shared_resume_point(store, run_id: int, distributed: "DistributedContext") -> _ResumePoint:

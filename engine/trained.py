@@ -29,8 +29,9 @@ class RunNotReadyError(RuntimeError):
     """The run has no usable checkpoint (no epoch finished yet, or its files were removed)."""
 
 
-def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = "cpu",
-                     workspace: str | Path | None = None) -> TrainedRun:
+def load_trained_run(
+    store, run_id: int, cwd: Path | None = None, device: str = "cpu", workspace: str | Path | None = None
+) -> TrainedRun:
     """The run's best weights so far, verified against the sha256 its run recorded, in the model they were
     trained in, rebuilt from the checkpoint alone: no LLM, encoder or reduction is loaded or run. Its data is
     read in the caller's `workspace` (None: `cwd`, by default the current folder), not the one it was trained in.
@@ -72,7 +73,7 @@ def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = 
     # The checkpoint holds the whole item representation (the semantic table a buffer or a parameter, an
     # adapter's frozen input table a buffer): its modules are built from those tensors and filled from them, with
     # no extraction (LLM), encoder or reduction.
-    stored_items = {key[len(ITEMS_PREFIX):]: value for key, value in state.items() if key.startswith(ITEMS_PREFIX)}
+    stored_items = {key[len(ITEMS_PREFIX) :]: value for key, value in state.items() if key.startswith(ITEMS_PREFIX)}
     items, _ = build_items(cfg, dataset, cwd=cwd, stored=stored_items)
     model = build_run_model(cfg, dataset.num_items, items)
     model.load_state_dict(state)
@@ -83,17 +84,23 @@ def load_trained_run(store, run_id: int, cwd: Path | None = None, device: str = 
         notes.append(f"run {run_id} is {status}; serving its best checkpoint so far{epoch} at {path}")
         if status == "INTERRUPTED":
             notes[-1] += f"; `kirec run --resume {run_id}` continues it"
-    if artifact.sha256 is None:  # recorded before checkpoints had unique names, another database's run may have replaced it
-        notes.append(f"run {run_id}'s checkpoint {path} was recorded by an older kirec without a hash, "
-                     "so it cannot be verified to be this run's")
+    if (
+        artifact.sha256 is None
+    ):  # recorded before checkpoints had unique names, another database's run may have replaced it
+        notes.append(
+            f"run {run_id}'s checkpoint {path} was recorded by an older kirec without a hash, "
+            "so it cannot be verified to be this run's"
+        )
     note = "; ".join(notes) or None
     return TrainedRun(run_id, cfg, dataset, model, status, best_epoch, path, note)
 
 
 def _no_checkpoint(run_id: int, status: str, error: str | None) -> str:
     if status == "INTERRUPTED":
-        return (f"run {run_id} is INTERRUPTED before its first epoch finished, so it has no checkpoint yet; "
-                f"`kirec run --resume {run_id}` trains it")
+        return (
+            f"run {run_id} is INTERRUPTED before its first epoch finished, so it has no checkpoint yet; "
+            f"`kirec run --resume {run_id}` trains it"
+        )
     if status == "RUNNING":
         return f"run {run_id} is RUNNING and no epoch has finished yet, so it has no checkpoint; try again later"
     if status == "FAILED":

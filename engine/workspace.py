@@ -28,8 +28,14 @@ EXTRACTION_CACHE = Path(".cache") / "extractions.sqlite"
 EMBEDDING_CACHE = Path(".cache") / "embeddings"  # a folder: the cache is its embeddings.sqlite
 
 # The settings that place files; a command that only needs the paths reads just these (engine.config keys=).
-WORKSPACE_KEYS = ("workspace", "db", "data.cache_dir", "train.checkpoint_dir", "knowledge.extraction_cache",
-                  "knowledge.embedding_cache")
+WORKSPACE_KEYS = (
+    "workspace",
+    "db",
+    "data.cache_dir",
+    "train.checkpoint_dir",
+    "knowledge.extraction_cache",
+    "knowledge.embedding_cache",
+)
 
 
 def _join(base: Path, setting: str | Path) -> Path:
@@ -92,15 +98,27 @@ class Workspace:
         def place(setting: str | Path | None, default: str | Path) -> Path:
             return _join(base, setting if setting is not None and str(setting).strip() else default)
 
-        return cls(base, place(db, DEFAULT_DB), place(dataset_cache, DATASET_CACHE),
-                   place(extraction_cache, EXTRACTION_CACHE), place(embedding_cache, EMBEDDING_CACHE), checkpoint_dir)
+        return cls(
+            base,
+            place(db, DEFAULT_DB),
+            place(dataset_cache, DATASET_CACHE),
+            place(extraction_cache, EXTRACTION_CACHE),
+            place(embedding_cache, EMBEDDING_CACHE),
+            checkpoint_dir,
+        )
 
     @classmethod
     def of(cls, cfg: "RunConfig", cwd: str | Path | None = None) -> "Workspace":
         """The workspace a config names; a relative `workspace` resolves inside `cwd` (default: the current folder)."""
-        return cls.at(cfg.workspace, db=cfg.db, dataset_cache=cfg.data.cache_dir,
-                      extraction_cache=cfg.knowledge.extraction_cache, embedding_cache=cfg.knowledge.embedding_cache,
-                      checkpoint_dir=cfg.train.checkpoint_dir, cwd=cwd)
+        return cls.at(
+            cfg.workspace,
+            db=cfg.db,
+            dataset_cache=cfg.data.cache_dir,
+            extraction_cache=cfg.knowledge.extraction_cache,
+            embedding_cache=cfg.knowledge.embedding_cache,
+            checkpoint_dir=cfg.train.checkpoint_dir,
+            cwd=cwd,
+        )
 
     def path(self, setting: str | Path) -> Path:
         """A path setting as this workspace reads it: relative inside the root, absolute as given."""

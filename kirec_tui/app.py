@@ -90,8 +90,9 @@ class KirecApp(App[None]):
         """The data settings by the one precedence order (KIREC_DATA__* included), for `dataset` or the default."""
         from engine.config import load_config
 
-        return load_config(env=self.env, flags={"data.dataset": dataset or None, "data.data_root": self.data_root},
-                           keys=("data",)).data
+        return load_config(
+            env=self.env, flags={"data.dataset": dataset or None, "data.data_root": self.data_root}, keys=("data",)
+        ).data
 
     def make_extraction_backend(self) -> Any:
         """The LLM backend the config names (knowledge.extractor / llm_model / llm_url); tests pass a factory."""
@@ -125,8 +126,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", help="runs database (default runs.db, or KIREC_DB)")
     parser.add_argument("--data-root", help="folder holding the datasets (or KIREC_DATA)")
     parser.add_argument("--prompts-dir", help="folder of prompt files (default prompts/)")
-    parser.add_argument("--workspace", help="folder holding runs.db, the checkpoints and the caches "
-                                            "(default: the current folder, or KIREC_WORKSPACE)")
+    parser.add_argument(
+        "--workspace",
+        help="folder holding runs.db, the checkpoints and the caches (default: the current folder, or KIREC_WORKSPACE)",
+    )
     return parser.parse_args(argv)
 
 
@@ -138,8 +141,9 @@ def build_app(argv: list[str] | None, env: Mapping[str, str]) -> KirecApp:
 
     args = parse_args(argv)
     cfg = load_config(env=env, flags={"db": args.db, "data.data_root": args.data_root, "workspace": args.workspace})
-    return KirecApp(db_path=cfg.db, data_root=cfg.data.data_root, env=env, prompts_dir=args.prompts_dir,
-                    workspace=Workspace.of(cfg))
+    return KirecApp(
+        db_path=cfg.db, data_root=cfg.data.data_root, env=env, prompts_dir=args.prompts_dir, workspace=Workspace.of(cfg)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,11 +17,16 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, EpochEnd):
         best = " [green]best[/]" if event.is_best else ""
         ndcg, hr = event.valid.get("NDCG@10", float("nan")), event.valid.get("HR@10", float("nan"))
-        return (f"epoch {event.epoch:3d}  loss {event.train_loss:.4f}  valid NDCG@10 {ndcg:.4f}  HR@10 {hr:.4f}"
-                f"  ({event.train_seconds:.1f}s + {event.eval_seconds:.1f}s eval){best}")
+        return (
+            f"epoch {event.epoch:3d}  loss {event.train_loss:.4f}  valid NDCG@10 {ndcg:.4f}  HR@10 {hr:.4f}"
+            f"  ({event.train_seconds:.1f}s + {event.eval_seconds:.1f}s eval){best}"
+        )
     if isinstance(event, RunFinished):
         colour = "green" if event.status == "FINISHED" else "red"
         test = "  ".join(f"{k} {v:.4f}" for k, v in event.test.items() if k.endswith("@10"))
-        return (f"run {event.run_id} [{colour}]{event.status}[/]" + (f": {event.error}" if event.error else "")
-                + (f"   test {test}" if test else ""))
+        return (
+            f"run {event.run_id} [{colour}]{event.status}[/]"
+            + (f": {event.error}" if event.error else "")
+            + (f"   test {test}" if test else "")
+        )
     return None

@@ -43,17 +43,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data.dataset", "dataset", "Dataset name or folder.", form_label="dataset"),
     Setting("model.backbone", "backbone", "Sequential backbone.", choices=BACKBONE_CHOICES, form_label="backbone"),
     Setting("knowledge.method", "method", "How knowledge is used.", choices=METHOD_CHOICES, form_label="method"),
-    Setting("knowledge.fusion", "fusion", "ID + semantic fusion (method kirec).", choices=FUSION_CHOICES,
-            form_label="fusion"),
-    Setting("knowledge.reduction", "reduction", "Semantic vectors to the model's size.", choices=REDUCTION_CHOICES,
-            form_label="reduction"),
-    Setting("knowledge.prompt", "prompt", "Extraction prompt file or name under prompts/ (default: the dataset's).",
-            form_label="prompt"),
+    Setting(
+        "knowledge.fusion",
+        "fusion",
+        "ID + semantic fusion (method kirec).",
+        choices=FUSION_CHOICES,
+        form_label="fusion",
+    ),
+    Setting(
+        "knowledge.reduction",
+        "reduction",
+        "Semantic vectors to the model's size.",
+        choices=REDUCTION_CHOICES,
+        form_label="reduction",
+    ),
+    Setting(
+        "knowledge.prompt",
+        "prompt",
+        "Extraction prompt file or name under prompts/ (default: the dataset's).",
+        form_label="prompt",
+    ),
     Setting("knowledge.extractor", "extractor", "LLM backend of the extraction.", choices=EXTRACTOR_CHOICES),
     Setting("knowledge.llm_model", "llm_model", "GGUF path, model folder or server model name."),
     Setting("knowledge.llm_url", "llm_url", "OpenAI-compatible server base URL."),
-    Setting("knowledge.llm_concurrency", "llm_concurrency", "Requests in flight at once to --llm-url's server.",
-            kind=int),
+    Setting(
+        "knowledge.llm_concurrency", "llm_concurrency", "Requests in flight at once to --llm-url's server.", kind=int
+    ),
     Setting("knowledge.embed_text", "text", "What is embedded.", choices=EMBED_TEXT_CHOICES),
     Setting("knowledge.encoder", "encoder", "Text encoder.", choices=ENCODER_CHOICES),
     Setting("train.epochs", "epochs", "Maximum training epochs.", kind=int, form_label="epochs"),
@@ -66,13 +81,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("train.patience", "patience", "Early-stopping patience in epochs.", kind=int),
     Setting("train.device", "device", "Training device: auto | cpu | cuda | cuda:N.", form_label="device"),
     Setting("db", "db", "Runs database (default runs.db in the workspace, or KIREC_DB)."),
-    Setting("workspace", "workspace", "Folder holding runs.db, the checkpoints and the caches (default: the current "
-                                      "folder, or KIREC_WORKSPACE)."),
+    Setting(
+        "workspace",
+        "workspace",
+        "Folder holding runs.db, the checkpoints and the caches (default: the current folder, or KIREC_WORKSPACE).",
+    ),
     Setting("data.data_root", "data_root", "Folder holding the datasets (or KIREC_DATA)."),
-    Setting("eval.exclude_history", "exclude_history", "Rank items already in the history?", kind=bool,
-            flag_names=("--exclude-history/--include-history",)),
-    Setting("eval.protocol", "protocol", "Evaluation protocol: full is primary, sampled ranks 1 + 100 negatives.",
-            choices=PROTOCOL_CHOICES),
+    Setting(
+        "eval.exclude_history",
+        "exclude_history",
+        "Rank items already in the history?",
+        kind=bool,
+        flag_names=("--exclude-history/--include-history",),
+    ),
+    Setting(
+        "eval.protocol",
+        "protocol",
+        "Evaluation protocol: full is primary, sampled ranks 1 + 100 negatives.",
+        choices=PROTOCOL_CHOICES,
+    ),
 )
 BY_PARAM = {s.param: s for s in SETTINGS}
 BY_KEY = {s.key: s for s in SETTINGS}

@@ -16,5 +16,8 @@ def write_generic_dataset(folder: Path, users: int = 60, items: int = 30, length
     (folder / "interactions.csv").write_text("\n".join(lines) + "\n")
     with (folder / "items.jsonl").open("w") as fh:
         for i in range(items):
-            fh.write(json.dumps({"id": f"i{i}", "title": f"Item number {i}", "genres": ["Drama" if i % 2 else "Comedy"]}) + "\n")
+            fh.write(
+                json.dumps({"id": f"i{i}", "title": f"Item number {i}", "genres": ["Drama" if i % 2 else "Comedy"]})
+                + "\n"
+            )
     return folder

@@ -15,7 +15,17 @@ BASE_TIME = 1767261600.0  # 2026-01-01 10:00:00 UTC
 RUN_SPECS = (
     ("id-sasrec-ml", "ml-latest-small", "id", "sasrec", None, "FINISHED", [0.02, 0.035, 0.041, 0.044], 0.081, 0.0441),
     ("id-gru-ml", "ml-latest-small", "id", "gru4rec", None, "FINISHED", [0.015, 0.028, 0.033], 0.066, 0.0352),
-    ("kirec-gate-beauty", "amazon-beauty", "kirec", "sasrec", "gate", "FINISHED", [0.021, 0.03, 0.038, 0.042, 0.043], 0.079, 0.0428),
+    (
+        "kirec-gate-beauty",
+        "amazon-beauty",
+        "kirec",
+        "sasrec",
+        "gate",
+        "FINISHED",
+        [0.021, 0.03, 0.038, 0.042, 0.043],
+        0.079,
+        0.0428,
+    ),
     ("bert-fail", "amazon-beauty", "id", "bert4rec", None, "FAILED", [0.01], None, None),
     ("kirec-add-ml", "ml-latest-small", "kirec", "sasrec", "add", "INTERRUPTED", [0.018, 0.025], None, None),
 )
@@ -37,21 +47,38 @@ def build_runs_db(path: Path, clock: FixedClock, specs=RUN_SPECS) -> list[int]:
     with open_store(path) as store:
         for index, (name, dataset, method, backbone, fusion, status, curve, hr, ndcg) in enumerate(specs):
             clock.now = BASE_TIME + 3600 * index
-            params = {"model.backbone": backbone, "knowledge.method": method, "train.lr": 0.001 * (1 + index % 2),
-                      "train.epochs": len(curve), "train.seed": 42}
+            params = {
+                "model.backbone": backbone,
+                "knowledge.method": method,
+                "train.lr": 0.001 * (1 + index % 2),
+                "train.epochs": len(curve),
+                "train.seed": 42,
+            }
             if fusion:
                 params["knowledge.fusion"] = fusion
                 params["knowledge.prompt_hash"] = f"abc{index}def0123"
-            run_id = store.create_run(name=name, config={"name": name}, dataset=dataset, dataset_fingerprint="f" * 16,
-                                      backbone=backbone, method=method, device="cpu", params=params,
-                                      code_version="test")
+            run_id = store.create_run(
+                name=name,
+                config={"name": name},
+                dataset=dataset,
+                dataset_fingerprint="f" * 16,
+                backbone=backbone,
+                method=method,
+                device="cpu",
+                params=params,
+                code_version="test",
+            )
             for epoch, value in enumerate(curve, start=1):
                 clock.now += 60
-                store.log_metrics(run_id, {"valid/NDCG@10": value, "valid/HR@10": 2 * value,
-                                           "train/loss": 8.0 / (epoch + index)}, step=epoch)
+                store.log_metrics(
+                    run_id,
+                    {"valid/NDCG@10": value, "valid/HR@10": 2 * value, "train/loss": 8.0 / (epoch + index)},
+                    step=epoch,
+                )
             if hr is not None:
-                store.log_metrics(run_id, {"test/HR@10": hr, "test/NDCG@10": ndcg,
-                                           "valid/NDCG@10": max(curve)}, step=None)
+                store.log_metrics(
+                    run_id, {"test/HR@10": hr, "test/NDCG@10": ndcg, "valid/NDCG@10": max(curve)}, step=None
+                )
             clock.now += 30
             store.finish_run(run_id, status, error="boom" if status == "FAILED" else None)
             ids.append(run_id)

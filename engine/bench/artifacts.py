@@ -20,8 +20,9 @@ TRAIN_SECONDS_TAG = "train_seconds"
 SECONDS_TO_BEST_TAG = "train_seconds_to_best"
 
 
-def record_test_ranks(store: Any, folder: Path, stem: str, run_id: int, evaluator: Any, ranks: np.ndarray,
-                      result: Any) -> Path:
+def record_test_ranks(
+    store: Any, folder: Path, stem: str, run_id: int, evaluator: Any, ranks: np.ndarray, result: Any
+) -> Path:
     """Save and log one run's test ranks (`result` is the trainer's TrainResult), and tag the run with its
     training seconds and the training seconds it took to reach the best epoch. `stem` is the run's checkpoint
     stem (run-<id>-<token>), so that runs of two databases sharing a folder never overwrite each other's ranks."""
@@ -31,8 +32,11 @@ def record_test_ranks(store: Any, folder: Path, stem: str, run_id: int, evaluato
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}-test-ranks.npz"
     np.savez_compressed(
-        path, users=np.asarray(evaluator.users, dtype=np.int64), ranks=np.asarray(ranks, dtype=np.int64),
-        targets=np.asarray(evaluator.targets, dtype=np.int64), target_is_head=np.asarray(evaluator.target_is_head),
+        path,
+        users=np.asarray(evaluator.users, dtype=np.int64),
+        ranks=np.asarray(ranks, dtype=np.int64),
+        targets=np.asarray(evaluator.targets, dtype=np.int64),
+        target_is_head=np.asarray(evaluator.target_is_head),
     )
     store.set_artifact(run_id, RANKS_KIND, path, sha256_of(path))
     tags = {TRAIN_SECONDS_TAG: f"{result.train_seconds:.3f}"}

@@ -15,14 +15,24 @@ from engine.config import flatten_dotted
 
 # Where a run was recorded or cached, what it was called and how many CPU threads it used do not change its numbers;
 # the data's content is covered by the dataset fingerprint.
-IGNORED_FIELDS = ("name", "db", "workspace", "train.checkpoint_dir", "train.num_threads", "data.cache_dir",
-                  "data.data_root", "knowledge.extraction_cache", "knowledge.embedding_cache")
+IGNORED_FIELDS = (
+    "name",
+    "db",
+    "workspace",
+    "train.checkpoint_dir",
+    "train.num_threads",
+    "data.cache_dir",
+    "data.data_root",
+    "knowledge.extraction_cache",
+    "knowledge.embedding_cache",
+)
 
 
 def config_identity(config: Mapping[str, Any]) -> str:
     """A canonical text of the fields of `config` (a RunConfig.to_dict(), live or as stored) that define a result."""
-    flat = {k: v for k, v in flatten_dotted(json.loads(json.dumps(config, default=str))).items()
-            if k not in IGNORED_FIELDS}
+    flat = {
+        k: v for k, v in flatten_dotted(json.loads(json.dumps(config, default=str))).items() if k not in IGNORED_FIELDS
+    }
     return json.dumps(flat, sort_keys=True, default=str)
 
 
@@ -45,11 +55,16 @@ class FinishedRuns:
         """`code_version` None accepts a run of any code version (the newest wins)."""
         wanted = config_identity(config)
         method = config["knowledge"]["method"]
-        for summary in self.store.list_runs(status="FINISHED", dataset=dataset, method=method,
-                                            order_by="id", descending=True):
+        for summary in self.store.list_runs(
+            status="FINISHED", dataset=dataset, method=method, order_by="id", descending=True
+        ):
             detail = self.detail(summary.id)
-            if (detail.dataset_fingerprint == fingerprint and code_version in (None, detail.code_version)
-                    and config_identity(detail.config) == wanted and ranks_path(detail) is not None):
+            if (
+                detail.dataset_fingerprint == fingerprint
+                and code_version in (None, detail.code_version)
+                and config_identity(detail.config) == wanted
+                and ranks_path(detail) is not None
+            ):
                 return detail
         return None
 

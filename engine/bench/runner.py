@@ -72,8 +72,19 @@ def run_bench(
     store = open_store(db)
     try:
         store.mark_orphans()  # a cell a killed bench was training reads INTERRUPTED, and is trained again
-        context = _Context(spec, str(db), cwd, store, FinishedRuns(store), None if table_only else store.code_version(),
-                           on_event, should_stop, jobs, table_only, None if workspace is None else str(workspace))
+        context = _Context(
+            spec,
+            str(db),
+            cwd,
+            store,
+            FinishedRuns(store),
+            None if table_only else store.code_version(),
+            on_event,
+            should_stop,
+            jobs,
+            table_only,
+            None if workspace is None else str(workspace),
+        )
         outcome = BenchOutcome(spec, table_only=table_only)
         groups = spec.groups()
         grid = spec.grid()
@@ -87,12 +98,15 @@ def run_bench(
                 if len(grid) == 1:
                     outcome.chosen[group] = grid[0]  # nothing to choose: the other seeds can still be read
                 continue
-            scores = [(context.finder.detail(r.run_id).valid_metrics.get(SELECTION_KEY, float("-inf")), -i, r)
-                      for i, r in enumerate(points)]
+            scores = [
+                (context.finder.detail(r.run_id).valid_metrics.get(SELECTION_KEY, float("-inf")), -i, r)
+                for i, r in enumerate(points)
+            ]
             best = max(scores, key=lambda t: (t[0], t[1]))[2]  # ties: the first grid point
             outcome.chosen[group] = best.cell.setting
-            outcome.tuning[group] = [{"setting": dict(r.cell.setting), "run_id": r.run_id, SELECTION_KEY: score}
-                                     for score, _, r in scores]
+            outcome.tuning[group] = [
+                {"setting": dict(r.cell.setting), "run_id": r.run_id, SELECTION_KEY: score} for score, _, r in scores
+            ]
         rest = [spec.cell(g, seed, outcome.chosen[g]) for seed in spec.seeds[1:] for g in groups if g in outcome.chosen]
         outcome.complete = context.execute(rest, outcome) and not outcome.missing
         return outcome
@@ -155,8 +169,10 @@ class _Context:
 
         self.on_event(Status(f"bench: training {total} cells, {self.jobs} at a time"))
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_train_in_worker, cfg.to_dict(), str(self.cwd)): (index, cell)
-                       for index, cell, cfg in pending}
+            futures = {
+                pool.submit(_train_in_worker, cfg.to_dict(), str(self.cwd)): (index, cell)
+                for index, cell, cfg in pending
+            }
             complete = True
             for future in as_completed(futures):
                 index, cell = futures[future]
@@ -174,8 +190,9 @@ class _Context:
 
         key = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True, default=str)
         if key not in self._fingerprints:
-            dataset = load_dataset(cfg.data, cwd=self.cwd, on_event=self.on_event,
-                                   cache_dir=Workspace.of(cfg, self.cwd).dataset_cache)
+            dataset = load_dataset(
+                cfg.data, cwd=self.cwd, on_event=self.on_event, cache_dir=Workspace.of(cfg, self.cwd).dataset_cache
+            )
             self._fingerprints[key] = (dataset.name, dataset.fingerprint)
         return self._fingerprints[key]
 

@@ -36,8 +36,13 @@ TOP_LEVEL = ("bench", "config", "method", "backbone", "dataset", "tune")
 BENCH_KEYS = ("name", "methods", "backbones", "datasets", "seeds", "baseline")
 DEFAULT_BASELINE = "id"
 # Fields the matrix itself sets: a table that set them would silently fight the matrix.
-MATRIX_FIELDS = {"data.dataset": "bench.datasets", "model.backbone": "bench.backbones", "train.seed": "bench.seeds",
-                 "db": "--db", "name": "the bench (cells are named after their place in the matrix)"}
+MATRIX_FIELDS = {
+    "data.dataset": "bench.datasets",
+    "model.backbone": "bench.backbones",
+    "train.seed": "bench.seeds",
+    "db": "--db",
+    "name": "the bench (cells are named after their place in the matrix)",
+}
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,9 @@ def _apply(cfg: RunConfig, values: Mapping[str, Any], source: str) -> None:
         set_value(cfg, key, value, f"{source}: {key}")
 
 
-def load_spec(path: str | Path | None, overrides: Mapping[str, Any] | None = None,
-              flags: Mapping[str, Any] | None = None) -> BenchSpec:
+def load_spec(
+    path: str | Path | None, overrides: Mapping[str, Any] | None = None, flags: Mapping[str, Any] | None = None
+) -> BenchSpec:
     """The bench in `path` (None: flags only), with `overrides` replacing [bench] keys (e.g. seeds from --seeds)
     and `flags` (dotted config fields from --set) above every table. Raises ConfigError naming file and key."""
     data: dict[str, Any] = read_config_file(path) if path is not None else {}
@@ -138,8 +144,10 @@ def load_spec(path: str | Path | None, overrides: Mapping[str, Any] | None = Non
     per_dataset = _named_tables(data, "dataset", datasets, source)
     for method in methods:
         if "knowledge.method" not in per_method.get(method, {}) and method not in METHOD_CHOICES:
-            raise ConfigError(f"{source}: bench.methods: '{method}' is not a method ({', '.join(METHOD_CHOICES)}) "
-                              f"and no [method.{method}] table sets knowledge.method")
+            raise ConfigError(
+                f"{source}: bench.methods: '{method}' is not a method ({', '.join(METHOD_CHOICES)}) "
+                f"and no [method.{method}] table sets knowledge.method"
+            )
     for backbone in backbones:
         if backbone not in BACKBONE_CHOICES:
             raise ConfigError(f"{source}: bench.backbones: '{backbone}' is not one of {', '.join(BACKBONE_CHOICES)}")
@@ -154,9 +162,19 @@ def load_spec(path: str | Path | None, overrides: Mapping[str, Any] | None = Non
     if not isinstance(name, str):
         raise ConfigError(f"{source}: bench.name: expected a string, got {name!r}")
     spec = BenchSpec(
-        name=name, source=source, methods=methods, backbones=backbones, datasets=datasets, seeds=seeds,
-        baseline=baseline, layers=((f"{source}: [config]", config),), per_method=per_method,
-        per_backbone=per_backbone, per_dataset=per_dataset, flags=flag_values, tune=tune,
+        name=name,
+        source=source,
+        methods=methods,
+        backbones=backbones,
+        datasets=datasets,
+        seeds=seeds,
+        baseline=baseline,
+        layers=((f"{source}: [config]", config),),
+        per_method=per_method,
+        per_backbone=per_backbone,
+        per_dataset=per_dataset,
+        flags=flag_values,
+        tune=tune,
     )
     # Build every cell's config now: a bad value anywhere fails before the first cell trains.
     for group in spec.groups():
@@ -192,8 +210,11 @@ def _seeds(bench: Mapping[str, Any], source: str) -> tuple[int, ...]:
             value = [int(v) for v in value.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"{source}: bench.seeds: expected integers, got {bench['seeds']!r}") from None
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                                    for v in value):
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         raise ConfigError(f"{source}: bench.seeds: expected a non-empty list of integers, got {value!r}")
     if len(set(value)) != len(value):
         raise ConfigError(f"{source}: bench.seeds: a seed appears twice in {list(value)!r}")

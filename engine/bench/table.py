@@ -57,19 +57,32 @@ class Row:
             return None if value is None else value.to_json()
 
         return {
-            "protocol": self.protocol, "protocol_label": self.protocol_label, "dataset": self.dataset,
-            "backbone": self.backbone, "method": self.method, "baseline": self.is_baseline, "seeds": self.seeds,
-            "run_ids": self.run_ids, "setting": self.setting,
+            "protocol": self.protocol,
+            "protocol_label": self.protocol_label,
+            "dataset": self.dataset,
+            "backbone": self.backbone,
+            "method": self.method,
+            "baseline": self.is_baseline,
+            "seeds": self.seeds,
+            "run_ids": self.run_ids,
+            "setting": self.setting,
             "test": {k: ms(v) for k, v in self.metrics.items()},
-            "head": {k: ms(v) for k, v in self.head.items()}, "tail": {k: ms(v) for k, v in self.tail.items()},
+            "head": {k: ms(v) for k, v in self.head.items()},
+            "tail": {k: ms(v) for k, v in self.tail.items()},
             "gain": self.gain,
-            "wilcoxon": None if self.test is None else {
+            "wilcoxon": None
+            if self.test is None
+            else {
                 "metric": f"{TEST_METRIC[0]}@{TEST_METRIC[1]} per user, averaged over seeds",
-                "p_value": self.test.p_value, "statistic": self.test.statistic, "users": self.test.n_users,
+                "p_value": self.test.p_value,
+                "statistic": self.test.statistic,
+                "users": self.test.n_users,
                 "users_differing": self.test.n_nonzero,
             },
-            "parameters": self.parameters, "train_seconds": ms(self.train_seconds),
-            "train_seconds_to_best": ms(self.seconds_to_best), "best_epochs": self.best_epochs,
+            "parameters": self.parameters,
+            "train_seconds": ms(self.train_seconds),
+            "train_seconds_to_best": ms(self.seconds_to_best),
+            "best_epochs": self.best_epochs,
             "epochs_run": self.epochs_run,
         }
 
@@ -88,12 +101,20 @@ def build_rows(outcome: BenchOutcome, store: Any) -> list[Row]:
     for row in rows:
         if row.is_baseline:
             continue
-        base = next((b for b in rows if b.is_baseline and (b.protocol, b.dataset, b.backbone) ==
-                     (row.protocol, row.dataset, row.backbone)), None)
+        base = next(
+            (
+                b
+                for b in rows
+                if b.is_baseline and (b.protocol, b.dataset, b.backbone) == (row.protocol, row.dataset, row.backbone)
+            ),
+            None,
+        )
         if base is None:
             continue
-        row.gain = {k: (relative_gain(v.mean, base.metrics[k].mean) if v is not None and base.metrics.get(k) else None)
-                    for k, v in row.metrics.items()}
+        row.gain = {
+            k: (relative_gain(v.mean, base.metrics[k].mean) if v is not None and base.metrics.get(k) else None)
+            for k, v in row.metrics.items()
+        }
         common, mine, theirs = np.intersect1d(row.users, base.users, return_indices=True)
         row.test = paired_wilcoxon(row.per_user[mine], base.per_user[theirs]) if common.size else None
     return rows
@@ -114,16 +135,25 @@ def _row(runs: list[Any], details: list[Any], epochs_run: list[int], is_baseline
 
     parameters = first.params.get("model.parameters")
     return Row(
-        protocol=protocol, protocol_label=first.params.get("eval.protocol_label", protocol),
-        dataset=first.summary.dataset, backbone=first.summary.backbone, method=runs[0].cell.method,
-        run_ids=[d.id for d in details], seeds=[r.cell.seed for r in runs], setting=dict(runs[0].cell.setting),
+        protocol=protocol,
+        protocol_label=first.params.get("eval.protocol_label", protocol),
+        dataset=first.summary.dataset,
+        backbone=first.summary.backbone,
+        method=runs[0].cell.method,
+        run_ids=[d.id for d in details],
+        seeds=[r.cell.seed for r in runs],
+        setting=dict(runs[0].cell.setting),
         metrics={m: stat(f"test/{m}") for m in METRICS},
         head={m: stat(f"test/{m}/head") for m in GROUP_METRICS},
         tail={m: stat(f"test/{m}/tail") for m in GROUP_METRICS},
         parameters=None if parameters is None else int(parameters),
-        train_seconds=tag_stat(TRAIN_SECONDS_TAG), seconds_to_best=tag_stat(SECONDS_TO_BEST_TAG),
+        train_seconds=tag_stat(TRAIN_SECONDS_TAG),
+        seconds_to_best=tag_stat(SECONDS_TO_BEST_TAG),
         best_epochs=[None if "best_epoch" not in d.tags else int(d.tags["best_epoch"]) for d in details],
-        epochs_run=epochs_run, users=users, per_user=per_user, is_baseline=is_baseline,
+        epochs_run=epochs_run,
+        users=users,
+        per_user=per_user,
+        is_baseline=is_baseline,
     )
 
 
@@ -146,19 +176,35 @@ def _per_user_average(details: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 # -- writers ----------------------------------------------------------------------------------------------------
 
 
-def write_results(outcome: BenchOutcome, rows: list[Row], out: str | Path, command: str, db: str | Path,
-                  code_versions: Iterable[str], budget: str = "") -> tuple[Path, Path]:
+def write_results(
+    outcome: BenchOutcome,
+    rows: list[Row],
+    out: str | Path,
+    command: str,
+    db: str | Path,
+    code_versions: Iterable[str],
+    budget: str = "",
+) -> tuple[Path, Path]:
     """`<out>.md` and `<out>.json` (out is a path without suffix, e.g. docs/results/ml-latest-small)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = sorted(set(code_versions))
     document = {
-        "bench": outcome.spec.name, "command": command, "generated_at": generated, "database": str(db),
-        "code_versions": versions, "budget": budget, "baseline": outcome.spec.baseline, "complete": outcome.complete,
+        "bench": outcome.spec.name,
+        "command": command,
+        "generated_at": generated,
+        "database": str(db),
+        "code_versions": versions,
+        "budget": budget,
+        "baseline": outcome.spec.baseline,
+        "complete": outcome.complete,
         "rows": [r.to_json() for r in rows],
-        "tuning": [{"dataset": g[0], "backbone": g[1], "method": g[2], "points": p}
-                   for g, p in outcome.tuning.items() if len(p) > 1],
+        "tuning": [
+            {"dataset": g[0], "backbone": g[1], "method": g[2], "points": p}
+            for g, p in outcome.tuning.items()
+            if len(p) > 1
+        ],
     }
     md_path, json_path = out.with_suffix(".md"), out.with_suffix(".json")
     json_path.write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
@@ -172,11 +218,19 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def markdown(outcome: BenchOutcome, rows: list[Row], command: str, generated: str, db: str | Path,
-             versions: list[str], budget: str = "") -> str:
+def markdown(
+    outcome: BenchOutcome,
+    rows: list[Row],
+    command: str,
+    generated: str,
+    db: str | Path,
+    versions: list[str],
+    budget: str = "",
+) -> str:
     spec = outcome.spec
     lines = [
-        f"# Bench: {spec.name}", "",
+        f"# Bench: {spec.name}",
+        "",
         f"Made by `{command}` on {generated}, from the runs in `{db}` (code {', '.join(versions) or 'unknown'}).",
         "",
         f"Test split, mean ± std over seeds. Gain: relative to `{spec.baseline}` of the same backbone and dataset; "
@@ -189,11 +243,18 @@ def markdown(outcome: BenchOutcome, rows: list[Row], command: str, generated: st
     if budget:
         lines += ["", f"Budget per cell: {budget}."]
     if outcome.table_only:
-        lines += ["", "`--table-only`: recomputed from runs already in the store (the same command without it trains "
-                  "them); the code versions above are the runs'."]
+        lines += [
+            "",
+            "`--table-only`: recomputed from runs already in the store (the same command without it trains "
+            "them); the code versions above are the runs'.",
+        ]
     if outcome.missing:
-        lines += ["", f"**Incomplete:** {len(outcome.missing)} cells have no finished run: "
-                  + "; ".join(c.label() for c in outcome.missing) + "."]
+        lines += [
+            "",
+            f"**Incomplete:** {len(outcome.missing)} cells have no finished run: "
+            + "; ".join(c.label() for c in outcome.missing)
+            + ".",
+        ]
     elif not outcome.complete:
         lines += ["", "**Incomplete:** the bench stopped before every cell finished; rows cover the finished runs."]
     full = [r for r in rows if r.protocol != SAMPLED]
@@ -201,37 +262,70 @@ def markdown(outcome: BenchOutcome, rows: list[Row], command: str, generated: st
     if full:
         lines += ["", f"## Full ranking ({full[0].protocol_label})", "", *_table(full)]
     if sampled:
-        lines += ["", f"## Sampled negatives ({sampled[0].protocol_label}): for comparison with papers only", "",
-                  "These numbers are not comparable with the full-ranking table (about tenfold higher, and they can "
-                  "order models differently: Krichene & Rendle, KDD 2020).", "", *_table(sampled)]
+        lines += [
+            "",
+            f"## Sampled negatives ({sampled[0].protocol_label}): for comparison with papers only",
+            "",
+            "These numbers are not comparable with the full-ranking table (about tenfold higher, and they can "
+            "order models differently: Krichene & Rendle, KDD 2020).",
+            "",
+            *_table(sampled),
+        ]
     tuned = [(g, p) for g, p in outcome.tuning.items() if len(p) > 1]
     if tuned:
-        lines += ["", "## Tuning (first seed, validation NDCG@10)", "",
-                  "| dataset | backbone | method | setting | valid NDCG@10 | run |", "|---|---|---|---|---:|---:|"]
+        lines += [
+            "",
+            "## Tuning (first seed, validation NDCG@10)",
+            "",
+            "| dataset | backbone | method | setting | valid NDCG@10 | run |",
+            "|---|---|---|---|---:|---:|",
+        ]
         for (dataset, backbone, method), points in tuned:
             chosen = dict(outcome.chosen[(dataset, backbone, method)])
             for p in points:
                 mark = " **(chosen)**" if p["setting"] == chosen else ""
-                lines.append(f"| {dataset} | {backbone} | {method} | {_setting(p['setting'])}{mark} | "
-                             f"{p['valid/NDCG@10']:.4f} | {p['run_id']} |")
+                lines.append(
+                    f"| {dataset} | {backbone} | {method} | {_setting(p['setting'])}{mark} | "
+                    f"{p['valid/NDCG@10']:.4f} | {p['run_id']} |"
+                )
     return "\n".join(lines) + "\n"
 
 
 def _table(rows: list[Row]) -> list[str]:
     tuned = any(r.setting for r in rows)
-    header = ["dataset", "backbone", "method", "seeds", *METRICS, "gain NDCG@10", "p", "NDCG@10 head",
-              "NDCG@10 tail", "params", "train s", "to best s", "epochs", *(["setting"] if tuned else []), "runs"]
+    header = [
+        "dataset",
+        "backbone",
+        "method",
+        "seeds",
+        *METRICS,
+        "gain NDCG@10",
+        "p",
+        "NDCG@10 head",
+        "NDCG@10 tail",
+        "params",
+        "train s",
+        "to best s",
+        "epochs",
+        *(["setting"] if tuned else []),
+        "runs",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
     for r in rows:
         gain = r.gain.get("NDCG@10")
         cells = [
-            r.dataset, r.backbone, f"**{r.method}** (baseline)" if r.is_baseline else r.method, str(len(r.seeds)),
+            r.dataset,
+            r.backbone,
+            f"**{r.method}** (baseline)" if r.is_baseline else r.method,
+            str(len(r.seeds)),
             *(_ms(r.metrics[m]) for m in METRICS),
             "—" if gain is None else f"{gain * 100:+.1f}%",
             "—" if r.test is None else _p(r.test.p_value),
-            _ms(r.head["NDCG@10"]), _ms(r.tail["NDCG@10"]),
+            _ms(r.head["NDCG@10"]),
+            _ms(r.tail["NDCG@10"]),
             "—" if r.parameters is None else f"{r.parameters:,}",
-            _ms(r.train_seconds, 1), _ms(r.seconds_to_best, 1),
+            _ms(r.train_seconds, 1),
+            _ms(r.seconds_to_best, 1),
             " ".join(f"{'?' if b is None else b}/{n}" for b, n in zip(r.best_epochs, r.epochs_run)),
             *([_setting(r.setting)] if tuned else []),
             ", ".join(map(str, r.run_ids)),
@@ -249,9 +343,11 @@ def _ms(value: MeanStd | None, digits: int = 4) -> str:
 def describe_budget(configs: list[Any]) -> str:
     """The training limits the cells ran under (RunConfigs): "train.max_train_seconds = 60, train.epochs = 200"."""
     parts = []
-    for key, values in (("train.max_train_seconds", {c.train.max_train_seconds for c in configs}),
-                        ("train.epochs", {c.train.epochs for c in configs}),
-                        ("train.patience", {c.train.patience for c in configs})):
+    for key, values in (
+        ("train.max_train_seconds", {c.train.max_train_seconds for c in configs}),
+        ("train.epochs", {c.train.epochs for c in configs}),
+        ("train.patience", {c.train.patience for c in configs}),
+    ):
         shown = sorted(("none" if v is None else f"{v:g}") for v in values)
         parts.append(f"{key} = {' / '.join(shown)}")
     return ", ".join(parts)

@@ -48,7 +48,9 @@ def _fetch(url: str, dest: Path, opener: Opener, timeout: float, target: Path, e
                 out.write(chunk)
                 size += len(chunk)
     except urllib.error.HTTPError as exc:
-        raise DownloadError(f"could not download {url}: HTTP {exc.code} {exc.reason}; {_by_hand(url, target)}") from None
+        raise DownloadError(
+            f"could not download {url}: HTTP {exc.code} {exc.reason}; {_by_hand(url, target)}"
+        ) from None
     except urllib.error.URLError as exc:
         raise DownloadError(f"could not download {url}: {exc.reason}; {_by_hand(url, target)}") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -161,8 +163,9 @@ def download_dataset(
         checked = _verify(spec, staged, url_of, target)
         if match_layout(spec, staged) is None:
             needed = " or ".join(" + ".join(layout.files) for layout in spec.layouts)
-            raise DownloadError(f"the download of {name} ({', '.join(spec.urls)}) lacks {needed}; nothing was "
-                                f"written to {target}/")
+            raise DownloadError(
+                f"the download of {name} ({', '.join(spec.urls)}) lacks {needed}; nothing was written to {target}/"
+            )
         _install(staged, target, spec, emit)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -83,8 +83,9 @@ def _k_core(users: np.ndarray, items: np.ndarray, min_user: int, min_item: int) 
 
 def raw_fingerprint(raw: RawInteractions, options: PreprocessOptions) -> str:
     """A hash of the events, the item text and the options, for datasets built without files."""
-    digest = hashlib.sha256(json.dumps({"version": PREPROCESS_VERSION, "name": raw.name, **options.to_dict()},
-                                       sort_keys=True).encode())
+    digest = hashlib.sha256(
+        json.dumps({"version": PREPROCESS_VERSION, "name": raw.name, **options.to_dict()}, sort_keys=True).encode()
+    )
     for column in (raw.users, raw.items):
         digest.update("\x1f".join(map(str, column.tolist())).encode() + b"\x1e")
     digest.update(np.ascontiguousarray(raw.timestamps, dtype=np.float64).tobytes())
@@ -94,7 +95,9 @@ def raw_fingerprint(raw: RawInteractions, options: PreprocessOptions) -> str:
     return digest.hexdigest()
 
 
-def build_sequences(raw: RawInteractions, options: PreprocessOptions, fingerprint: str | None = None) -> SequenceDataset:
+def build_sequences(
+    raw: RawInteractions, options: PreprocessOptions, fingerprint: str | None = None
+) -> SequenceDataset:
     """Apply the preprocessing steps (module docstring). `fingerprint` defaults to a hash of `raw` and `options`."""
     user_codes, user_names = _factorize(raw.users)
     item_codes, item_names = _factorize(raw.items)
@@ -104,8 +107,9 @@ def build_sequences(raw: RawInteractions, options: PreprocessOptions, fingerprin
         events = events[raw.ratings >= options.rating_threshold]
     # lexsort: last key is primary. Users, then time, then file position, so equal timestamps keep file order.
     events = events[np.lexsort((events, raw.timestamps[events], user_codes[events]))]
-    events = events[_k_core(user_codes[events], item_codes[events],
-                            options.min_user_interactions, options.min_item_interactions)]
+    events = events[
+        _k_core(user_codes[events], item_codes[events], options.min_user_interactions, options.min_item_interactions)
+    ]
     users, items = user_codes[events], item_codes[events]
 
     # Events are grouped by user code; rank each event from the end of its user's sequence.
@@ -160,8 +164,9 @@ def default_cache_dir(cfg: DataConfig, cwd: Path) -> Path:
     return Workspace.at(cwd, dataset_cache=cfg.cache_dir).dataset_cache
 
 
-def load_dataset(cfg: DataConfig, cwd: Path | None = None, on_event: EventSink | None = None,
-                 cache_dir: Path | None = None) -> SequenceDataset:
+def load_dataset(
+    cfg: DataConfig, cwd: Path | None = None, on_event: EventSink | None = None, cache_dir: Path | None = None
+) -> SequenceDataset:
     """Find `cfg.dataset` (a relative path or data root inside `cwd`, default the current folder), then return
     it preprocessed: from the cache when the input files and options are unchanged, otherwise parsed,
     preprocessed and cached. `cache_dir`: the cache folder (a run's `Workspace.dataset_cache`); None:
@@ -191,10 +196,12 @@ def load_dataset(cfg: DataConfig, cwd: Path | None = None, on_event: EventSink |
     if options.rating_threshold is not None and raw.ratings is None:
         emit(Status(f"{spec.name} has no ratings: rating_threshold {options.rating_threshold:g} ignored", "warning"))
     ds = build_sequences(raw, options, fingerprint=key)
-    emit(Status(
-        f"preprocessed {spec.name}: {ds.num_users} users, {ds.num_items} items, {ds.num_interactions} interactions "
-        f"({_describe(options)}) in {time.perf_counter() - started:.1f}s"
-    ))
+    emit(
+        Status(
+            f"preprocessed {spec.name}: {ds.num_users} users, {ds.num_items} items, {ds.num_interactions} interactions "
+            f"({_describe(options)}) in {time.perf_counter() - started:.1f}s"
+        )
+    )
     try:
         cache.save(ds, cache_dir)
     except OSError as exc:  # a read-only cache must not stop a run
@@ -208,5 +215,10 @@ def _warn_textless(ds: SequenceDataset, emit: EventSink) -> None:
     text), but the knowledge stage cannot describe them: say how many."""
     textless = len(ds.textless_items())
     if textless:
-        emit(Status(f"{ds.name}: {textless} of {ds.num_items} items have no text (not in its items file); "
-                    "the LLM is not asked about them and they get a zero text embedding", level="warning"))
+        emit(
+            Status(
+                f"{ds.name}: {textless} of {ds.num_items} items have no text (not in its items file); "
+                "the LLM is not asked about them and they get a zero text embedding",
+                level="warning",
+            )
+        )

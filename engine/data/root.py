@@ -81,8 +81,9 @@ def find_dataset(name_or_path: str, data_root: str | None, cwd: Path | None = No
     candidates = [direct] + ([root / name_or_path for root in roots] if not path.is_absolute() else [])
     for folder in candidates:
         if folder.is_file():  # a data file given for its folder: say so rather than "not found"
-            raise DataError(f"dataset '{name_or_path}': {folder} is a file; pass the folder that holds it "
-                            f"({folder.parent})")
+            raise DataError(
+                f"dataset '{name_or_path}': {folder} is a file; pass the folder that holds it ({folder.parent})"
+            )
         if folder.is_dir():
             format_name = detect_format(folder)
             if format_name is not None:

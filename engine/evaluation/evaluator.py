@@ -72,7 +72,7 @@ def left_pad(histories: Sequence[np.ndarray], max_len: int) -> np.ndarray:
     out = np.zeros((len(histories), width), dtype=np.int64)
     for row, (history, length) in enumerate(zip(histories, lengths)):
         if length:
-            out[row, width - length:] = history[-length:]
+            out[row, width - length :] = history[-length:]
     return out
 
 
@@ -211,7 +211,7 @@ class RankingEvaluator:
         order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding per batch
         batches = []
         for start in range(0, len(order), self.cfg.batch_size):
-            rows = order[start:start + self.cfg.batch_size]
+            rows = order[start : start + self.cfg.batch_size]
             batch_histories = [histories[r] for r in rows]
             targets = self.targets[rows]
             exclude = [self._excluded_items(h, t) for h, t in zip(batch_histories, targets)]
@@ -221,19 +221,25 @@ class RankingEvaluator:
             exclude_rows = np.repeat(np.arange(len(rows)), np.diff(ptr))
             negatives = None
             if self.cfg.protocol == "sampled":
-                negatives = torch.from_numpy(np.stack([
-                    sample_negatives(self.num_items, np.append(h, t), self.cfg.num_sampled, self.seed, int(u))
-                    for h, t, u in zip(batch_histories, targets, self.users[rows])
-                ]))
-            batches.append(_Batch(
-                rows=rows,
-                seq=torch.from_numpy(left_pad(batch_histories, self.max_len)),
-                targets=torch.from_numpy(targets),
-                exclude_ptr=ptr,
-                exclude_rows=torch.from_numpy(exclude_rows.astype(np.int64)),
-                exclude_cols=torch.from_numpy(cols.astype(np.int64)),
-                negatives=negatives,
-            ))
+                negatives = torch.from_numpy(
+                    np.stack(
+                        [
+                            sample_negatives(self.num_items, np.append(h, t), self.cfg.num_sampled, self.seed, int(u))
+                            for h, t, u in zip(batch_histories, targets, self.users[rows])
+                        ]
+                    )
+                )
+            batches.append(
+                _Batch(
+                    rows=rows,
+                    seq=torch.from_numpy(left_pad(batch_histories, self.max_len)),
+                    targets=torch.from_numpy(targets),
+                    exclude_ptr=ptr,
+                    exclude_rows=torch.from_numpy(exclude_rows.astype(np.int64)),
+                    exclude_cols=torch.from_numpy(cols.astype(np.int64)),
+                    negatives=negatives,
+                )
+            )
         return batches
 
     def _excluded_items(self, history: np.ndarray, target: int) -> np.ndarray:
@@ -256,19 +262,26 @@ class RankingEvaluator:
                 if batch.negatives is not None:
                     batch_ranks = self._sampled_ranks(scorer, state, targets, batch.negatives.to(device))
                 else:
-                    excluded = (batch.exclude_rows.to(device, non_blocking=True),
-                                batch.exclude_cols.to(device, non_blocking=True))
+                    excluded = (
+                        batch.exclude_rows.to(device, non_blocking=True),
+                        batch.exclude_cols.to(device, non_blocking=True),
+                    )
                     bounds = [(a, min(a + chunk, len(seq))) for a in range(0, len(seq), chunk)]
-                    batch_ranks = torch.cat([
-                        self._full_ranks(scorer, state, targets, excluded, batch.exclude_ptr, a, b) for a, b in bounds
-                    ])
+                    batch_ranks = torch.cat(
+                        [self._full_ranks(scorer, state, targets, excluded, batch.exclude_ptr, a, b) for a, b in bounds]
+                    )
                 ranks[batch.rows] = batch_ranks.cpu().numpy()
         return ranks
 
     @staticmethod
     def _full_ranks(
-        scorer: ItemScorer, state: torch.Tensor, targets: torch.Tensor,
-        excluded: tuple[torch.Tensor, torch.Tensor], ptr: np.ndarray, start: int, stop: int,
+        scorer: ItemScorer,
+        state: torch.Tensor,
+        targets: torch.Tensor,
+        excluded: tuple[torch.Tensor, torch.Tensor],
+        ptr: np.ndarray,
+        start: int,
+        stop: int,
     ) -> torch.Tensor:
         """Ranks of rows start:stop of a batch; one chunk of scores at a time keeps them in the CPU cache."""
         scores = scorer.score(state[start:stop])

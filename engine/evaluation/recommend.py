@@ -25,7 +25,7 @@ class Recommendation:
 
 
 def user_history(dataset: SequenceDataset, user: int, history: str) -> np.ndarray:
-    """"valid": what validation ranks after; "test": adds the validation item; "all": the whole sequence
+    """ "valid": what validation ranks after; "test": adds the validation item; "all": the whole sequence
     (what to recommend next, after everything the user did)."""
     if history == "valid":
         return dataset.valid_history(user)
@@ -72,6 +72,9 @@ def recommend(
         if value == float("-inf"):
             break  # fewer unseen items than k
         item = column + 1
-        out.append(Recommendation(item, dataset.item_ids[item], dataset.title(item), float(value), position,
-                                  item in in_history))
+        out.append(
+            Recommendation(
+                item, dataset.item_ids[item], dataset.title(item), float(value), position, item in in_history
+            )
+        )
     return out

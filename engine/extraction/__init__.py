@@ -16,7 +16,25 @@ from engine.extraction.prompts import (
 )
 
 __all__ = [
-    "BackendError", "ExtractionBackend", "ExtractionCache", "ExtractionProgress", "ExtractionReport", "Prompt",
-    "PromptError", "QualityReport", "Refusal", "cached_attributes", "create_backend", "dataset_fields", "default_cache_path", "default_prompt_for",
-    "extract_items", "extraction_quality", "item_text_hash", "measure_quality", "load_prompt", "save_prompt_version", "validate_prompt",
+    "BackendError",
+    "ExtractionBackend",
+    "ExtractionCache",
+    "ExtractionProgress",
+    "ExtractionReport",
+    "Prompt",
+    "PromptError",
+    "QualityReport",
+    "Refusal",
+    "cached_attributes",
+    "create_backend",
+    "dataset_fields",
+    "default_cache_path",
+    "default_prompt_for",
+    "extract_items",
+    "extraction_quality",
+    "item_text_hash",
+    "measure_quality",
+    "load_prompt",
+    "save_prompt_version",
+    "validate_prompt",
 ]

@@ -124,9 +124,17 @@ class ExtractionCache:
             "INSERT OR REPLACE INTO extractions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
-                    model, prompt_hash, r.item_hash, r.item_id, prompt_name,
+                    model,
+                    prompt_hash,
+                    r.item_hash,
+                    r.item_id,
+                    prompt_name,
                     json.dumps(r.attributes, ensure_ascii=False) if r.attributes is not None else None,
-                    r.raw_output, r.status, r.error, r.attempts, now,
+                    r.raw_output,
+                    r.status,
+                    r.error,
+                    r.attempts,
+                    now,
                 )
                 for r in records
             ],
@@ -143,7 +151,8 @@ class ExtractionCache:
             rows = self._conn.execute("SELECT * FROM extractions WHERE item_id=? ORDER BY created_at DESC", (item_id,))
         else:
             rows = self._conn.execute(
-                "SELECT * FROM extractions WHERE item_id=? AND item_hash=? ORDER BY created_at DESC", (item_id, item_hash)
+                "SELECT * FROM extractions WHERE item_id=? AND item_hash=? ORDER BY created_at DESC",
+                (item_id, item_hash),
             )
         return [_row(r) for r in rows]
 
@@ -164,7 +173,8 @@ class ExtractionCache:
 
     def failures(self, model: str, prompt_hash: str) -> list[CachedExtraction]:
         rows = self._conn.execute(
-            "SELECT * FROM extractions WHERE model=? AND prompt_hash=? AND status=?", (model, prompt_hash, STATUS_FAILED)
+            "SELECT * FROM extractions WHERE model=? AND prompt_hash=? AND status=?",
+            (model, prompt_hash, STATUS_FAILED),
         )
         return [_row(r) for r in rows]
 
@@ -181,7 +191,15 @@ class ExtractionCache:
 def _row(row: tuple) -> CachedExtraction:
     model, prompt_hash, item_hash, item_id, prompt_name, attributes, raw, status, error, attempts, created = row
     return CachedExtraction(
-        model=model, prompt_hash=prompt_hash, prompt_name=prompt_name, item_id=item_id, item_hash=item_hash,
+        model=model,
+        prompt_hash=prompt_hash,
+        prompt_name=prompt_name,
+        item_id=item_id,
+        item_hash=item_hash,
         attributes=json.loads(attributes) if attributes is not None else None,
-        raw_output=raw, status=status, error=error, attempts=attempts, created_at=created,
+        raw_output=raw,
+        status=status,
+        error=error,
+        attempts=attempts,
+        created_at=created,
     )

@@ -140,10 +140,15 @@ def extract_items(
     def store(ask: _Ask, attributes: dict[str, Any] | None, raw: str, error: str | None) -> None:
         nonlocal done_texts
         status = STATUS_OK if attributes is not None else STATUS_FAILED
-        cache.put_many(model, prompt_hash, prompt.name, [
-            ExtractionRecord(dataset.item_ids[i], ask.text_hash, attributes, raw, status, ask.attempt, error)
-            for i in ask.items
-        ])
+        cache.put_many(
+            model,
+            prompt_hash,
+            prompt.name,
+            [
+                ExtractionRecord(dataset.item_ids[i], ask.text_hash, attributes, raw, status, ask.attempt, error)
+                for i in ask.items
+            ],
+        )
         for i in ask.items:
             if attributes is not None:
                 report.extracted += 1
@@ -163,8 +168,15 @@ def extract_items(
             store(ask, prompt.schema.validate(parse_json_object(answer)), answer, None)
         except OutputError as exc:
             if ask.attempt < max_attempts:
-                retries.append(_Ask(ask.text_hash, ask.items, ask.base_prompt,
-                                    ask.base_prompt + RETRY_NOTE.format(error=str(exc)[:120]), ask.attempt + 1))
+                retries.append(
+                    _Ask(
+                        ask.text_hash,
+                        ask.items,
+                        ask.base_prompt,
+                        ask.base_prompt + RETRY_NOTE.format(error=str(exc)[:120]),
+                        ask.attempt + 1,
+                    )
+                )
             else:
                 store(ask, None, answer, str(exc))
 
@@ -191,13 +203,22 @@ def extract_items(
     if report.interrupted:
         on_event(Status("extraction stopped: answers so far are cached; run again to continue", "warning"))
     if report.failed:
-        on_event(Status(f"extraction: {report.failed} item(s) without valid attributes (stored with their raw output)", "warning"))
+        on_event(
+            Status(
+                f"extraction: {report.failed} item(s) without valid attributes (stored with their raw output)",
+                "warning",
+            )
+        )
     return report
 
 
 def _ask_backend(
-    backend: ExtractionBackend, asks: list[_Ask], schema: dict[str, Any], system: str,
-    settle: Callable[[_Ask, Answer], None], should_stop: Callable[[], bool] | None,
+    backend: ExtractionBackend,
+    asks: list[_Ask],
+    schema: dict[str, Any],
+    system: str,
+    settle: Callable[[_Ask, Answer], None],
+    should_stop: Callable[[], bool] | None,
 ) -> None:
     """One round: every answer is settled as the backend hands it back (or, for a backend that cannot stream,
     when the round ends), and a stop request ends the round after the answer being settled."""
@@ -232,8 +253,15 @@ def _accepts_on_answer(backend: ExtractionBackend) -> bool:
 def _progress(report: ExtractionReport, done: int, total: int) -> ExtractionProgress:
     rate = done / report.seconds if report.seconds > 0 else 0.0
     eta = (total - done) / rate if rate > 0 else None
-    return ExtractionProgress(done + report.from_cache, total + report.from_cache, report.extracted,
-                              report.from_cache, report.failed, rate, eta)
+    return ExtractionProgress(
+        done + report.from_cache,
+        total + report.from_cache,
+        report.extracted,
+        report.from_cache,
+        report.failed,
+        rate,
+        eta,
+    )
 
 
 def _report_status(report: ExtractionReport, done: int, total: int, on_event: EventSink) -> None:
@@ -245,15 +273,24 @@ def _report_status(report: ExtractionReport, done: int, total: int, on_event: Ev
 
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 def cached_attributes(
-    dataset: SequenceDataset, prompt: Prompt, model_fingerprint: str, cache: ExtractionCache,
+    dataset: SequenceDataset,
+    prompt: Prompt,
+    model_fingerprint: str,
+    cache: ExtractionCache,
     item_indices: Sequence[int] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Valid attributes per item index, from the cache only (items without an ok answer are absent)."""
     indices = list(item_indices) if item_indices is not None else list(range(1, dataset.num_items + 1))
     hashes = {i: item_text_hash(dataset.item_text[i]) for i in indices}
     found = cache.lookup(model_fingerprint, prompt.content_hash, hashes.values())
-    return {i: found[h].attributes for i, h in hashes.items() if h in found and found[h].ok and found[h].attributes is not None}
+    return {
+        i: found[h].attributes
+        for i, h in hashes.items()
+        if h in found and found[h].ok and found[h].attributes is not None
+    }

@@ -161,7 +161,9 @@ def parse_prompt(text: str, source: Path | str | None = None) -> Prompt:
         raise PromptError(f"{where}: invalid TOML: {exc}") from None
     unknown = set(raw) - TOP_LEVEL_KEYS
     if unknown:
-        raise PromptError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(TOP_LEVEL_KEYS))})")
+        raise PromptError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(TOP_LEVEL_KEYS))})"
+        )
     name = raw.get("name") or (path.stem if path else "")
     if not isinstance(name, str) or not name:
         raise PromptError(f"{where}: 'name' must be a non-empty string")
@@ -225,12 +227,18 @@ def validate_prompt(prompt: Prompt, available_fields: Iterable[str] | None = Non
     for name in prompt.placeholders:
         if available is None:
             if name not in KNOWN_FIELDS:
-                raise PromptError(f"{where}: unknown placeholder {{{name}}} (known fields: {', '.join(sorted(KNOWN_FIELDS))})")
+                raise PromptError(
+                    f"{where}: unknown placeholder {{{name}}} (known fields: {', '.join(sorted(KNOWN_FIELDS))})"
+                )
         elif name not in available and name not in prompt.optional_fields:
             if name in KNOWN_FIELDS:
                 has = ", ".join(sorted(available)) or "no text fields"
-                raise PromptError(f"{where}: placeholder {{{name}}}: this dataset's items have no '{name}' field (they have: {has})")
-            raise PromptError(f"{where}: unknown placeholder {{{name}}} (this dataset's fields: {', '.join(sorted(available))})")
+                raise PromptError(
+                    f"{where}: placeholder {{{name}}}: this dataset's items have no '{name}' field (they have: {has})"
+                )
+            raise PromptError(
+                f"{where}: unknown placeholder {{{name}}} (this dataset's fields: {', '.join(sorted(available))})"
+            )
 
 
 def dataset_fields(item_text: Iterable[Mapping[str, Any]]) -> set[str]:
@@ -262,7 +270,9 @@ def default_prompt_for(dataset_name: str, prompts_dir: str | Path | None = None)
             elif fnmatch.fnmatchcase(dataset_name, pattern):
                 ranked.append((1, path.name, prompt))
     if not ranked:
-        raise PromptError(f"{prompts_dir}: no prompt declares dataset '{dataset_name}' in its 'datasets' (pass a prompt explicitly)")
+        raise PromptError(
+            f"{prompts_dir}: no prompt declares dataset '{dataset_name}' in its 'datasets' (pass a prompt explicitly)"
+        )
     return min(ranked, key=lambda r: (r[0], r[1]))[2]
 
 

@@ -70,10 +70,14 @@ class FieldQuality:
     def warnings(self) -> list[str]:
         out = []
         if self.answered >= COLLAPSE_MIN_ANSWERS and self.top_share >= COLLAPSE_SHARE:
-            out.append(f"'{self.name}' has collapsed to one value: {_shown(self.top_value)!r} in {self.top_share:.0%} "
-                       f"of {self.answered} answers ({self.distinct} distinct)")
+            out.append(
+                f"'{self.name}' has collapsed to one value: {_shown(self.top_value)!r} in {self.top_share:.0%} "
+                f"of {self.answered} answers ({self.distinct} distinct)"
+            )
         if self.answered >= COPY_MIN_ANSWERS and self.title_copy_share >= COPY_SHARE:
-            out.append(f"'{self.name}' is a copy of the title in {self.title_copy_share:.0%} of {self.answered} answers")
+            out.append(
+                f"'{self.name}' is a copy of the title in {self.title_copy_share:.0%} of {self.answered} answers"
+            )
         valid = self.answered + self.empty
         if valid >= COLLAPSE_MIN_ANSWERS and self.empty / valid >= EMPTY_SHARE:
             out.append(f"'{self.name}' is empty in {self.empty / valid:.0%} of {valid} answers")
@@ -118,16 +122,24 @@ class QualityReport:
     def as_info(self) -> dict[str, Any]:
         """Flat scalars for the run record: quality.items, quality.<field>.distinct, ..."""
         info: dict[str, Any] = {
-            "quality.items": self.items, "quality.answered": self.answered, "quality.failed": self.failed,
-            "quality.missing": self.missing, "quality.warnings": len(self.warnings),
+            "quality.items": self.items,
+            "quality.answered": self.answered,
+            "quality.failed": self.failed,
+            "quality.missing": self.missing,
+            "quality.warnings": len(self.warnings),
         }
         for f in self.fields:
             key = f"quality.{f.name}"
-            info.update({
-                f"{key}.distinct": f.distinct, f"{key}.distinct_values": f.distinct_values,
-                f"{key}.top_value": _shown(f.top_value), f"{key}.top_share": round(f.top_share, 4),
-                f"{key}.title_copy_share": round(f.title_copy_share, 4), f"{key}.empty": f.empty,
-            })
+            info.update(
+                {
+                    f"{key}.distinct": f.distinct,
+                    f"{key}.distinct_values": f.distinct_values,
+                    f"{key}.top_value": _shown(f.top_value),
+                    f"{key}.top_share": round(f.top_share, 4),
+                    f"{key}.title_copy_share": round(f.title_copy_share, 4),
+                    f"{key}.empty": f.empty,
+                }
+            )
         return info
 
     def emit(self, on_event: EventSink) -> None:
@@ -155,8 +167,14 @@ def measure_quality(
     names = list(fields) if fields is not None else list(dict.fromkeys(k for a in answers if a for k in a))
     valid = [(a, t) for a, t in zip(answers, titles) if a is not None]
     per_field = tuple(_field_quality(name, valid) for name in names)
-    return QualityReport(prompt=prompt, items=len(answers) + missing, answered=len(valid),
-                         failed=len(answers) - len(valid), missing=missing, fields=per_field)
+    return QualityReport(
+        prompt=prompt,
+        items=len(answers) + missing,
+        answered=len(valid),
+        failed=len(answers) - len(valid),
+        missing=missing,
+        fields=per_field,
+    )
 
 
 def _field_quality(name: str, valid: list[tuple[Mapping[str, Any], str]]) -> FieldQuality:
@@ -177,8 +195,16 @@ def _field_quality(name: str, valid: list[tuple[Mapping[str, Any], str]]) -> Fie
         values.update(key)
         copies += any(is_title_copy(p, title) for p in parts)
     top, count = answers.most_common(1)[0] if answers else ((), 0)
-    return FieldQuality(name=name, answered=sum(answers.values()), empty=empty, distinct=len(answers),
-                        distinct_values=len(values), top_value=shown.get(top, ""), top_count=count, title_copies=copies)
+    return FieldQuality(
+        name=name,
+        answered=sum(answers.values()),
+        empty=empty,
+        distinct=len(answers),
+        distinct_values=len(values),
+        top_value=shown.get(top, ""),
+        top_count=count,
+        title_copies=copies,
+    )
 
 
 def extraction_quality(dataset, prompt, model: str, cache, item_indices: Sequence[int] | None = None) -> QualityReport:

@@ -135,7 +135,16 @@ def parse_attribute_specs(raw: Any, where: str) -> AttributeSchema:
                 raise SchemaError(f"{where}: attribute '{name}': duplicate enum values")
         elif values:
             raise SchemaError(f"{where}: attribute '{name}': 'values' only applies to type = \"enum\"")
-        unknown = set(entry) - {"name", "type", "description", "values", "max_items", "max_length", "minimum", "maximum"}
+        unknown = set(entry) - {
+            "name",
+            "type",
+            "description",
+            "values",
+            "max_items",
+            "max_length",
+            "minimum",
+            "maximum",
+        }
         if unknown:
             raise SchemaError(f"{where}: attribute '{name}': unknown key(s) {', '.join(sorted(unknown))}")
         for key in ("max_items", "max_length"):

@@ -47,8 +47,9 @@ class ExtractionSession:
 
 
 @contextlib.contextmanager
-def extraction_session(prompt: Prompt, backend: ExtractionBackend, cache_path: str | Path,
-                       on_event: EventSink = ignore_events) -> Iterator[ExtractionSession]:
+def extraction_session(
+    prompt: Prompt, backend: ExtractionBackend, cache_path: str | Path, on_event: EventSink = ignore_events
+) -> Iterator[ExtractionSession]:
     from engine.extraction.shipped import import_shipped_extractions
 
     with ExtractionCache(cache_path) as cache:

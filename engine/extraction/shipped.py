@@ -26,18 +26,35 @@ def export_extractions(cache: ExtractionCache, dataset, prompt, model: str, path
     """Write every cached answer of (model, prompt) for the dataset's items to `path`; returns the row count."""
     hashes = {item_text_hash(dataset.item_text[i]): dataset.item_ids[i] for i in range(1, dataset.num_items + 1)}
     found = cache.lookup(model, prompt.content_hash, hashes)
-    header = {"kirec_extractions": FORMAT_VERSION, "model": model, "prompt_hash": prompt.content_hash,
-              "prompt_name": prompt.name, "dataset": dataset.name}
+    header = {
+        "kirec_extractions": FORMAT_VERSION,
+        "model": model,
+        "prompt_hash": prompt.content_hash,
+        "prompt_name": prompt.name,
+        "dataset": dataset.name,
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         fh.write(json.dumps(header) + "\n")
         for item_hash in sorted(found):
             row = found[item_hash]
-            fh.write(json.dumps({
-                "item_id": row.item_id, "item_hash": item_hash, "attributes": row.attributes,
-                "raw_output": row.raw_output, "status": row.status, "attempts": row.attempts, "error": row.error,
-            }, ensure_ascii=False, sort_keys=True) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "item_id": row.item_id,
+                        "item_hash": item_hash,
+                        "attributes": row.attributes,
+                        "raw_output": row.raw_output,
+                        "status": row.status,
+                        "attempts": row.attempts,
+                        "error": row.error,
+                    },
+                    ensure_ascii=False,
+                    sort_keys=True,
+                )
+                + "\n"
+            )
     return len(found)
 
 
@@ -69,11 +86,22 @@ def _record(path: Path, number: int, line: str) -> ExtractionRecord:
     if missing:
         raise ShippedExtractionsError(f"{path} line {number}: missing {', '.join(missing)}")
     if not isinstance(row["item_hash"], str) or not (row["attributes"] is None or isinstance(row["attributes"], dict)):
-        raise ShippedExtractionsError(f"{path} line {number}: item_hash must be a string and attributes an object or null")
+        raise ShippedExtractionsError(
+            f"{path} line {number}: item_hash must be a string and attributes an object or null"
+        )
     if row["status"] not in (STATUS_OK, STATUS_FAILED):
-        raise ShippedExtractionsError(f"{path} line {number}: status {row['status']!r} is neither {STATUS_OK!r} nor {STATUS_FAILED!r}")
-    return ExtractionRecord(row["item_id"], row["item_hash"], row["attributes"], row["raw_output"], row["status"],
-                            row["attempts"], row.get("error"))
+        raise ShippedExtractionsError(
+            f"{path} line {number}: status {row['status']!r} is neither {STATUS_OK!r} nor {STATUS_FAILED!r}"
+        )
+    return ExtractionRecord(
+        row["item_id"],
+        row["item_hash"],
+        row["attributes"],
+        row["raw_output"],
+        row["status"],
+        row["attempts"],
+        row.get("error"),
+    )
 
 
 def _shipped_files(folder: Path, model: str, prompt_hash: str) -> Iterable[tuple[Path, dict]]:

@@ -20,8 +20,15 @@ def tiny_vocab() -> list[str]:
     return SPECIAL_TOKENS + chars + ["\n"]
 
 
-def write_tiny_gguf(path: str | Path, n_embd: int = 32, n_layer: int = 2, n_head: int = 2, n_ff: int = 64,
-                    n_ctx: int = 4096, seed: int = 0) -> Path:
+def write_tiny_gguf(
+    path: str | Path,
+    n_embd: int = 32,
+    n_layer: int = 2,
+    n_head: int = 2,
+    n_ff: int = 64,
+    n_ctx: int = 4096,
+    seed: int = 0,
+) -> Path:
     import gguf
 
     path = Path(path)
@@ -42,8 +49,9 @@ def write_tiny_gguf(path: str | Path, n_embd: int = 32, n_layer: int = 2, n_head
     writer.add_tokenizer_model("llama")
     writer.add_token_list(vocab)
     writer.add_token_scores([0.0] * len(SPECIAL_TOKENS) + [-float(i) for i in range(n_vocab - len(SPECIAL_TOKENS))])
-    writer.add_token_types([TOKEN_UNKNOWN] + [TOKEN_CONTROL] * (len(SPECIAL_TOKENS) - 1)
-                           + [TOKEN_NORMAL] * (n_vocab - len(SPECIAL_TOKENS)))
+    writer.add_token_types(
+        [TOKEN_UNKNOWN] + [TOKEN_CONTROL] * (len(SPECIAL_TOKENS) - 1) + [TOKEN_NORMAL] * (n_vocab - len(SPECIAL_TOKENS))
+    )
     writer.add_unk_token_id(0)
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(SPECIAL_TOKENS.index("<|im_end|>"))

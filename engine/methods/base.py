@@ -59,10 +59,17 @@ class Method:
         None; torch-free, so validation can call it before any data is read."""
         from engine import registry
 
-        if self.needs_semantic and self.fixed_reduction_only and kcfg.reduction in registry.choices("reduction", "adapter"):
+        if (
+            self.needs_semantic
+            and self.fixed_reduction_only
+            and kcfg.reduction in registry.choices("reduction", "adapter")
+        ):
             fixed = ", ".join(registry.choices("reduction", "fixed"))
-            return ("knowledge.reduction", f"'{kcfg.reduction}' is trained with the model, so it cannot initialise the "
-                                           f"ID table before training; method '{kcfg.method}' needs one of {fixed}")
+            return (
+                "knowledge.reduction",
+                f"'{kcfg.reduction}' is trained with the model, so it cannot initialise the "
+                f"ID table before training; method '{kcfg.method}' needs one of {fixed}",
+            )
         return None
 
     def item_representation(self, build: ItemBuild) -> "ItemRepresentation":

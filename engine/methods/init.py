@@ -20,7 +20,9 @@ class InitMethod(Method):
         reduced = reduced_for(build)
         std = float(reduced[1:].std())
         if std <= 0:
-            raise ValueError("semantic: every item's vector is identical after reduction; it cannot initialise the ID table")
+            raise ValueError(
+                "semantic: every item's vector is identical after reduction; it cannot initialise the ID table"
+            )
         items = IdEmbedding(build.num_items, build.dim)
         with torch.no_grad():
             items.table.weight.copy_(torch.from_numpy(reduced * (ID_INIT_STD / std)))

@@ -29,14 +29,18 @@ class LlmEsrMethod(Method):
             if "semantic.weight" not in build.stored:
                 from engine.training.checkpoint import CheckpointError
 
-                raise CheckpointError("checkpoint: method 'llm-esr' needs items.semantic.weight, which it does not hold")
+                raise CheckpointError(
+                    "checkpoint: method 'llm-esr' needs items.semantic.weight, which it does not hold"
+                )
             table = build.stored["semantic.weight"].detach().cpu().numpy()
             semantic = SemanticTable(table, adapter=official_adapter(table.shape[1], build.dim), adapter_dim=build.dim)
             return DualViewItems(build.num_items, build.dim, semantic)
         reduced = reduced_for(build)
         std = float(reduced[1:].std())
         if std <= 0:
-            raise ValueError("semantic: every item's vector is identical after reduction; it cannot initialise the ID table")
+            raise ValueError(
+                "semantic: every item's vector is identical after reduction; it cannot initialise the ID table"
+            )
         build.info["semantic_scale"] = ID_INIT_STD / std
         table = _centre(build.semantic)  # the frozen E-dim table, centred as for every adapter
         semantic = SemanticTable(table, adapter=official_adapter(table.shape[1], build.dim), adapter_dim=build.dim)

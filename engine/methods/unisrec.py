@@ -28,19 +28,30 @@ class UniSRecMethod(Method):
             if "semantic.weight" not in build.stored:
                 from engine.training.checkpoint import CheckpointError
 
-                raise CheckpointError("checkpoint: method 'unisrec' needs items.semantic.weight, which it does not hold")
+                raise CheckpointError(
+                    "checkpoint: method 'unisrec' needs items.semantic.weight, which it does not hold"
+                )
             table = build.stored["semantic.weight"].detach().cpu().numpy()
         else:
             table = build.semantic
         adapter = MoEWhitening(table.shape[1], build.dim, experts=kcfg.unisrec_experts, dropout=kcfg.unisrec_dropout)
         semantic = SemanticTable(table, adapter=adapter, adapter_dim=build.dim)
-        build.info.update({"unisrec_experts": kcfg.unisrec_experts, "unisrec_temperature": kcfg.unisrec_temperature,
-                           "adapter_params": sum(p.numel() for p in adapter.parameters())})
+        build.info.update(
+            {
+                "unisrec_experts": kcfg.unisrec_experts,
+                "unisrec_temperature": kcfg.unisrec_temperature,
+                "adapter_params": sum(p.numel() for p in adapter.parameters()),
+            }
+        )
         defaults = type(kcfg)()
-        ignored = [key for key in ("reduction", "fusion", "freeze_semantic") if getattr(kcfg, key) != getattr(defaults, key)]
+        ignored = [
+            key for key in ("reduction", "fusion", "freeze_semantic") if getattr(kcfg, key) != getattr(defaults, key)
+        ]
         if ignored:
-            build.notes.append(f"method 'unisrec' ignores knowledge.{', knowledge.'.join(ignored)}: the text table "
-                               "stays frozen and its adapter's output is added to the ID embedding")
+            build.notes.append(
+                f"method 'unisrec' ignores knowledge.{', knowledge.'.join(ignored)}: the text table "
+                "stays frozen and its adapter's output is added to the ID embedding"
+            )
         return WhitenedIdItems(build.num_items, build.dim, semantic)
 
     def model(self, cfg, num_items, items):

@@ -8,6 +8,14 @@ from engine.models.losses import LOSSES, sequence_loss
 from engine.models.sasrec import SASRec
 
 __all__ = [
-    "BACKBONES", "BERT4Rec", "GRU4Rec", "IdEmbedding", "ItemRepresentation", "LOSSES", "SASRec",
-    "SequentialBackbone", "build_model", "sequence_loss",
+    "BACKBONES",
+    "BERT4Rec",
+    "GRU4Rec",
+    "IdEmbedding",
+    "ItemRepresentation",
+    "LOSSES",
+    "SASRec",
+    "SequentialBackbone",
+    "build_model",
+    "sequence_loss",
 ]

@@ -31,7 +31,7 @@ class BERT4Rec(SequentialBackbone):
             module.apply(init_weights)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        seq = seq[:, -self.max_len:]
+        seq = seq[:, -self.max_len :]
         is_mask = (seq == self.mask_token).unsqueeze(-1)
         x = self.items(seq.masked_fill(is_mask.squeeze(-1), PAD))
         x = torch.where(is_mask, self.mask_vector.to(x.dtype), x)
@@ -41,4 +41,4 @@ class BERT4Rec(SequentialBackbone):
     def last_hidden(self, seq: torch.Tensor) -> torch.Tensor:
         """Append [MASK] after each history (dropping the oldest item only when that exceeds max_len)."""
         mask_column = torch.full((seq.shape[0], 1), self.mask_token, dtype=seq.dtype, device=seq.device)
-        return self.forward(torch.cat([seq, mask_column], dim=1)[:, -self.max_len:])[:, -1]
+        return self.forward(torch.cat([seq, mask_column], dim=1)[:, -self.max_len :])[:, -1]

@@ -11,7 +11,8 @@ from engine.models.base import IdEmbedding, ItemRepresentation, SequentialBackbo
 
 # name -> class, every registered backbone (kept for callers that list or pick them directly)
 BACKBONES: Mapping[str, type[SequentialBackbone]] = MappingProxyType(
-    {name: registry.load("backbone", name) for name in registry.choices("backbone")})
+    {name: registry.load("backbone", name) for name in registry.choices("backbone")}
+)
 
 
 def build_model(cfg: ModelConfig, num_items: int, items: ItemRepresentation | None = None) -> SequentialBackbone:

@@ -28,7 +28,10 @@ class GRU4Rec(SequentialBackbone):
         self.items, self.max_len = items, cfg.max_len
         self.embedding_dropout = FastDropout(cfg.dropout)
         self.gru = nn.GRU(
-            items.dim, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
+            items.dim,
+            cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            batch_first=True,
             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
         )
         self.projection = nn.Linear(cfg.hidden_size, items.dim)
@@ -40,7 +43,7 @@ class GRU4Rec(SequentialBackbone):
                 (nn.init.xavier_uniform_ if "ih" in name else nn.init.orthogonal_)(weight)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        seq = seq[:, -self.max_len:]
+        seq = seq[:, -self.max_len :]
         keep = (seq != PAD).unsqueeze(-1)
         # Zeroing padding matters for item representations whose row 0 is not zero (fused semantic vectors).
         x = self.embedding_dropout(self.items(seq) * keep)

@@ -77,7 +77,9 @@ class CrossAttention(nn.Module):
         def split(t: torch.Tensor) -> torch.Tensor:
             return t.view(b, length, self.heads, dim // self.heads).transpose(1, 2)
 
-        attended = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(y)), split(self.v(y)), attn_mask=allowed)
+        attended = F.scaled_dot_product_attention(
+            split(self.q(x)), split(self.k(y)), split(self.v(y)), attn_mask=allowed
+        )
         return self.out(attended.transpose(1, 2).reshape(b, length, dim))
 
 
@@ -126,7 +128,7 @@ class LLMESR(SequentialBackbone):
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """[B, L] -> [B, L, 2D] = [collaborative; semantic] hidden states, zero at padding."""
-        seq = seq[:, -self.max_len:]
+        seq = seq[:, -self.max_len :]
         valid = seq != PAD
         ids, sem = (self._embed(view) for view in self.items.views(seq))
         allowed = attention_mask(valid, causal=True)
@@ -141,14 +143,18 @@ class LLMESR(SequentialBackbone):
         test item) and keeps, for the loss, which user an input row is and each user's teacher input: the
         training sequence without its last item, which is exactly the row the trainer feeds (SequenceBatcher)."""
         table = self.items.semantic.weight.detach().float().cpu()
-        inputs = [np.asarray(s, dtype=np.int64)[:-1][-self.max_len:] for s in train_sequences]
-        self._neighbours = similar_users(table, [np.asarray(s, dtype=np.int64) for s in train_sequences],
-                                         [len(row) > 0 for row in inputs], self.similar_users)
+        inputs = [np.asarray(s, dtype=np.int64)[:-1][-self.max_len :] for s in train_sequences]
+        self._neighbours = similar_users(
+            table,
+            [np.asarray(s, dtype=np.int64) for s in train_sequences],
+            [len(row) > 0 for row in inputs],
+            self.similar_users,
+        )
         teacher = np.zeros((len(inputs), self.max_len), dtype=np.int64)
         self._user_of_row = {}
         for user, row in enumerate(inputs):
             if len(row):
-                teacher[user, self.max_len - len(row):] = row
+                teacher[user, self.max_len - len(row) :] = row
                 self._user_of_row.setdefault(row.tobytes(), user)  # identical histories: the same neighbours
         self._teacher_inputs = torch.from_numpy(teacher)
 
@@ -185,17 +191,20 @@ class LLMESR(SequentialBackbone):
         return term
 
 
-def similar_users(table: torch.Tensor, train_sequences: list[np.ndarray], candidate: list[bool], k: int) -> torch.Tensor:
+def similar_users(
+    table: torch.Tensor, train_sequences: list[np.ndarray], candidate: list[bool], k: int
+) -> torch.Tensor:
     """[U, k'] user indices: for each user the k' = min(k, candidates - 1) other candidate users whose training
     histories' mean semantic vectors (rows of `table`) are most cosine-similar; the user itself never."""
-    profiles = torch.stack([table[torch.from_numpy(s)].mean(dim=0) if len(s) else table.new_zeros(table.shape[1])
-                            for s in train_sequences])
+    profiles = torch.stack(
+        [table[torch.from_numpy(s)].mean(dim=0) if len(s) else table.new_zeros(table.shape[1]) for s in train_sequences]
+    )
     profiles = F.normalize(profiles, dim=1)
     allowed = torch.tensor(candidate)
     count = min(k, max(int(allowed.sum()) - 1, 1))
     out = []
     for start in range(0, len(profiles), SIMILARITY_CHUNK):
-        block = profiles[start:start + SIMILARITY_CHUNK] @ profiles.T
+        block = profiles[start : start + SIMILARITY_CHUNK] @ profiles.T
         block[:, ~allowed] = -math.inf
         rows = torch.arange(start, start + len(block))
         block[torch.arange(len(block)), rows] = -math.inf  # not oneself

@@ -47,8 +47,9 @@ class _Items:
         return self.num_items if self.num_items >= 0 else self.table().shape[0] - 1
 
 
-def _uniform_items(shape: tuple[int, ...], num_items: int, device: torch.device,
-                   generator: torch.Generator | None) -> torch.Tensor:
+def _uniform_items(
+    shape: tuple[int, ...], num_items: int, device: torch.device, generator: torch.Generator | None
+) -> torch.Tensor:
     """Item indices uniform in 1..num_items, drawn on the generator's device (a CPU generator serves CUDA too)."""
     where = generator.device if generator is not None else device
     return torch.randint(1, num_items + 1, shape, generator=generator, device=where).to(device, non_blocking=True)
@@ -73,24 +74,30 @@ class _LinearCrossEntropy(torch.autograd.Function):
         # the two; under autocast a fused table (concat's or an adapter's Linear) arrives in bf16 and h in fp32.
         # The table's gradient is summed in at least fp32 (addmm_ is in place, so autocast never touches it).
         device_type = h.device.type
-        compute = (torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type)
-                   else torch.promote_types(h.dtype, weight.dtype))
+        compute = (
+            torch.get_autocast_dtype(device_type)
+            if torch.is_autocast_enabled(device_type)
+            else torch.promote_types(h.dtype, weight.dtype)
+        )
         hc, wc = h.to(compute), weight.to(compute)
         grad_h = torch.empty_like(h) if want_h else None
-        grad_w = torch.zeros(weight.shape, dtype=torch.promote_types(compute, torch.float32),
-                             device=weight.device) if want_w else None  # accumulated in fp32 over chunks
+        grad_w = (
+            torch.zeros(weight.shape, dtype=torch.promote_types(compute, torch.float32), device=weight.device)
+            if want_w
+            else None
+        )  # accumulated in fp32 over chunks
         total = torch.zeros((), dtype=torch.promote_types(compute, torch.float32), device=h.device)
         for start in range(0, n, chunk):
-            rows, wanted = hc[start:start + chunk], targets[start:start + chunk]
+            rows, wanted = hc[start : start + chunk], targets[start : start + chunk]
             log_probs = torch.log_softmax((rows @ wc.T).to(total.dtype), dim=1)  # fp32 even under autocast
             total -= log_probs.gather(1, wanted[:, None]).sum()
             if want_h or want_w:
                 grad = log_probs.exp_()  # softmax, in place
                 grad[torch.arange(len(wanted), device=h.device), wanted] -= 1.0
                 if want_h:
-                    grad_h[start:start + chunk] = grad.to(compute) @ wc
+                    grad_h[start : start + chunk] = grad.to(compute) @ wc
                 if want_w:
-                    grad_w.addmm_(grad.T, h[start:start + chunk].to(grad_w.dtype))
+                    grad_w.addmm_(grad.T, h[start : start + chunk].to(grad_w.dtype))
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype) if grad_w is not None else None)
         ctx.n = n
         return total / n
@@ -99,8 +106,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):
         grad_h, grad_w = ctx.saved_tensors
         scale = grad_output / ctx.n
-        return (grad_h * scale if grad_h is not None else None,
-                grad_w * scale if grad_w is not None else None, None)
+        return (grad_h * scale if grad_h is not None else None, grad_w * scale if grad_w is not None else None, None)
 
 
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -147,25 +153,29 @@ def _registered_loss(kind: str) -> LossFunction:
 LossFunction = Callable[[torch.Tensor, torch.Tensor, _Items, int, "torch.Generator | None"], torch.Tensor]
 
 
-def full_cross_entropy(h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int,
-                       generator: torch.Generator | None) -> torch.Tensor:
+def full_cross_entropy(
+    h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """`ce`: softmax over every item (the fused, chunked linear cross-entropy)."""
     table = source.table()
     return linear_cross_entropy(h, table[1:], positives - 1)  # padding is never a class; class c is item c + 1
 
 
-def binary_cross_entropy(h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int,
-                         generator: torch.Generator | None) -> torch.Tensor:
+def binary_cross_entropy(
+    h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """`bce`: each positive against `num_negatives` uniform negatives of its own."""
     negatives = _uniform_items((positives.shape[0], num_negatives), source.count(), h.device, generator)
     pos_logits = (h * source.rows(positives)).sum(-1)
     neg_logits = torch.einsum("nd,nkd->nk", h, source.rows(negatives))
-    return (F.binary_cross_entropy_with_logits(pos_logits.float(), torch.ones_like(pos_logits, dtype=torch.float))
-            + F.binary_cross_entropy_with_logits(neg_logits.float(), torch.zeros_like(neg_logits, dtype=torch.float)))
+    return F.binary_cross_entropy_with_logits(
+        pos_logits.float(), torch.ones_like(pos_logits, dtype=torch.float)
+    ) + F.binary_cross_entropy_with_logits(neg_logits.float(), torch.zeros_like(neg_logits, dtype=torch.float))
 
 
-def sampled_softmax(h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int,
-                    generator: torch.Generator | None) -> torch.Tensor:
+def sampled_softmax(
+    h: torch.Tensor, positives: torch.Tensor, source: _Items, num_negatives: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """`sampled-softmax`: softmax over the positive and 100 * `num_negatives` uniform negatives shared by the batch."""
     negatives = _uniform_items((SHARED_NEGATIVES_PER_UNIT * num_negatives,), source.count(), h.device, generator)
     pos_logits = (h * source.rows(positives)).sum(-1, keepdim=True)  # [N, 1]

@@ -50,9 +50,13 @@ INITIALISERS = {"normal": init_weights, "xavier": xavier_init}
 
 def check_dims(cfg: ModelConfig, items: ItemRepresentation) -> None:
     if items.dim != cfg.hidden_size:
-        raise ConfigError(f"model.hidden_size: {cfg.hidden_size} differs from the item representation's dim {items.dim}")
+        raise ConfigError(
+            f"model.hidden_size: {cfg.hidden_size} differs from the item representation's dim {items.dim}"
+        )
     if cfg.num_heads < 1 or cfg.hidden_size % cfg.num_heads:
-        raise ConfigError(f"model.num_heads: hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_heads}")
+        raise ConfigError(
+            f"model.num_heads: hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_heads}"
+        )
     if cfg.max_len < 1:
         raise ConfigError(f"model.max_len: must be at least 1, got {cfg.max_len}")
 
@@ -74,8 +78,14 @@ class TransformerBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), FastDropout(dropout), nn.Linear(4 * dim, dim))
         self.dropout = FastDropout(dropout)
 
-    def forward(self, tokens: torch.Tensor, where: torch.Tensor, shape: tuple[int, int],
-                allowed: torch.Tensor, pads: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        where: torch.Tensor,
+        shape: tuple[int, int],
+        allowed: torch.Tensor,
+        pads: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """tokens [T, D] sit at flat positions `where` of a [B, L] batch (`shape`); allowed [B, 1, L, L] bool.
         (`pads`, each sequence's padding up to max_len, is for KangBlock.)"""
         (b, length), dim = shape, tokens.shape[1]
@@ -108,11 +118,18 @@ class KangBlock(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.attn_out = nn.Linear(dim, dim)
         self.ffn_norm = nn.LayerNorm(dim, eps=1e-8)
-        self.ffn = nn.Sequential(nn.Linear(dim, dim), FastDropout(dropout), nn.ReLU(), nn.Linear(dim, dim),
-                                 FastDropout(dropout))
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, dim), FastDropout(dropout), nn.ReLU(), nn.Linear(dim, dim), FastDropout(dropout)
+        )
 
-    def forward(self, tokens: torch.Tensor, where: torch.Tensor, shape: tuple[int, int],
-                allowed: torch.Tensor, pads: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        where: torch.Tensor,
+        shape: tuple[int, int],
+        allowed: torch.Tensor,
+        pads: torch.Tensor,
+    ) -> torch.Tensor:
         (b, length), dim = shape, tokens.shape[1]
         heads, per_head = self.num_heads, dim // self.num_heads
         projected = torch.cat([self.q(self.attn_norm(tokens)), self.kv(tokens)], dim=1)
@@ -201,5 +218,5 @@ class SASRec(SequentialBackbone):
         self.encoder.apply(INITIALISERS[cfg.init])
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        seq = seq[:, -self.max_len:]
+        seq = seq[:, -self.max_len :]
         return self.encoder(self.items(seq) * self.scale, seq != PAD)

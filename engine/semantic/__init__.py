@@ -18,12 +18,38 @@ from typing import Any
 
 _EXPORTS = {
     "embedding_cache": ("EmbeddingCache", "EmbedStats", "embed_item_table", "embed_texts"),
-    "encoders": ("EncoderError", "LlamaCppEncoder", "SentenceTransformerEncoder", "TextEncoder",
-                 "TransformersMeanPoolEncoder", "make_encoder"),
+    "encoders": (
+        "EncoderError",
+        "LlamaCppEncoder",
+        "SentenceTransformerEncoder",
+        "TextEncoder",
+        "TransformersMeanPoolEncoder",
+        "make_encoder",
+    ),
     "adapters": ("LinearAdapter", "MLPAdapter"),
-    "fusion": ("AddFusion", "ConcatFusion", "FusedItems", "GateFusion", "GatedAddFusion", "SemanticOnlyItems",
-               "SemanticTable", "build_item_representation", "fused_items", "semantic_table_for"),
-    "reduction": ("FittedReduction", "PCA", "RandomProjection", "WhitenedPCA", "fit_pca", "fit_random_projection", "fit_reduction", "make_adapter", "reduce_table"),
+    "fusion": (
+        "AddFusion",
+        "ConcatFusion",
+        "FusedItems",
+        "GateFusion",
+        "GatedAddFusion",
+        "SemanticOnlyItems",
+        "SemanticTable",
+        "build_item_representation",
+        "fused_items",
+        "semantic_table_for",
+    ),
+    "reduction": (
+        "FittedReduction",
+        "PCA",
+        "RandomProjection",
+        "WhitenedPCA",
+        "fit_pca",
+        "fit_random_projection",
+        "fit_reduction",
+        "make_adapter",
+        "reduce_table",
+    ),
     "texts": ("ItemTexts", "item_texts", "render_attribute_text", "render_raw_text"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

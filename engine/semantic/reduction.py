@@ -87,8 +87,13 @@ def fit_pca(x: np.ndarray, dim: int, whiten: bool = False) -> FittedReduction:
     if kept < dim:
         notes.append(f"only {kept} of {dim} PCA components carry variance ({n} items, E={e}); the rest are zero")
     return FittedReduction(
-        method="pca-whiten" if whiten else "pca", mean=mean, projection=projection, seconds=time.perf_counter() - t0,
-        explained_variance_ratio=ratio, components_used=kept, notes=notes,
+        method="pca-whiten" if whiten else "pca",
+        mean=mean,
+        projection=projection,
+        seconds=time.perf_counter() - t0,
+        explained_variance_ratio=ratio,
+        components_used=kept,
+        notes=notes,
     )
 
 
@@ -101,7 +106,9 @@ def fit_random_projection(x: np.ndarray, dim: int, seed: int) -> FittedReduction
     x = _check_matrix(x, dim)
     rng = np.random.default_rng(seed)
     projection = rng.standard_normal((x.shape[1], dim)) / np.sqrt(dim)
-    return FittedReduction(method="random", mean=x.mean(axis=0), projection=projection, seconds=time.perf_counter() - t0)
+    return FittedReduction(
+        method="random", mean=x.mean(axis=0), projection=projection, seconds=time.perf_counter() - t0
+    )
 
 
 class PCA:
@@ -132,7 +139,9 @@ def fit_reduction(method: str, x: np.ndarray, dim: int, seed: int = 0) -> Fitted
     """Fits the registered fixed reduction `method` on the real items `x` [num_items, E] (no padding row)."""
     entry = registry.entry("reduction", method)
     if entry.group == "adapter":
-        raise ConfigError(f"knowledge.reduction: '{method}' is a learned adapter, not fitted in numpy (use make_adapter)")
+        raise ConfigError(
+            f"knowledge.reduction: '{method}' is a learned adapter, not fitted in numpy (use make_adapter)"
+        )
     return entry.load().fit(x, dim, seed)
 
 
@@ -149,6 +158,8 @@ def make_adapter(method: str, in_dim: int, out_dim: int, hidden: int | None = No
     `adapter-mlp`."""
     entry = registry.entry("reduction", method)
     if entry.group != "adapter":
-        raise ConfigError(f"knowledge.reduction: '{method}' is not an adapter "
-                          f"(choose: {', '.join(registry.choices('reduction', group='adapter'))})")
+        raise ConfigError(
+            f"knowledge.reduction: '{method}' is not an adapter "
+            f"(choose: {', '.join(registry.choices('reduction', group='adapter'))})"
+        )
     return entry.load()(in_dim, out_dim, hidden=hidden, dropout=dropout)

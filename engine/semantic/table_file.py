@@ -35,11 +35,15 @@ def load_semantic_table(path: str | Path, num_items: int) -> tuple[np.ndarray, s
     except (OSError, ValueError) as exc:
         raise ConfigError(f"knowledge.semantic_table: {path} is not a .npy array ({exc})") from None
     if table.ndim != 2 or table.dtype not in (np.float16, np.float32):
-        raise ConfigError(f"knowledge.semantic_table: {path} holds a {table.dtype} array of shape {table.shape},"
-                         " expected float32 or float16 [items + 1, dim]")
+        raise ConfigError(
+            f"knowledge.semantic_table: {path} holds a {table.dtype} array of shape {table.shape},"
+            " expected float32 or float16 [items + 1, dim]"
+        )
     if table.shape[0] != num_items + 1:
-        raise ConfigError(f"knowledge.semantic_table: {path} has {table.shape[0]} rows; this dataset needs"
-                         f" {num_items + 1} (its {num_items} items and the padding row 0)")
+        raise ConfigError(
+            f"knowledge.semantic_table: {path} has {table.shape[0]} rows; this dataset needs"
+            f" {num_items + 1} (its {num_items} items and the padding row 0)"
+        )
     table = table.astype(np.float32)
     if not np.isfinite(table).all():
         raise ConfigError(f"knowledge.semantic_table: {path} holds NaN or infinite values")

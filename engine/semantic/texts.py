@@ -46,9 +46,7 @@ def render_fields(fields: Mapping[str, Any], max_list_values: int = MAX_LIST_VAL
 def render_raw_text(item_text: Mapping[str, Any]) -> str:
     """The item's own fields ("title: …; genres: …; brand: …"), best-describing fields first."""
     ordered = {k: item_text[k] for k in RAW_FIELD_ORDER if k in item_text}
-    ordered.update(
-        {k: item_text[k] for k in sorted(item_text) if k not in ordered and k not in RAW_FIELDS_SKIPPED}
-    )
+    ordered.update({k: item_text[k] for k in sorted(item_text) if k not in ordered and k not in RAW_FIELDS_SKIPPED})
     return render_fields(ordered)
 
 

@@ -22,11 +22,20 @@ class BenchResult:
     json: Path
 
 
-def run_bench(config: Path | None, db: str | Path, command: str, out: Path | None = None, jobs: int = 1,
-              overrides: dict[str, str | None] | None = None, flags: dict[str, Any] | None = None,
-              table_only: bool = False, on_event: EventSink = ignore_events,
-              should_stop: Callable[[], bool] | None = None, workspace: Path | None = None,
-              db_label: str | None = None) -> BenchResult:
+def run_bench(
+    config: Path | None,
+    db: str | Path,
+    command: str,
+    out: Path | None = None,
+    jobs: int = 1,
+    overrides: dict[str, str | None] | None = None,
+    flags: dict[str, Any] | None = None,
+    table_only: bool = False,
+    on_event: EventSink = ignore_events,
+    should_stop: Callable[[], bool] | None = None,
+    workspace: Path | None = None,
+    db_label: str | None = None,
+) -> BenchResult:
     """`command` is the command line written into the table's header, so the table says how to remake it;
     `db` the database (resolved in the workspace), `db_label` how the table names it (default `db`)."""
     from engine.bench import load_spec
@@ -36,8 +45,9 @@ def run_bench(config: Path | None, db: str | Path, command: str, out: Path | Non
 
     spec = load_spec(config, overrides=overrides or {}, flags=flags or {})
     target = out if out is not None else DEFAULT_OUT_DIR / spec.name
-    outcome = run(spec, db, on_event=on_event, should_stop=should_stop, jobs=jobs, table_only=table_only,
-                  workspace=workspace)
+    outcome = run(
+        spec, db, on_event=on_event, should_stop=should_stop, jobs=jobs, table_only=table_only, workspace=workspace
+    )
     label = db_label if db_label is not None else str(db)
     with open_store(db) as store:
         rows = build_rows(outcome, store)

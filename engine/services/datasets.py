@@ -42,8 +42,9 @@ def list_datasets(data_root: str | None) -> list[DatasetEntry]:
     return entries
 
 
-def load(data: DataConfig, cwd: Path | None = None, on_event: EventSink | None = None,
-         cache_dir: Path | None = None) -> "SequenceDataset":
+def load(
+    data: DataConfig, cwd: Path | None = None, on_event: EventSink | None = None, cache_dir: Path | None = None
+) -> "SequenceDataset":
     """The dataset preprocessed as `data` asks, from the preprocessing cache (`cache_dir`, a workspace's
     `dataset_cache`) when nothing changed; a relative dataset path or data root is inside `cwd`."""
     from engine.data.preprocess import load_dataset
@@ -51,8 +52,9 @@ def load(data: DataConfig, cwd: Path | None = None, on_event: EventSink | None =
     return load_dataset(data, cwd=cwd, on_event=on_event, cache_dir=cache_dir)
 
 
-def statistics(data: DataConfig, cwd: Path | None = None, on_event: EventSink | None = None,
-               cache_dir: Path | None = None) -> dict[str, Any]:
+def statistics(
+    data: DataConfig, cwd: Path | None = None, on_event: EventSink | None = None, cache_dir: Path | None = None
+) -> dict[str, Any]:
     from engine.data.stats import dataset_stats
 
     return dataset_stats(load(data, cwd, on_event, cache_dir))

@@ -18,8 +18,9 @@ class ExportedTable:
     path: Path
 
 
-def export_table(cfg: RunConfig, export: Path, half: bool = False, cwd: Path | None = None,
-                 on_event: EventSink = ignore_events) -> ExportedTable:
+def export_table(
+    cfg: RunConfig, export: Path, half: bool = False, cwd: Path | None = None, on_event: EventSink = ignore_events
+) -> ExportedTable:
     from engine.knowledge import semantic_table
     from engine.semantic.table_file import save_semantic_table
     from engine.services.datasets import load

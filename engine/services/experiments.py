@@ -16,18 +16,29 @@ if TYPE_CHECKING:
     from engine.training.distributed import DistributedContext
 
 
-def run(cfg: RunConfig, on_event: EventSink = ignore_events, should_stop: Callable[[], bool] | None = None,
-        cwd: Path | None = None, distributed: "DistributedContext | None" = None) -> "RunResult":
+def run(
+    cfg: RunConfig,
+    on_event: EventSink = ignore_events,
+    should_stop: Callable[[], bool] | None = None,
+    cwd: Path | None = None,
+    distributed: "DistributedContext | None" = None,
+) -> "RunResult":
     """Train and evaluate `cfg`, recorded in its database (see engine.pipeline.run_experiment)."""
     from engine.pipeline import run_experiment
 
     return run_experiment(cfg, on_event, should_stop, cwd, distributed=distributed)
 
 
-def resume(db: str | Path, run_id: int, on_event: EventSink = ignore_events,
-           should_stop: Callable[[], bool] | None = None, cwd: Path | None = None,
-           distributed: "DistributedContext | None" = None, join_device: str = "auto",
-           workspace: str | Path | None = None) -> "RunResult":
+def resume(
+    db: str | Path,
+    run_id: int,
+    on_event: EventSink = ignore_events,
+    should_stop: Callable[[], bool] | None = None,
+    cwd: Path | None = None,
+    distributed: "DistributedContext | None" = None,
+    join_device: str = "auto",
+    workspace: str | Path | None = None,
+) -> "RunResult":
     """Continue the INTERRUPTED run `run_id` from its last finished epoch, with its stored config, in the
     caller's `workspace` (None: `cwd`)."""
     from engine.pipeline import resume_experiment
@@ -76,8 +87,11 @@ class Baseline:
 
     def gain(self, test: Mapping[str, float]) -> dict[str, float]:
         """Relative test gain of `test` (the KIRec run's metrics) over this baseline, per metric both have."""
-        return {key: (test[key] - value) / value for key, value in self.test.items()
-                if key in test and key != "users" and value > 0}
+        return {
+            key: (test[key] - value) / value
+            for key, value in self.test.items()
+            if key in test and key != "users" and value > 0
+        }
 
     def to_json(self, test: Mapping[str, float] | None = None) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -115,28 +129,50 @@ def find_baseline(cfg: RunConfig, cwd: Path | None = None) -> Baseline | None:
         found = FinishedRuns(store).find(base.to_dict(), dataset.name, dataset.fingerprint, store.code_version())
     if found is None:
         return None
-    return Baseline(found.id, "FINISHED", reused=True, valid=_metrics(found.valid_metrics, "valid/"),
-                    test=_metrics(found.test_metrics, "test/"))
+    return Baseline(
+        found.id,
+        "FINISHED",
+        reused=True,
+        valid=_metrics(found.valid_metrics, "valid/"),
+        test=_metrics(found.test_metrics, "test/"),
+    )
 
 
-def find_or_train_baseline(cfg: RunConfig, on_event: EventSink = ignore_events,
-                           should_stop: Callable[[], bool] | None = None, cwd: Path | None = None) -> Baseline:
+def find_or_train_baseline(
+    cfg: RunConfig,
+    on_event: EventSink = ignore_events,
+    should_stop: Callable[[], bool] | None = None,
+    cwd: Path | None = None,
+) -> Baseline:
     """The plain ID model beside `cfg`: a finished run from the store when one answers it, else trained now and
     recorded as a normal run (named "<name> baseline")."""
     found = find_baseline(cfg, cwd)
     if found is not None:
-        on_event(Status(f"baseline: run {found.run_id} (knowledge.method=id, same data, backbone and seed) "
-                        "is already in the database"))
+        on_event(
+            Status(
+                f"baseline: run {found.run_id} (knowledge.method=id, same data, backbone and seed) "
+                "is already in the database"
+            )
+        )
         return found
     on_event(Status("baseline: training the plain ID model (knowledge.method=id) on the same data, backbone and seed"))
     result = run(baseline_config(cfg), on_event, should_stop, cwd)
-    return Baseline(result.run_id, result.status, reused=False, valid=dict(result.valid), test=dict(result.test),
-                    best_epoch=result.best_epoch)
+    return Baseline(
+        result.run_id,
+        result.status,
+        reused=False,
+        valid=dict(result.valid),
+        test=dict(result.test),
+        best_epoch=result.best_epoch,
+    )
 
 
-def run_with_baseline(cfg: RunConfig, on_event: EventSink = ignore_events,
-                      should_stop: Callable[[], bool] | None = None,
-                      cwd: Path | None = None) -> tuple["RunResult", Baseline | None]:
+def run_with_baseline(
+    cfg: RunConfig,
+    on_event: EventSink = ignore_events,
+    should_stop: Callable[[], bool] | None = None,
+    cwd: Path | None = None,
+) -> tuple["RunResult", Baseline | None]:
     """Train `cfg`, then (when it FINISHED and is not an id run) find or train its ID baseline. The run comes
     first, so its id is the one a plain `run` would get and a stop before the baseline keeps it whole."""
     result = run(cfg, on_event, should_stop, cwd)
@@ -156,4 +192,4 @@ def stored_config(db: str | Path, run_id: int) -> RunConfig:
 
 
 def _metrics(stored: Mapping[str, float], prefix: str) -> dict[str, float]:
-    return {key[len(prefix):]: value for key, value in stored.items() if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in stored.items() if key.startswith(prefix)}

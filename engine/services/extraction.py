@@ -31,8 +31,9 @@ def prompt_for(cfg: RunConfig, dataset: "SequenceDataset") -> "Prompt":
 
 
 @contextlib.contextmanager
-def session(prompt: "Prompt", llm: Any, cache_path: Path, on_event: EventSink = ignore_events
-            ) -> Iterator["ExtractionSession"]:
+def session(
+    prompt: "Prompt", llm: Any, cache_path: Path, on_event: EventSink = ignore_events
+) -> Iterator["ExtractionSession"]:
     """The extraction cache at `cache_path` (a workspace's `extraction_cache`) open for `prompt` and the backend
     `llm`, with the shipped answers imported: `.extract(dataset, ...)`, `.answers(dataset, items)`,
     `.export(dataset, path)`."""

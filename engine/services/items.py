@@ -37,8 +37,9 @@ def popularity_rank(popularity: np.ndarray, index: int) -> int:
     return int((popularity[1:] > popularity[index]).sum()) + 1
 
 
-def item_view(dataset, index: int, extraction_cache: Path | None = None, popularity: np.ndarray | None = None
-              ) -> ItemView:
+def item_view(
+    dataset, index: int, extraction_cache: Path | None = None, popularity: np.ndarray | None = None
+) -> ItemView:
     """`extraction_cache` (a workspace's): where the attributes are read from; None: no attributes."""
     from engine.extraction.cache import item_text_hash
     from engine.services.extraction import item_history
@@ -48,8 +49,16 @@ def item_view(dataset, index: int, extraction_cache: Path | None = None, popular
     if extraction_cache is not None:
         # raw ids repeat across datasets: only answers about this very text
         history = item_history(extraction_cache, dataset.item_ids[index], item_text_hash(dataset.item_text[index]))
-    return ItemView(index, dataset.item_ids[index], dataset.title(index), dict(dataset.item_text[index]),
-                    int(popularity[index]), popularity_rank(popularity, index), dataset.num_items, history)
+    return ItemView(
+        index,
+        dataset.item_ids[index],
+        dataset.title(index),
+        dict(dataset.item_text[index]),
+        int(popularity[index]),
+        popularity_rank(popularity, index),
+        dataset.num_items,
+        history,
+    )
 
 
 def nearest(table: np.ndarray, item: int, k: int = 10) -> list[tuple[int, float]]:

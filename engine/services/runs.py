@@ -48,8 +48,9 @@ def check_export_target(target: str | Path, database: str | Path, force: bool = 
     return check(target, database, force=force)
 
 
-def export_runs(store: "RunStore", run_ids: list[int] | None, fmt: str, target: str | Path | None = None,
-                force: bool = False) -> str:
+def export_runs(
+    store: "RunStore", run_ids: list[int] | None, fmt: str, target: str | Path | None = None, force: bool = False
+) -> str:
     """The runs as CSV or JSON text; written to `target` (through a temporary file and a rename) when given.
     An existing target raises ExportTargetExistsError unless `force`."""
     from engine.store.export_file import write_export
@@ -62,8 +63,9 @@ def export_runs(store: "RunStore", run_ids: list[int] | None, fmt: str, target: 
     return text
 
 
-def load_trained(store: "RunStore", run_id: int, cwd: Path | None = None, device: str = "cpu",
-                 workspace: str | Path | None = None) -> "TrainedRun":
+def load_trained(
+    store: "RunStore", run_id: int, cwd: Path | None = None, device: str = "cpu", workspace: str | Path | None = None
+) -> "TrainedRun":
     """The run's best weights (verified by hash), config and dataset, its caches read in the caller's
     `workspace` (None: `cwd`). Raises RunNotReadyError when it has no checkpoint (the message says what can be
     done)."""
@@ -87,16 +89,24 @@ def user_index(dataset, raw_user: str) -> int:
     return dataset.user_ids.index(raw_user)
 
 
-def recommend_for(trained: "TrainedRun", raw_user: str, k: int = 10, history: str = "all",
-                  exclude_history: bool = True) -> UserRecommendations:
+def recommend_for(
+    trained: "TrainedRun", raw_user: str, k: int = 10, history: str = "all", exclude_history: bool = True
+) -> UserRecommendations:
     """Top-k of a trained run for a user after `history` ("all": what comes next after everything the user
     did; "test": the list the test split ranks), best first."""
     from engine.evaluation.recommend import recommend, user_history
 
     dataset = trained.dataset
     user = user_index(dataset, raw_user)
-    recs = recommend(trained.model, dataset, user, k=k, exclude_history=exclude_history, history=history,
-                     max_len=trained.config.model.max_len)
+    recs = recommend(
+        trained.model,
+        dataset,
+        user,
+        k=k,
+        exclude_history=exclude_history,
+        history=history,
+        max_len=trained.config.model.max_len,
+    )
     return UserRecommendations(trained.run_id, user, recs, len(user_history(dataset, user, history)), trained.note)
 
 
@@ -109,5 +119,3 @@ def run_item_neighbours(trained: "TrainedRun", item: int, k: int = 10) -> list[t
     from engine.services.items import nearest
 
     return nearest(table, item, k)
-
-

@@ -191,8 +191,12 @@ def _read_schema_untouched(path: Path) -> tuple[int, set[str]]:
             uri = f"{path.absolute().as_uri()}?{mode}"
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)) as conn:
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                tables = {row[0] for row in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+                tables = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                    )
+                }
             return version, tables
         except sqlite3.DatabaseError as exc:
             # An immutable read can catch another process creating the database; read it properly then.
@@ -210,7 +214,9 @@ def _check_writable(path: Path) -> None:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # a missing folder is created inside the nearest existing one
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreError(f"{path}: its folder {folder} is not writable (SQLite keeps -wal/-shm files beside the database)")
+        raise StoreError(
+            f"{path}: its folder {folder} is not writable (SQLite keeps -wal/-shm files beside the database)"
+        )
 
 
 def _ensure_schema(engine: Engine, path: Path) -> None:

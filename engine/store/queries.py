@@ -145,7 +145,9 @@ class RunStore:
         with self._write() as session:
             self._require_run(session, run_id)
             session.execute(
-                insert(ArtifactRow).values(run_id=run_id, kind=kind, path=str(path), created_at=time.time(), sha256=sha256)
+                insert(ArtifactRow).values(
+                    run_id=run_id, kind=kind, path=str(path), created_at=time.time(), sha256=sha256
+                )
             )
 
     def set_artifact(
@@ -157,12 +159,16 @@ class RunStore:
             self._require_run(session, run_id)
             session.execute(delete(ArtifactRow).where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind))
             session.execute(
-                insert(ArtifactRow).values(run_id=run_id, kind=kind, path=str(path), created_at=time.time(), sha256=sha256)
+                insert(ArtifactRow).values(
+                    run_id=run_id, kind=kind, path=str(path), created_at=time.time(), sha256=sha256
+                )
             )
             if tags:
                 upsert = sqlite_insert(TagRow)
                 session.execute(
-                    upsert.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": upsert.excluded.value}),
+                    upsert.on_conflict_do_update(
+                        index_elements=["run_id", "key"], set_={"value": upsert.excluded.value}
+                    ),
                     [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()],
                 )
 
@@ -179,7 +185,9 @@ class RunStore:
             session.execute(
                 update(RunRow)
                 .where(RunRow.id == run_id)
-                .values(status=RunStatus.RUNNING.value, ended_at=None, error=None, pid=os.getpid(), hostname=self._hostname)
+                .values(
+                    status=RunStatus.RUNNING.value, ended_at=None, error=None, pid=os.getpid(), hostname=self._hostname
+                )
             )
             session.execute(
                 delete(MetricRow).where(
@@ -198,7 +206,9 @@ class RunStore:
             if kept:
                 upsert = sqlite_insert(TagRow)
                 session.execute(
-                    upsert.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": upsert.excluded.value}),
+                    upsert.on_conflict_do_update(
+                        index_elements=["run_id", "key"], set_={"value": upsert.excluded.value}
+                    ),
                     kept,
                 )
 
@@ -280,9 +290,18 @@ class RunStore:
         order = _order_clauses(order_by, descending)
         listing = (
             select(
-                RunRow.id, RunRow.name, RunRow.status, RunRow.dataset, RunRow.method, RunRow.backbone,
-                RunRow.device, RunRow.started_at, RunRow.ended_at, RunRow.deleted,
-                _param_subquery(FUSION_PARAM).label("fusion"), _param_subquery(PROMPT_PARAM).label("prompt"),
+                RunRow.id,
+                RunRow.name,
+                RunRow.status,
+                RunRow.dataset,
+                RunRow.method,
+                RunRow.backbone,
+                RunRow.device,
+                RunRow.started_at,
+                RunRow.ended_at,
+                RunRow.deleted,
+                _param_subquery(FUSION_PARAM).label("fusion"),
+                _param_subquery(PROMPT_PARAM).label("prompt"),
             )
             .where(*filters)
             .order_by(*order)
@@ -297,11 +316,20 @@ class RunStore:
             tests = _final_metrics_by_run(session, MetricRow.run_id.in_(listed_ids.scalar_subquery()), TEST_PREFIX)
         return [
             RunSummary(
-                id=r.id, name=r.name, status=RunStatus(r.status), dataset=r.dataset, method=r.method,
-                backbone=r.backbone, device=r.device, fusion=r.fusion, prompt=r.prompt, started_at=_utc(r.started_at),
+                id=r.id,
+                name=r.name,
+                status=RunStatus(r.status),
+                dataset=r.dataset,
+                method=r.method,
+                backbone=r.backbone,
+                device=r.device,
+                fusion=r.fusion,
+                prompt=r.prompt,
+                started_at=_utc(r.started_at),
                 ended_at=_utc_or_none(r.ended_at),
                 duration_seconds=None if r.ended_at is None else r.ended_at - r.started_at,
-                test_metrics=tests.get(r.id, {}), deleted=bool(r.deleted),
+                test_metrics=tests.get(r.id, {}),
+                deleted=bool(r.deleted),
             )
             for r in rows
         ]
@@ -467,7 +495,10 @@ def _run_filters(
         tag_match = select(TagRow.run_id).where(TagRow.run_id == RunRow.id, TagRow.value.like(pattern, escape="\\"))
         filters.append(
             or_(
-                *(col.like(pattern, escape="\\") for col in (RunRow.name, RunRow.dataset, RunRow.method, RunRow.backbone)),
+                *(
+                    col.like(pattern, escape="\\")
+                    for col in (RunRow.name, RunRow.dataset, RunRow.method, RunRow.backbone)
+                ),
                 tag_match.exists(),
             )
         )
@@ -527,7 +558,9 @@ def _load_details(session: Session, ids: Sequence[int]) -> dict[int, RunDetail]:
         runs = session.exec(select(RunRow).where(RunRow.id.in_(chunk))).all()
         params: dict[int, dict[str, str]] = defaultdict(dict)
         for run_id, key, value in session.exec(
-            select(ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(chunk)).order_by(ParamRow.key)
+            select(ParamRow.run_id, ParamRow.key, ParamRow.value)
+            .where(ParamRow.run_id.in_(chunk))
+            .order_by(ParamRow.key)
         ):
             params[run_id][key] = value
         tags: dict[int, dict[str, str]] = defaultdict(dict)
@@ -549,17 +582,34 @@ def _load_details(session: Session, ids: Sequence[int]) -> dict[int, RunDetail]:
             assert run.id is not None
             run_params = params.get(run.id, {})
             summary = RunSummary(
-                id=run.id, name=run.name, status=RunStatus(run.status), dataset=run.dataset, method=run.method,
-                backbone=run.backbone, device=run.device, fusion=run_params.get(FUSION_PARAM),
-                prompt=run_params.get(PROMPT_PARAM), started_at=_utc(run.started_at), ended_at=_utc_or_none(run.ended_at),
+                id=run.id,
+                name=run.name,
+                status=RunStatus(run.status),
+                dataset=run.dataset,
+                method=run.method,
+                backbone=run.backbone,
+                device=run.device,
+                fusion=run_params.get(FUSION_PARAM),
+                prompt=run_params.get(PROMPT_PARAM),
+                started_at=_utc(run.started_at),
+                ended_at=_utc_or_none(run.ended_at),
                 duration_seconds=None if run.ended_at is None else run.ended_at - run.started_at,
-                test_metrics=test.get(run.id, {}), deleted=bool(run.deleted),
+                test_metrics=test.get(run.id, {}),
+                deleted=bool(run.deleted),
             )
             details[run.id] = RunDetail(
-                summary=summary, config=json.loads(run.config_json), dataset_fingerprint=run.dataset_fingerprint,
-                code_version=run.code_version, pid=run.pid, hostname=run.hostname, error=run.error,
-                params=run_params, tags=tags.get(run.id, {}), artifacts=tuple(artifacts.get(run.id, ())),
-                valid_metrics=valid.get(run.id, {}), test_metrics=test.get(run.id, {}),
+                summary=summary,
+                config=json.loads(run.config_json),
+                dataset_fingerprint=run.dataset_fingerprint,
+                code_version=run.code_version,
+                pid=run.pid,
+                hostname=run.hostname,
+                error=run.error,
+                params=run_params,
+                tags=tags.get(run.id, {}),
+                artifacts=tuple(artifacts.get(run.id, ())),
+                valid_metrics=valid.get(run.id, {}),
+                test_metrics=test.get(run.id, {}),
             )
     return details
 
@@ -567,19 +617,42 @@ def _load_details(session: Session, ids: Sequence[int]) -> dict[int, RunDetail]:
 # -- export -------------------------------------------------------------------------------------------------
 
 _CSV_COLUMNS = (
-    "id", "name", "status", "dataset", "method", "backbone", "fusion", "prompt", "device", "code_version",
-    "started_at", "ended_at", "duration_seconds", "error", "deleted",
+    "id",
+    "name",
+    "status",
+    "dataset",
+    "method",
+    "backbone",
+    "fusion",
+    "prompt",
+    "device",
+    "code_version",
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "error",
+    "deleted",
 )
 
 
 def _summary_fields(run: RunDetail) -> dict[str, Any]:
     s = run.summary
     return {
-        "id": s.id, "name": s.name, "status": s.status.value, "dataset": s.dataset, "method": s.method,
-        "backbone": s.backbone, "fusion": s.fusion, "prompt": s.prompt, "device": s.device,
-        "code_version": run.code_version, "started_at": s.started_at.isoformat(),
-        "ended_at": s.ended_at.isoformat() if s.ended_at else None, "duration_seconds": s.duration_seconds,
-        "error": run.error, "deleted": s.deleted,
+        "id": s.id,
+        "name": s.name,
+        "status": s.status.value,
+        "dataset": s.dataset,
+        "method": s.method,
+        "backbone": s.backbone,
+        "fusion": s.fusion,
+        "prompt": s.prompt,
+        "device": s.device,
+        "code_version": run.code_version,
+        "started_at": s.started_at.isoformat(),
+        "ended_at": s.ended_at.isoformat() if s.ended_at else None,
+        "duration_seconds": s.duration_seconds,
+        "error": run.error,
+        "deleted": s.deleted,
     }
 
 
@@ -614,8 +687,10 @@ def _to_json(runs: Sequence[RunDetail]) -> str:
             "config": run.config,
             "params": run.params,
             "tags": run.tags,
-            "artifacts": [{"kind": a.kind, "path": a.path, "created_at": a.created_at.isoformat(), "sha256": a.sha256}
-                          for a in run.artifacts],
+            "artifacts": [
+                {"kind": a.kind, "path": a.path, "created_at": a.created_at.isoformat(), "sha256": a.sha256}
+                for a in run.artifacts
+            ],
             "metrics": {"valid": finite_or_none(run.valid_metrics), "test": finite_or_none(run.test_metrics)},
         }
         for run in runs
@@ -655,9 +730,7 @@ def _status(status: RunStatus | str) -> RunStatus:
     try:
         return RunStatus(status)
     except ValueError:
-        raise ValueError(
-            f"unknown run status {status!r}: use one of {', '.join(s.value for s in RunStatus)}"
-        ) from None
+        raise ValueError(f"unknown run status {status!r}: use one of {', '.join(s.value for s in RunStatus)}") from None
 
 
 def _final_status(status: RunStatus | str) -> RunStatus:

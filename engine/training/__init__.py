@@ -7,6 +7,15 @@ from engine.training.seeding import seed_everything
 from engine.training.trainer import TrainingInterrupted, TrainResult, train
 
 __all__ = [
-    "Batch", "CheckpointError", "RunCheckpoints", "SequenceBatcher", "TrainingState", "TrainResult",
-    "TrainingInterrupted", "device_stats", "resolve_device", "seed_everything", "train",
+    "Batch",
+    "CheckpointError",
+    "RunCheckpoints",
+    "SequenceBatcher",
+    "TrainingState",
+    "TrainResult",
+    "TrainingInterrupted",
+    "device_stats",
+    "resolve_device",
+    "seed_everything",
+    "train",
 ]

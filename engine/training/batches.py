@@ -35,15 +35,23 @@ def _left_padded(sequences: list[np.ndarray], width: int) -> tuple[np.ndarray, n
         tail = seq[-width:] if width else seq[:0]
         lengths[row] = len(tail)
         if len(tail):
-            matrix[row, width - len(tail):] = tail
+            matrix[row, width - len(tail) :] = tail
     return matrix, lengths
 
 
 class SequenceBatcher:
     """objective "causal": input s[:-1], target s[1:]; "masked": random [MASK]s, targets only where masked."""
 
-    def __init__(self, dataset: SequenceDataset, objective: str, max_len: int, batch_size: int,
-                 mask_prob: float = 0.2, seed: int = 0, shard: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        dataset: SequenceDataset,
+        objective: str,
+        max_len: int,
+        batch_size: int,
+        mask_prob: float = 0.2,
+        seed: int = 0,
+        shard: tuple[int, int] = (0, 1),
+    ):
         if objective not in ("causal", "masked"):
             raise ValueError(f"objective: expected 'causal' or 'masked', got {objective!r}")
         if batch_size < 1:
@@ -56,7 +64,9 @@ class SequenceBatcher:
         if not 0 <= rank < world:
             raise ValueError(f"shard: rank {rank} is not in 0..{world - 1}")
         if batch_size < world:
-            raise ConfigError(f"train.batch_size: the global batch ({batch_size}) is smaller than the {world} processes")
+            raise ConfigError(
+                f"train.batch_size: the global batch ({batch_size}) is smaller than the {world} processes"
+            )
         self.objective, self.batch_size, self.mask_prob, self.shard = objective, batch_size, mask_prob, shard
         self.mask_token = dataset.num_items + 1
         self.rng = np.random.default_rng(seed)
@@ -79,7 +89,7 @@ class SequenceBatcher:
         """One pass over all users in a fresh random order (and, for "masked", fresh masks)."""
         order = self.rng.permutation(len(self.inputs))
         for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
+            rows = order[start : start + self.batch_size]
             width = int(self.lengths[rows].max())
             inputs = self.inputs[rows, -width:]
             targets = self.targets[rows, -width:]
@@ -104,8 +114,9 @@ class SequenceBatcher:
             weight = world * int((targets[mine] != PAD).sum()) / total
         width = int(lengths[mine].max())  # positions count from the right: trimming left padding changes nothing
         inputs, targets = inputs[mine, -width:], targets[mine, -width:]
-        return Batch(torch.from_numpy(np.ascontiguousarray(inputs)), torch.from_numpy(np.ascontiguousarray(targets)),
-                     weight)
+        return Batch(
+            torch.from_numpy(np.ascontiguousarray(inputs)), torch.from_numpy(np.ascontiguousarray(targets)), weight
+        )
 
     def _mask(self, items: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         real = items != PAD

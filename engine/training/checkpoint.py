@@ -106,9 +106,13 @@ def capture_rng(batcher_rng: np.random.Generator, negatives: torch.Generator) ->
     numpy_state = np.random.get_state(legacy=False)
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": {"bit_generator": numpy_state["bit_generator"], "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
-                  "pos": int(numpy_state["state"]["pos"]), "has_gauss": int(numpy_state["has_gauss"]),
-                  "gauss": float(numpy_state["gauss"])},
+        "numpy": {
+            "bit_generator": numpy_state["bit_generator"],
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
         "python": _python_state(random.getstate()),
         "batcher": batcher_rng.bit_generator.state,
         "negatives": negatives.get_state(),
@@ -123,11 +127,14 @@ def restore_rng(state: dict[str, Any], batcher_rng: np.random.Generator, negativ
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     numpy_state = state["numpy"]
-    np.random.set_state({
-        "bit_generator": numpy_state["bit_generator"],
-        "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
-        "has_gauss": numpy_state["has_gauss"], "gauss": numpy_state["gauss"],
-    })
+    np.random.set_state(
+        {
+            "bit_generator": numpy_state["bit_generator"],
+            "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
+            "has_gauss": numpy_state["has_gauss"],
+            "gauss": numpy_state["gauss"],
+        }
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     batcher_rng.bit_generator.state = state["batcher"]
@@ -158,8 +165,9 @@ class RunCheckpoints:
         return self.best_path
 
     def save_state(self, state: TrainingState) -> Path:
-        self.state_path = self._replace(STATE_KIND, state.to_file_dict(), f"{self.stem}-state-e{state.epoch}.pt",
-                                        state.epoch, self.state_path)
+        self.state_path = self._replace(
+            STATE_KIND, state.to_file_dict(), f"{self.stem}-state-e{state.epoch}.pt", state.epoch, self.state_path
+        )
         return self.state_path
 
     def load_best(self, device: torch.device) -> dict[str, torch.Tensor]:

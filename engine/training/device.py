@@ -13,7 +13,7 @@ _MB = 1024 * 1024
 
 
 def resolve_device(spec: str) -> torch.device:
-    """"auto" -> the first CUDA device if there is one, else the CPU; also "cpu", "cuda", "cuda:N"."""
+    """ "auto" -> the first CUDA device if there is one, else the CPU; also "cpu", "cuda", "cuda:N"."""
     spec = spec.strip().lower()
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

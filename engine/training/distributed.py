@@ -81,10 +81,14 @@ class ReplicaStore:
 def check_launch(device: torch.device, processes: int, batch_size: int) -> None:
     """What would make `processes` ranks fail, found before any starts: a GPU each, a row of the batch each."""
     if device.type == "cuda" and processes > torch.cuda.device_count():
-        raise ConfigError(f"--nproc {processes}: each process needs a GPU of its own, but only "
-                          f"{torch.cuda.device_count()} CUDA device(s) exist (or set train.device=cpu)")
+        raise ConfigError(
+            f"--nproc {processes}: each process needs a GPU of its own, but only "
+            f"{torch.cuda.device_count()} CUDA device(s) exist (or set train.device=cpu)"
+        )
     if batch_size < processes:
-        raise ConfigError(f"train.batch_size: the global batch ({batch_size}) is smaller than the {processes} processes")
+        raise ConfigError(
+            f"train.batch_size: the global batch ({batch_size}) is smaller than the {processes} processes"
+        )
 
 
 def _int_variable(env: Mapping[str, str], name: str, default: int) -> int:
@@ -117,13 +121,19 @@ class DistributedContext:
             return cls()
         rank = _int_variable(env, "RANK", -1)
         if not 0 <= rank < world:
-            raise ConfigError(f"environment variable RANK: expected 0..{world - 1} for WORLD_SIZE={world}, "
-                              f"got {env.get('RANK')!r}")
+            raise ConfigError(
+                f"environment variable RANK: expected 0..{world - 1} for WORLD_SIZE={world}, got {env.get('RANK')!r}"
+            )
         for name in ("MASTER_ADDR", "MASTER_PORT"):
             if not env.get(name):
                 raise ConfigError(f"environment variable {name}: torchrun sets it; missing with WORLD_SIZE={world}")
-        return cls(rank=rank, world_size=world, local_rank=_int_variable(env, "LOCAL_RANK", rank),
-                   master_addr=env["MASTER_ADDR"], master_port=_int_variable(env, "MASTER_PORT", 29500))
+        return cls(
+            rank=rank,
+            world_size=world,
+            local_rank=_int_variable(env, "LOCAL_RANK", rank),
+            master_addr=env["MASTER_ADDR"],
+            master_port=_int_variable(env, "MASTER_PORT", 29500),
+        )
 
     @property
     def enabled(self) -> bool:
@@ -143,8 +153,10 @@ class DistributedContext:
         if not self.enabled or device.type != "cuda":
             return device
         if self.local_rank >= torch.cuda.device_count():
-            raise ConfigError(f"train.device: local rank {self.local_rank} needs a GPU of its own, but only "
-                              f"{torch.cuda.device_count()} CUDA device(s) exist")
+            raise ConfigError(
+                f"train.device: local rank {self.local_rank} needs a GPU of its own, but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
         return torch.device("cuda", self.local_rank)
 
     def join(self, device: torch.device) -> torch.device:
@@ -187,11 +199,14 @@ class DistributedContext:
         cuda = self.device is not None and self.device.type == "cuda"
         ddp = nn.parallel.DistributedDataParallel
         # Newer torch renamed broadcast_buffers (and warns on it); both still sync buffers once at construction.
-        no_buffer_sync = ({"forward_sync_buffers": False}
-                          if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
-                          else {"broadcast_buffers": False})
-        return ddp(module, device_ids=[self.device.index] if cuda else None, find_unused_parameters=False,
-                   **no_buffer_sync)
+        no_buffer_sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+            else {"broadcast_buffers": False}
+        )
+        return ddp(
+            module, device_ids=[self.device.index] if cuda else None, find_unused_parameters=False, **no_buffer_sync
+        )
 
     def barrier(self) -> None:
         if self.enabled:

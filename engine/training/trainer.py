@@ -98,8 +98,15 @@ def train(
     device = distributed.place(resolve_device(tc.device))
     seed_everything(tc.seed)
     model.to(device)
-    batcher = SequenceBatcher(dataset, model.objective, cfg.model.max_len, tc.batch_size, cfg.model.mask_prob, tc.seed,
-                              shard=distributed.shard)
+    batcher = SequenceBatcher(
+        dataset,
+        model.objective,
+        cfg.model.max_len,
+        tc.batch_size,
+        cfg.model.mask_prob,
+        tc.seed,
+        shard=distributed.shard,
+    )
     negatives_generator = torch.Generator().manual_seed(tc.seed)
     step_module = distributed.wrap(TrainingStep(model, tc.loss, tc.num_negatives, negatives_generator))
     should_stop = distributed.agreed(should_stop)
@@ -139,7 +146,8 @@ def train(
         if result.best_epoch is not None and epoch - result.best_epoch >= tc.patience:
             return "patience"
         if tc.max_train_seconds is not None and distributed.on_main(  # rank 0's clock decides for every rank
-                lambda: time.perf_counter() - started >= tc.max_train_seconds):
+            lambda: time.perf_counter() - started >= tc.max_train_seconds
+        ):
             return "time-budget"
         return None
 
@@ -173,7 +181,9 @@ def train(
                 optimizer.step()
             value = distributed.average(loss.detach()).item()  # the global batch's loss
             if not math.isfinite(value):
-                raise FloatingPointError(f"train: loss became {value} at epoch {epoch}, step {step} (try a lower train.lr)")
+                raise FloatingPointError(
+                    f"train: loss became {value} at epoch {epoch}, step {step} (try a lower train.lr)"
+                )
             loss_sum += loss.detach()
             on_event(StepLoss(epoch=epoch, step=step, steps=steps, loss=value))
         train_seconds = time.perf_counter() - epoch_start
@@ -201,21 +211,44 @@ def train(
                 best_state = state
         result.epochs_run = epoch
         train_loss = float(distributed.average(loss_sum)) / steps
-        result.history.append({"epoch": epoch, "train_loss": train_loss, "train_seconds": train_seconds,
-                               "eval_seconds": eval_seconds, **valid})
-        on_event(EpochEnd(epoch=epoch, train_loss=train_loss, valid=valid, train_seconds=train_seconds,
-                          eval_seconds=eval_seconds, is_best=is_best))
+        result.history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_seconds": train_seconds,
+                "eval_seconds": eval_seconds,
+                **valid,
+            }
+        )
+        on_event(
+            EpochEnd(
+                epoch=epoch,
+                train_loss=train_loss,
+                valid=valid,
+                train_seconds=train_seconds,
+                eval_seconds=eval_seconds,
+                is_best=is_best,
+            )
+        )
         stats: DeviceStats = device_stats(device)
         on_event(stats)
         if checkpoints is not None and distributed.is_main:
             # After the epoch's events (its metrics are stored): a kill before this line replays the epoch.
-            checkpoints.save_state(TrainingState(
-                epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                scaler=scaler.state_dict() if scaler is not None else None,
-                rng=capture_rng(batcher.rng, negatives_generator), best_epoch=result.best_epoch,
-                best_score=best_score, best_valid=dict(result.best_valid), train_seconds=result.train_seconds,
-                elapsed_seconds=time.perf_counter() - started, history=list(result.history),
-            ))
+            checkpoints.save_state(
+                TrainingState(
+                    epoch=epoch,
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    scaler=scaler.state_dict() if scaler is not None else None,
+                    rng=capture_rng(batcher.rng, negatives_generator),
+                    best_epoch=result.best_epoch,
+                    best_score=best_score,
+                    best_valid=dict(result.best_valid),
+                    train_seconds=result.train_seconds,
+                    elapsed_seconds=time.perf_counter() - started,
+                    history=list(result.history),
+                )
+            )
 
         reason = stop_reason(epoch)
         if reason is not None:

@@ -9,25 +9,45 @@ from typing import Annotated, Optional
 
 import typer
 
-from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, err_console, fail, friendly_errors, print_status
+from kirec_tui.cli.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    err_console,
+    fail,
+    friendly_errors,
+    print_status,
+)
 from kirec_tui.cli.run import parse_set_options, stop_on_first_ctrl_c
 from kirec_tui.cli.workspace import WorkspaceOption, workspace_of
 
 
-
 def bench_command(
-    config: Annotated[Optional[Path], typer.Argument(help="Bench TOML file: the matrix, its config and tune tables.")] = None,
-    db: Annotated[str, typer.Option(envvar="KIREC_DB", help="Runs database: finished cells are read from it, new ones recorded.")] = "runs.db",
+    config: Annotated[
+        Optional[Path], typer.Argument(help="Bench TOML file: the matrix, its config and tune tables.")
+    ] = None,
+    db: Annotated[
+        str, typer.Option(envvar="KIREC_DB", help="Runs database: finished cells are read from it, new ones recorded.")
+    ] = "runs.db",
     workspace: WorkspaceOption = None,
-    out: Annotated[Optional[Path], typer.Option(help="Results path without suffix (default docs/results/NAME).")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Results path without suffix (default docs/results/NAME).")
+    ] = None,
     jobs: Annotated[int, typer.Option(help="Cells trained at once, one process each.")] = 1,
     methods: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.methods.")] = None,
     backbones: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.backbones.")] = None,
     datasets: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.datasets.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.seeds.")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Any config field for every cell: SECTION.FIELD=VALUE.")] = [],
-    table_only: Annotated[bool, typer.Option("--table-only", help="Train nothing: the table of the runs already in "
-                                             "--db, whatever code version made them.")] = False,
+    set_: Annotated[
+        list[str], typer.Option("--set", help="Any config field for every cell: SECTION.FIELD=VALUE.")
+    ] = [],
+    table_only: Annotated[
+        bool,
+        typer.Option(
+            "--table-only",
+            help="Train nothing: the table of the runs already in --db, whatever code version made them.",
+        ),
+    ] = False,
 ) -> None:
     """Run a bench (resumable: cells already in --db are not trained again) and write its results table."""
     from engine.services.bench import run_bench
@@ -39,10 +59,24 @@ def bench_command(
     flags = parse_set_options(set_)
     with friendly_errors(), stop_on_first_ctrl_c() as stop:
         paths = workspace_of(workspace, db)  # the database and every cell's checkpoints and caches
-        result = run_bench(config, paths.db, command, out, jobs, overrides, flags, table_only,
-                           on_event=print_status, should_stop=stop.is_set, workspace=paths.root, db_label=db)
-    err_console.print(f"bench {result.name}: {result.cells} cells, {result.trained} trained now, "
-                      f"{result.cells - result.trained} reused; wrote {result.markdown} and {result.json}")
+        result = run_bench(
+            config,
+            paths.db,
+            command,
+            out,
+            jobs,
+            overrides,
+            flags,
+            table_only,
+            on_event=print_status,
+            should_stop=stop.is_set,
+            workspace=paths.root,
+            db_label=db,
+        )
+    err_console.print(
+        f"bench {result.name}: {result.cells} cells, {result.trained} trained now, "
+        f"{result.cells - result.trained} reused; wrote {result.markdown} and {result.json}"
+    )
     typer.echo(result.markdown.read_text())
     if result.missing:
         raise fail(f"{result.missing} cells have no finished run in {db} (the table lists them)", EXIT_FAILED)

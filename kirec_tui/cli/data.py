@@ -34,8 +34,11 @@ def list_command(data_root: DataRoot = None) -> None:
     for column in ("name", "format", "location", "description"):
         table.add_column(column)
     for entry in list_datasets(_data_root(data_root)):
-        where = str(entry.location) if entry.location is not None else \
-            "[yellow]missing[/] (kirec data download " + entry.name + ")"
+        where = (
+            str(entry.location)
+            if entry.location is not None
+            else "[yellow]missing[/] (kirec data download " + entry.name + ")"
+        )
         table.add_row(entry.name, entry.format, where, entry.description)
     Console().print(table)
 
@@ -53,10 +56,14 @@ def show_command(
     from engine.workspace import Workspace
 
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags={"data.dataset": name, "data.data_root": data_root,
-                                                 "workspace": workspace}, keys=("data", "workspace"))
-        stats = statistics(cfg.data, cwd=Path.cwd(), on_event=_print_warnings,
-                           cache_dir=Workspace.of(cfg).dataset_cache)
+        cfg = load_config(
+            env=os.environ,
+            flags={"data.dataset": name, "data.data_root": data_root, "workspace": workspace},
+            keys=("data", "workspace"),
+        )
+        stats = statistics(
+            cfg.data, cwd=Path.cwd(), on_event=_print_warnings, cache_dir=Workspace.of(cfg).dataset_cache
+        )
     if as_json:
         typer.echo(json.dumps(stats, default=str))
         return
@@ -90,4 +97,10 @@ def _print_warnings(event) -> None:
 
 
 def _fmt(value) -> str:
-    return f"{value:,.4f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+    return (
+        f"{value:,.4f}".rstrip("0").rstrip(".")
+        if isinstance(value, float)
+        else f"{value:,}"
+        if isinstance(value, int)
+        else str(value)
+    )

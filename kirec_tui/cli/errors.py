@@ -24,8 +24,9 @@ def print_status(event) -> None:
     from kirec_tui.event_text import LEVEL_STYLES
 
     if hasattr(event, "message"):
-        err_console.print(f"[{LEVEL_STYLES.get(getattr(event, 'level', 'info'), 'dim')}]{event.message}[/]",
-                          highlight=False)
+        err_console.print(
+            f"[{LEVEL_STYLES.get(getattr(event, 'level', 'info'), 'dim')}]{event.message}[/]", highlight=False
+        )
 
 
 def fail(message: str, code: int) -> typer.Exit:

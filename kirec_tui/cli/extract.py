@@ -25,35 +25,50 @@ def extract_command(
     workspace: WorkspaceOption = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items (a quick look).")] = None,
     retry_failed: Annotated[bool, typer.Option(help="Ask the LLM again for items that failed before.")] = False,
-    export: Annotated[Optional[Path], typer.Option(help="Also write the answers to this JSONL file (shipping format).")] = None,
+    export: Annotated[
+        Optional[Path], typer.Option(help="Also write the answers to this JSONL file (shipping format).")
+    ] = None,
 ) -> None:
     """Extract item attributes with an LLM. Answers are cached as they arrive: stop any time, run again to continue."""
     from engine.config import load_config
     from engine.services import datasets, extraction
     from engine.workspace import Workspace
 
-    flags = flags_of(locals(), ("dataset", "data_root", "prompt", "extractor", "llm_model", "llm_url", "llm_concurrency"))
+    flags = flags_of(
+        locals(), ("dataset", "data_root", "prompt", "extractor", "llm_model", "llm_url", "llm_concurrency")
+    )
     flags["workspace"] = workspace
     cwd = Path.cwd()
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags=flags,
-                          keys=("data", "knowledge", "train.num_threads", "workspace"))  # what it reads
+        cfg = load_config(
+            env=os.environ, flags=flags, keys=("data", "knowledge", "train.num_threads", "workspace")
+        )  # what it reads
         paths = Workspace.of(cfg)
         ds = datasets.load(cfg.data, cwd=cwd, cache_dir=paths.dataset_cache)
         chosen = extraction.prompt_for(cfg, ds)
         backend = extraction.backend(cfg)
         items = list(range(1, min(limit, ds.num_items) + 1)) if limit else None
-        progress = Progress(TextColumn("[bold]extracting"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=err_console, transient=True)
+        progress = Progress(
+            TextColumn("[bold]extracting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        )
         task = progress.add_task("extract", total=len(items) if items else ds.num_items, rate="")
         with extraction.session(chosen, backend, paths.extraction_cache) as session, progress:
             try:
                 report = session.extract(
-                    ds, item_indices=items, retry_failed=retry_failed,
+                    ds,
+                    item_indices=items,
+                    retry_failed=retry_failed,
                     on_event=print_status,
-                    on_progress=lambda p: progress.update(task, completed=p.done, total=p.total,
-                                                          rate=f"{p.items_per_second:.2f} items/s"),
+                    on_progress=lambda p: progress.update(
+                        task, completed=p.done, total=p.total, rate=f"{p.items_per_second:.2f} items/s"
+                    ),
                 )
             except KeyboardInterrupt:
                 err_console.print("interrupted: every answer so far is cached; run the same command to continue")

@@ -21,7 +21,9 @@ def recommend_command(
     k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
     db: DbOption = None,
     workspace: WorkspaceOption = None,
-    include_history: Annotated[bool, typer.Option("--include-history", help="Also rank items the user already has.")] = False,
+    include_history: Annotated[
+        bool, typer.Option("--include-history", help="Also rank items the user already has.")
+    ] = False,
 ) -> None:
     """Top-k items a trained run recommends after the user's whole history."""
     from engine.services import runs
@@ -52,8 +54,11 @@ def item_command(
     from engine.workspace import Workspace
 
     with friendly_errors():
-        cfg = load_config(env=os.environ, flags={"data.dataset": dataset, "data.data_root": data_root,
-                                                 "workspace": workspace}, keys=("data", "workspace"))
+        cfg = load_config(
+            env=os.environ,
+            flags={"data.dataset": dataset, "data.data_root": data_root, "workspace": workspace},
+            keys=("data", "workspace"),
+        )
         ds = datasets.load(cfg.data, cwd=Path.cwd(), cache_dir=Workspace.of(cfg).dataset_cache)
         view = items.item_view(ds, items.item_index(ds, item_id))
     table = Table(title=f"{ds.name} item {item_id}", show_header=False)
@@ -61,5 +66,7 @@ def item_command(
     table.add_column("value")
     for key, value in view.fields.items():
         table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
-    table.add_row("popularity", f"{view.popularity} training interactions (rank {view.popularity_rank} of {view.num_items})")
+    table.add_row(
+        "popularity", f"{view.popularity} training interactions (rank {view.popularity_rank} of {view.num_items})"
+    )
     Console().print(table)

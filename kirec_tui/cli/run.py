@@ -17,9 +17,29 @@ from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fai
 from kirec_tui.options import flags_of, option
 
 # the declared settings (kirec_tui.options) that `kirec run` has a flag for
-RUN_FLAGS = ("dataset", "backbone", "method", "fusion", "reduction", "prompt", "epochs", "seed", "loss", "batch_size",
-             "lr", "hidden_size", "max_len", "patience", "device", "db", "data_root", "name", "exclude_history",
-             "protocol", "workspace")
+RUN_FLAGS = (
+    "dataset",
+    "backbone",
+    "method",
+    "fusion",
+    "reduction",
+    "prompt",
+    "epochs",
+    "seed",
+    "loss",
+    "batch_size",
+    "lr",
+    "hidden_size",
+    "max_len",
+    "patience",
+    "device",
+    "db",
+    "data_root",
+    "name",
+    "exclude_history",
+    "protocol",
+    "workspace",
+)
 
 
 @contextlib.contextmanager
@@ -58,7 +78,9 @@ def parse_set_options(pairs: list[str]) -> dict[str, str]:
 
 
 def run_command(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (flags override it).")] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="TOML config file (flags override it).")
+    ] = None,
     dataset: option("dataset") = None,
     backbone: option("backbone") = None,
     method: option("method") = None,
@@ -83,15 +105,27 @@ def run_command(
     set_: Annotated[list[str], typer.Option("--set", help="Any config field: SECTION.FIELD=VALUE (repeatable).")] = [],
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
     resume: Annotated[
-        Optional[int], typer.Option("--resume", metavar="RUN_ID", help="Continue an INTERRUPTED run from its last epoch.")
+        Optional[int],
+        typer.Option("--resume", metavar="RUN_ID", help="Continue an INTERRUPTED run from its last epoch."),
     ] = None,
-    nproc: Annotated[int, typer.Option(
-        "--nproc", min=1, help="Train with N processes (PyTorch DDP under torchrun; gloo on the CPU, one GPU each "
-                               "on CUDA). train.batch_size stays the global batch.")] = 1,
-    baseline: Annotated[Optional[bool], typer.Option(
-        "--baseline/--no-baseline", show_default=False,
-        help="Compare with the plain ID model (knowledge.method=id, same data, backbone and seed): a finished one "
-             "from --db, else trained after this run. Default: on unless the method is id; off with --nproc.")] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train with N processes (PyTorch DDP under torchrun; gloo on the CPU, one GPU each "
+            "on CUDA). train.batch_size stays the global batch.",
+        ),
+    ] = 1,
+    baseline: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--baseline/--no-baseline",
+            show_default=False,
+            help="Compare with the plain ID model (knowledge.method=id, same data, backbone and seed): a finished one "
+            "from --db, else trained after this run. Default: on unless the method is id; off with --nproc.",
+        ),
+    ] = None,
 ) -> None:
     """Train and evaluate a sequential recommender; with no arguments, the embedded default."""
     from engine.config import load_config
@@ -118,9 +152,16 @@ def run_command(
                 train = experiments.stored_train_settings(paths.db, resume)
                 device_setting, batch = str(train.get("device", "auto")), int(train.get("batch_size", nproc))
                 experiments.check_launch(device_setting, nproc, batch)
-                raise typer.Exit(launch_ranks(nproc, None, {"db": str(paths.db), "workspace": str(paths.root)},
-                                              as_json, resume=resume,
-                                              env={"KIREC_TRAIN__DEVICE": device_setting}))
+                raise typer.Exit(
+                    launch_ranks(
+                        nproc,
+                        None,
+                        {"db": str(paths.db), "workspace": str(paths.root)},
+                        as_json,
+                        resume=resume,
+                        env={"KIREC_TRAIN__DEVICE": device_setting},
+                    )
+                )
             experiments.check_launch(cfg.train.device, nproc, cfg.train.batch_size)
             typed = {k: v for k, v in flags.items() if v is not None}
             raise typer.Exit(launch_ranks(nproc, config, {**overrides, **typed}, as_json))
@@ -128,21 +169,31 @@ def run_command(
             # for the progress bar; the run brings its config
             cfg.train.epochs = int(experiments.stored_train_settings(paths.db, resume).get("epochs", 1))
         # The run's own config (a resumed run's stored one) decides whether an ID baseline stands beside it.
-        compared = None if distributed.enabled else (
-            experiments.stored_config(paths.db, resume) if resume is not None else cfg)
+        compared = (
+            None
+            if distributed.enabled
+            else (experiments.stored_config(paths.db, resume) if resume is not None else cfg)
+        )
         if compared is not None and not (experiments.wants_baseline(compared) if baseline is None else baseline):
             compared = None
         if compared is not None and not experiments.wants_baseline(compared):
             raise fail("--baseline: this run is the plain ID model (knowledge.method=id) itself", 2)
         beside = None
-        progress_display = (ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main
-                            else contextlib.nullcontext(_ignore))  # ranks other than 0 print nothing
+        progress_display = (
+            ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main else contextlib.nullcontext(_ignore)
+        )  # ranks other than 0 print nothing
         with progress_display as progress, stop_on_first_ctrl_c(quiet=not distributed.is_main) as stop:
             try:
                 if resume is not None:
-                    result = experiments.resume(paths.db, resume, on_event=progress, should_stop=stop.is_set,
-                                                distributed=distributed, join_device=cfg.train.device,
-                                                workspace=paths.root)
+                    result = experiments.resume(
+                        paths.db,
+                        resume,
+                        on_event=progress,
+                        should_stop=stop.is_set,
+                        distributed=distributed,
+                        join_device=cfg.train.device,
+                        workspace=paths.root,
+                    )
                 else:
                     result = experiments.run(cfg, on_event=progress, should_stop=stop.is_set, distributed=distributed)
             except KeyboardInterrupt:
@@ -199,8 +250,14 @@ finally:
 """
 
 
-def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool, resume: int | None = None,
-                 env: dict[str, str] | None = None) -> int:
+def launch_ranks(
+    nproc: int,
+    config: Path | None,
+    overrides: dict,
+    as_json: bool,
+    resume: int | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
     """This command again under torchrun with `nproc` processes on this machine (the same config file and
     overrides, as --set; or --resume RUN_ID with the database, and `env` added), and torchrun's exit status.
     The same as typing
@@ -215,8 +272,16 @@ def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool
     import subprocess
     import sys
 
-    command = [sys.executable, "-c", _TORCHRUN, "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "kirec_tui.cli", "run"]
+    command = [
+        sys.executable,
+        "-c",
+        _TORCHRUN,
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "kirec_tui.cli",
+        "run",
+    ]
     if config is not None:
         command += ["--config", str(config)]
     for key, value in overrides.items():
@@ -225,8 +290,9 @@ def launch_ranks(nproc: int, config: Path | None, overrides: dict, as_json: bool
         command += ["--resume", str(resume)]
     if as_json:
         command.append("--json")
-    launcher = subprocess.Popen(command, start_new_session=True, preexec_fn=_interrupt_when_parent_dies,
-                                env={**os.environ, **(env or {})})
+    launcher = subprocess.Popen(
+        command, start_new_session=True, preexec_fn=_interrupt_when_parent_dies, env={**os.environ, **(env or {})}
+    )
     interrupted = threading.Event()
 
     def forward_sigint(signum, frame):
@@ -293,5 +359,7 @@ def _print_metrics(result, beside=None, method: str | None = None) -> None:
     if key in gains:
         where = "already in the database" if beside.reused else "trained now"
         verdict = "wins" if gains[key] > 0 else "does not beat the ID model"
-        console.print(f"{method} test {key} {result.test[key]:.4f} against {beside.test[key]:.4f} for the plain ID "
-                      f"model (run {beside.run_id}, {where}): {gains[key]:+.1%}, {method} {verdict} on this seed")
+        console.print(
+            f"{method} test {key} {result.test[key]:.4f} against {beside.test[key]:.4f} for the plain ID "
+            f"model (run {beside.run_id}, {where}): {gains[key]:+.1%}, {method} {verdict} on this seed"
+        )

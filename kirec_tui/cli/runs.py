@@ -59,20 +59,40 @@ def list_command(
         typer.echo(json.dumps([dataclasses.asdict(r) for r in runs], default=str))
         return
     table = Table()
-    for column in ("id", "status", "name", "dataset", "method", "backbone", *(f"test {k}" for k in KEY_METRICS), "started", "duration"):
+    for column in (
+        "id",
+        "status",
+        "name",
+        "dataset",
+        "method",
+        "backbone",
+        *(f"test {k}" for k in KEY_METRICS),
+        "started",
+        "duration",
+    ):
         table.add_column(column)
     for r in runs:
         table.add_row(
-            str(r.id), r.status, r.name, r.dataset, r.method, r.backbone,
+            str(r.id),
+            r.status,
+            r.name,
+            r.dataset,
+            r.method,
+            r.backbone,
             *(_fmt_metric(r.test_metrics.get(f"test/{k}")) for k in KEY_METRICS),
-            f"{r.started_at:%Y-%m-%d %H:%M}", "" if r.duration_seconds is None else f"{r.duration_seconds:.0f}s",
+            f"{r.started_at:%Y-%m-%d %H:%M}",
+            "" if r.duration_seconds is None else f"{r.duration_seconds:.0f}s",
         )
     Console().print(table)
 
 
 @app.command("show")
-def show_command(run_id: int, db: DbOption = None, workspace: WorkspaceOption = None,
-                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def show_command(
+    run_id: int,
+    db: DbOption = None,
+    workspace: WorkspaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """A run's parameters, tags, artifacts and final metrics."""
     with friendly_errors(), naming_runs(run_id):
         detail = open_db(db, workspace).get_run(run_id)
@@ -81,7 +101,9 @@ def show_command(run_id: int, db: DbOption = None, workspace: WorkspaceOption = 
         return
     run = detail.summary
     console = Console()
-    console.print(f"[bold]run {run.id}[/] {run.name}: {run.status} on {run.device} ({run.dataset}, code {detail.code_version})")
+    console.print(
+        f"[bold]run {run.id}[/] {run.name}: {run.status} on {run.device} ({run.dataset}, code {detail.code_version})"
+    )
     if detail.error:
         console.print(f"[red]{detail.error}[/]")
     metrics = Table(title="metrics")
@@ -108,7 +130,9 @@ def compare_command(
     run_ids: list[int],
     db: DbOption = None,
     workspace: WorkspaceOption = None,
-    all_params: Annotated[bool, typer.Option("--all", help="Show every parameter, not only those that differ.")] = False,
+    all_params: Annotated[
+        bool, typer.Option("--all", help="Show every parameter, not only those that differ.")
+    ] = False,
 ) -> None:
     """Parameters that differ and metrics side by side."""
     with friendly_errors(), naming_runs(*run_ids):
@@ -143,7 +167,9 @@ def export_command(
     workspace: WorkspaceOption = None,
     fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default stdout).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file (never the database).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing output file (never the database).")
+    ] = False,
 ) -> None:
     """Runs with their parameters and final metrics as CSV or JSON."""
     from engine.services.runs import export_runs

@@ -134,8 +134,7 @@ class ItemsScreen(Screen):
     def _load_dataset(self, name: str) -> None:
         from engine.services import datasets
 
-        ds = datasets.load(self.app.data_settings(name), cwd=self.app.cwd,
-                           cache_dir=self.app.workspace.dataset_cache)
+        ds = datasets.load(self.app.data_settings(name), cwd=self.app.cwd, cache_dir=self.app.workspace.dataset_cache)
         loaded = LoadedDataset(ds, ds.item_popularity(), {raw: i for i, raw in enumerate(ds.item_ids) if i})
         self.app.call_from_thread(self._dataset_ready, loaded)
 
@@ -146,7 +145,8 @@ class ItemsScreen(Screen):
         self._neighbour_space = TextNeighbours(loaded.dataset, self.app.workspace.embedding_cache)
         ds = loaded.dataset
         self.query_one("#items-status", Label).update(
-            f"{ds.name}: {ds.num_users:,} users, {ds.num_items:,} items, {ds.num_interactions:,} interactions")
+            f"{ds.name}: {ds.num_users:,} users, {ds.num_items:,} items, {ds.num_interactions:,} interactions"
+        )
         query = self.query_one("#items-search", Input).value
         if query:
             self.search(query)
@@ -172,8 +172,13 @@ class ItemsScreen(Screen):
         table.clear()
         ds, popularity = self.loaded.dataset, self.loaded.popularity
         for i in found:
-            table.add_row(Text(str(i), justify="right"), ds.item_ids[i], ds.title(i),
-                          Text(str(int(popularity[i])), justify="right"), key=str(i))
+            table.add_row(
+                Text(str(i), justify="right"),
+                ds.item_ids[i],
+                ds.title(i),
+                Text(str(int(popularity[i])), justify="right"),
+                key=str(i),
+            )
         if found:
             self.show_item(found[0])
 
@@ -205,8 +210,11 @@ class ItemsScreen(Screen):
     def _show_detail(self, view) -> None:
         text = Text()
         text.append(f"{view.title}\n", style="bold")
-        text.append(f"id {view.item_id}   index {view.index}   popularity {view.popularity} "
-                    f"training interactions (#{view.popularity_rank} of {view.num_items})\n\n", style="dim")
+        text.append(
+            f"id {view.item_id}   index {view.index}   popularity {view.popularity} "
+            f"training interactions (#{view.popularity_rank} of {view.num_items})\n\n",
+            style="dim",
+        )
         history = view.attributes
         for key, value in view.fields.items():
             shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
@@ -267,7 +275,10 @@ class ItemsScreen(Screen):
     def _user_view(self, raw_user: str, run_ids: list[int]) -> None:
         from engine.services import runs
 
-        trained = [runs.load_trained(self.app.store, rid, cwd=self.app.cwd, workspace=self.app.workspace.root) for rid in run_ids]
+        trained = [
+            runs.load_trained(self.app.store, rid, cwd=self.app.cwd, workspace=self.app.workspace.root)
+            for rid in run_ids
+        ]
         found = [runs.recommend_for(t, raw_user, k=TOP_K, history="test") for t in trained]
         lists = {f.run_id: f.recommendations for f in found}
         self.app.call_from_thread(self._show_user, trained[0].dataset, found[0].user, lists)
@@ -288,8 +299,12 @@ class ItemsScreen(Screen):
             table.add_columns("rank", "item", "title", "score")
             for rec in lists[run_ids[0]]:
                 style = "bold green" if rec.item == held_out else ""
-                table.add_row(str(rec.rank), rec.item_id, Text(rec.title + (" ★ held out" if rec.item == held_out else ""),
-                              style=style), Text(f"{rec.score:.3f}", justify="right"))
+                table.add_row(
+                    str(rec.rank),
+                    rec.item_id,
+                    Text(rec.title + (" ★ held out" if rec.item == held_out else ""), style=style),
+                    Text(f"{rec.score:.3f}", justify="right"),
+                )
             title = f"run {run_ids[0]}: top {TOP_K} after the test history"
         else:
             first, second = (lists[r] for r in run_ids)
@@ -299,12 +314,16 @@ class ItemsScreen(Screen):
                     change = Text("new" if rank_a is None else "dropped", style="green" if rank_a is None else "red")
                 else:
                     delta = rank_a - rank_b
-                    change = Text(f"{delta:+d}" if delta else "=", style="green" if delta > 0 else "red" if delta < 0 else "")
+                    change = Text(
+                        f"{delta:+d}" if delta else "=", style="green" if delta > 0 else "red" if delta < 0 else ""
+                    )
                 mark = " ★" if item == held_out else ""
                 table.add_row(dataset.item_ids[item], item_title + mark, str(rank_a or "—"), str(rank_b or "—"), change)
             title = f"run {run_ids[0]} → run {run_ids[1]}: ranks gained (+) and lost (−)"
         hit = any(r.item == held_out for recs in lists.values() for r in recs)
-        self.query_one("#recs-title", Label).update(title + ("   ★ held-out item found" if hit else "   held-out item not in the list"))
+        self.query_one("#recs-title", Label).update(
+            title + ("   ★ held-out item found" if hit else "   held-out item not in the list")
+        )
 
     # -- keys ---------------------------------------------------------------------------------------------
 

@@ -19,7 +19,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, OptionList, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    OptionList,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
@@ -138,7 +149,11 @@ class PromptsScreen(Screen):
         options.clear_options()
         options.add_options([Option(p.name, id=str(p)) for p in files])
         if files:
-            target = select if select in files else (self.prompt.path if self.prompt and self.prompt.path in files else files[0])
+            target = (
+                select
+                if select in files
+                else (self.prompt.path if self.prompt and self.prompt.path in files else files[0])
+            )
             options.highlighted = files.index(target)
             self.open_prompt(target)
 
@@ -158,7 +173,9 @@ class PromptsScreen(Screen):
         except PromptError as exc:
             self.prompt = None
             self.query_one("#prompt-validation", Label).update(Text(str(exc), style="red"))
-        self.query_one("#prompt-title", Label).update(f"{path.name}" + (f"   version {self.prompt.version}" if self.prompt else ""))
+        self.query_one("#prompt-title", Label).update(
+            f"{path.name}" + (f"   version {self.prompt.version}" if self.prompt else "")
+        )
         self.query_one(TomlTextArea).load_text(path.read_text(encoding="utf-8"))
         self.validate_now()
 
@@ -185,9 +202,14 @@ class PromptsScreen(Screen):
         edited = checked.prompt
         self.edited, self.validation_error = edited, None
         changed = self.prompt is None or text != self.prompt.text
-        label.update(Text(f"✓ valid: {len(edited.schema.attributes)} attributes, placeholders "
-                          f"{', '.join(edited.placeholders) or 'none'}" + ("   (edited: ctrl+s saves a new version)" if changed else ""),
-                          style="green"))
+        label.update(
+            Text(
+                f"✓ valid: {len(edited.schema.attributes)} attributes, placeholders "
+                f"{', '.join(edited.placeholders) or 'none'}"
+                + ("   (edited: ctrl+s saves a new version)" if changed else ""),
+                style="green",
+            )
+        )
         self._render_preview()
 
     def _render_preview(self) -> None:
@@ -224,14 +246,16 @@ class PromptsScreen(Screen):
     def _load_dataset(self, name: str) -> None:
         from engine.services import datasets
 
-        dataset = datasets.load(self.app.data_settings(name), cwd=self.app.cwd,
-                                cache_dir=self.app.workspace.dataset_cache)
+        dataset = datasets.load(
+            self.app.data_settings(name), cwd=self.app.cwd, cache_dir=self.app.workspace.dataset_cache
+        )
         self.app.call_from_thread(self._dataset_ready, dataset, sample_items(dataset))
 
     def _dataset_ready(self, dataset, samples: list[int]) -> None:
         self.dataset, self.samples = dataset, samples
-        self.query_one("#prompt-dataset-status", Label).update(f"{dataset.name}: {dataset.num_items:,} items; "
-                                                               f"{len(samples)} sample items")
+        self.query_one("#prompt-dataset-status", Label).update(
+            f"{dataset.name}: {dataset.num_items:,} items; {len(samples)} sample items"
+        )
         self.validate_now()
 
     # -- extraction -----------------------------------------------------------------------------------------
@@ -248,7 +272,9 @@ class PromptsScreen(Screen):
         for item in self.samples:
             table.add_row(self.dataset.item_ids[item], self.dataset.title(item), Text("…", style="dim"), key=str(item))
         self.query_one("#prompts-right", TabbedContent).active = "tab-extract"
-        self.query_one("#extract-status", Label).update(f"extracting {len(self.samples)} items with {self.edited.name}…")
+        self.query_one("#extract-status", Label).update(
+            f"extracting {len(self.samples)} items with {self.edited.name}…"
+        )
         self._extract(self.edited, self.dataset, list(self.samples))
 
     @work(thread=True, exclusive=True, group="prompts-extract", exit_on_error=False)
@@ -259,11 +285,13 @@ class PromptsScreen(Screen):
         try:
             # the same sequence as a run's extraction: the project's shipped answers are imported first
             with extraction.session(prompt, backend, self.app.workspace.extraction_cache) as session:
+
                 def arrived(progress) -> None:
                     self.post_message(AttributesArrived(session.answers(dataset, items), progress.done, progress.total))
 
-                report = session.extract(dataset, item_indices=items, batch_size=1,
-                                         should_stop=self._stop.is_set, on_progress=arrived)
+                report = session.extract(
+                    dataset, item_indices=items, batch_size=1, should_stop=self._stop.is_set, on_progress=arrived
+                )
                 self.post_message(AttributesArrived(session.answers(dataset, items), len(items), len(items)))
                 quality = session.quality(dataset, items)  # as after every extraction: are the answers any good?
                 self.post_message(QualityMeasured(quality.lines(), quality.warnings))
@@ -315,7 +343,9 @@ class PromptsScreen(Screen):
             return
         self.base = self.edited
         name = self.prompt.path.name if self.prompt and self.prompt.path else self.edited.name
-        self.query_one("#diff-title", Label).update(f"marked {name} [{self.base.content_hash[:8]}]; open another version, ctrl+o")
+        self.query_one("#diff-title", Label).update(
+            f"marked {name} [{self.base.content_hash[:8]}]; open another version, ctrl+o"
+        )
 
     def action_diff(self) -> None:
         if self.base is None or self.edited is None or self.dataset is None:
@@ -343,7 +373,9 @@ class PromptsScreen(Screen):
             style = "bold yellow" if differs else "dim"
             table.add_row(title, Text(a, style=style), Text(b, style=style))
         differing = sum(1 for r in rows if r[3])
-        self.query_one("#diff-title", Label).update(f"{differing} of {len(rows)} sample items differ (— = not extracted yet)")
+        self.query_one("#diff-title", Label).update(
+            f"{differing} of {len(rows)} sample items differ (— = not extracted yet)"
+        )
         self.query_one("#prompts-right", TabbedContent).active = "tab-diff"
 
     def action_leave_editor(self) -> None:

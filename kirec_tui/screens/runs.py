@@ -23,7 +23,12 @@ from kirec_tui.screens.compare import CompareScreen
 from kirec_tui.screens.modals import ConfirmModal, TextPromptModal
 from kirec_tui.widgets.runs_table import COLUMN_BY_KEY, SORTABLE, RunsTable, sort_locally
 
-STATUSES = ("RUNNING", "FINISHED", "FAILED", "INTERRUPTED")  # engine.store.RunStatus, without importing the store (start-up)
+STATUSES = (
+    "RUNNING",
+    "FINISHED",
+    "FAILED",
+    "INTERRUPTED",
+)  # engine.store.RunStatus, without importing the store (start-up)
 PAGE_ROWS = 500  # rows shown per window of the listing (see RunsTable.show)
 FILTER_DEBOUNCE_SECONDS = 0.25
 
@@ -87,8 +92,12 @@ class RunsScreen(Screen):
             return None if chosen is Select.BLANK or chosen is Select.NULL else str(chosen)
 
         text = self.query_one("#filter-text", Input).value.strip() or None
-        return {"status": value("#filter-status"), "dataset": value("#filter-dataset"),
-                "method": value("#filter-method"), "text": text}
+        return {
+            "status": value("#filter-status"),
+            "dataset": value("#filter-dataset"),
+            "method": value("#filter-method"),
+            "text": text,
+        }
 
     def load_runs(self, cursor_to_top: bool = False) -> None:
         """Reload in a worker; the cursor stays on its run unless the user re-sorted (then it goes to the top)."""
@@ -96,7 +105,9 @@ class RunsScreen(Screen):
         self._load(self._filters(), column.store_order, column.key, self.descending, cursor_to_top)
 
     @work(thread=True, exclusive=True, group="runs-load", exit_on_error=False)
-    def _load(self, filters: dict, store_order: str | None, column_key: str, descending: bool, cursor_to_top: bool) -> None:
+    def _load(
+        self, filters: dict, store_order: str | None, column_key: str, descending: bool, cursor_to_top: bool
+    ) -> None:
         store = self.app.store
         store.mark_orphans()  # runs whose writer died show as INTERRUPTED, not forever RUNNING
         token = store.last_change()
@@ -134,14 +145,15 @@ class RunsScreen(Screen):
         window = f"   showing the first {shown:,} (m: {PAGE_ROWS} more)" if shown < len(self.runs) else ""
         resuming = f"   {self.resume_state}" if self.resume_state else ""
         self.query_one("#runs-info", Label).update(
-            f"{len(self.runs):,} runs   sorted by {label} {arrow}{chosen}{window}{resuming}")
+            f"{len(self.runs):,} runs   sorted by {label} {arrow}{chosen}{window}{resuming}"
+        )
 
     def action_more_rows(self) -> None:
         table = self.query_one(RunsTable)
         start = table.row_count
         if start < len(self.runs):
             self.shown_rows = start + PAGE_ROWS
-            table.extend(self.runs[start:self.shown_rows], self.selected)
+            table.extend(self.runs[start : self.shown_rows], self.selected)
             self._update_info()
 
     def poll_changes(self) -> None:
@@ -342,8 +354,14 @@ class RunsScreen(Screen):
             if isinstance(event, EpochEnd):
                 self.app.call_from_thread(self._resume_progress, f"resuming run {run_id}: epoch {event.epoch} done")
 
-        return experiments.resume(self.app.db_path, run_id, on_event=on_event, should_stop=self._stop_resume.is_set,
-                                  cwd=self.app.cwd, workspace=self.app.workspace.root)
+        return experiments.resume(
+            self.app.db_path,
+            run_id,
+            on_event=on_event,
+            should_stop=self._stop_resume.is_set,
+            cwd=self.app.cwd,
+            workspace=self.app.workspace.root,
+        )
 
     def _resume_progress(self, state: str) -> None:
         self.resume_state = state
@@ -353,7 +371,10 @@ class RunsScreen(Screen):
         if event.worker is self.resume_worker and event.state == WorkerState.SUCCESS:
             result = event.worker.result
             self.resume_state = ""
-            self.notify(f"run {result.run_id} {result.status}", severity="information" if result.status == "FINISHED" else "warning")
+            self.notify(
+                f"run {result.run_id} {result.status}",
+                severity="information" if result.status == "FINISHED" else "warning",
+            )
             self.load_runs()
         elif event.state == WorkerState.ERROR:
             if event.worker is self.resume_worker:

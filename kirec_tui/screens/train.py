@@ -106,8 +106,13 @@ class TrainScreen(Screen):
         error = self.query_one("#form-error", Label)
         try:
             flags = self.query_one(TrainForm).flags()
-            flags.update({"db": str(self.app.db_path), "data.data_root": self.app.data_root,
-                          "workspace": str(self.app.workspace.root)})
+            flags.update(
+                {
+                    "db": str(self.app.db_path),
+                    "data.data_root": self.app.data_root,
+                    "workspace": str(self.app.workspace.root),
+                }
+            )
             cfg = load_config(env=self.app.env, flags=flags)
         except (ConfigError, FormError) as exc:
             error.update(f"[red]{exc}[/red]")
@@ -129,8 +134,9 @@ class TrainScreen(Screen):
     def _train(self, cfg):
         from engine.services import experiments
 
-        return experiments.run(cfg, on_event=lambda e: self.post_message(EngineEvent(e)),
-                               should_stop=self._stop.is_set, cwd=self.app.cwd)
+        return experiments.run(
+            cfg, on_event=lambda e: self.post_message(EngineEvent(e)), should_stop=self._stop.is_set, cwd=self.app.cwd
+        )
 
     def action_cancel(self) -> None:
         if not self.running:
@@ -164,14 +170,17 @@ class TrainScreen(Screen):
             self.query_one("#run-state", Label).update(f"run {event.run_id} {event.name}: training on {event.device}")
         elif isinstance(event, EpochStarted):
             self._steps = max(1, event.steps)
-            self.query_one(ProgressBar).update(total=self._epochs * self._steps, progress=(event.epoch - 1) * self._steps)
+            self.query_one(ProgressBar).update(
+                total=self._epochs * self._steps, progress=(event.epoch - 1) * self._steps
+            )
             self.query_one("#run-state", Label).update(f"run {self.run_id}: epoch {event.epoch}/{self._epochs}")
         elif isinstance(event, EpochEnd):
             self.query_one("#valid-chart", LineChart).append("NDCG@10", event.valid.get("NDCG@10", float("nan")))
         elif isinstance(event, DeviceStats):
             util = "?" if event.utilization is None else f"{event.utilization:.0f}%"
             self.query_one("#device-panel", Static).update(
-                f"device {event.device}   utilisation {util}   memory {_mb(event.memory_used_mb)} / {_mb(event.memory_total_mb)}")
+                f"device {event.device}   utilisation {util}   memory {_mb(event.memory_used_mb)} / {_mb(event.memory_total_mb)}"
+            )
         elif isinstance(event, RunFinished):
             self.final_status = event.status
             self.query_one("#run-state", Label).update(f"run {event.run_id} {event.status}")

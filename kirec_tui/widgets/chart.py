@@ -36,7 +36,7 @@ def downsample(values: list[float], buckets: int) -> list[float]:
         return values
     out = []
     for b in range(buckets):
-        chunk = _finite(values[b * len(values) // buckets:(b + 1) * len(values) // buckets])
+        chunk = _finite(values[b * len(values) // buckets : (b + 1) * len(values) // buckets])
         out.append(sum(chunk) / len(chunk) if chunk else float("nan"))
     return out
 
@@ -66,7 +66,9 @@ class LineChart(Widget):
         return list(self._series)
 
     def set_series(self, series: list[tuple[str, list[float]]]) -> None:
-        self._series = [Series(label, list(values), PALETTE[i % len(PALETTE)]) for i, (label, values) in enumerate(series)]
+        self._series = [
+            Series(label, list(values), PALETTE[i % len(PALETTE)]) for i, (label, values) in enumerate(series)
+        ]
         self.refresh()
 
     def append(self, label: str, value: float) -> None:

@@ -20,8 +20,10 @@ from kirec_tui.options import FORM_DEVICES, FORM_SETTINGS
 
 # (widget id, dotted config key, label, choices or None for free text), from the one declaration of each setting
 FIELDS: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
-    *((s.param, s.key, s.form_label or s.param, FORM_DEVICES if s.param == "device" else s.choices)
-      for s in FORM_SETTINGS),
+    *(
+        (s.param, s.key, s.form_label or s.param, FORM_DEVICES if s.param == "device" else s.choices)
+        for s in FORM_SETTINGS
+    ),
     ("extra", "", "more", None),
 )
 
@@ -52,19 +54,32 @@ class TrainForm(VerticalScroll):
             with Horizontal(classes="form-row"):
                 yield Label(label, classes="field-label")
                 yield self._field(widget_id, key, choices)
-        yield Label("blank run name: automatic; blank prompt: the dataset's default;\n"
-                    "more: key=value pairs, e.g. model.hidden_size=32 train.lr=0.002", classes="hint")
+        yield Label(
+            "blank run name: automatic; blank prompt: the dataset's default;\n"
+            "more: key=value pairs, e.g. model.hidden_size=32 train.lr=0.002",
+            classes="hint",
+        )
 
     def _field(self, widget_id: str, key: str, choices: tuple[str, ...] | None) -> Input | Select:
         default = self.defaults.get(key)
         if choices is not None:
             options = list(choices) if default in choices or default is None else [str(default), *choices]
-            return Select([(c, c) for c in options], value=str(default) if default is not None else options[0],
-                          allow_blank=False, id=f"form-{widget_id}", compact=True)
+            return Select(
+                [(c, c) for c in options],
+                value=str(default) if default is not None else options[0],
+                allow_blank=False,
+                id=f"form-{widget_id}",
+                compact=True,
+            )
         suggester = SuggestFromList(self.dataset_names) if widget_id == "dataset" else None
         placeholder = {"name": "automatic", "prompt": "dataset default", "extra": "key=value …"}.get(widget_id, "")
-        return Input("" if default is None else str(default), id=f"form-{widget_id}", suggester=suggester,
-                     placeholder=placeholder, compact=True)
+        return Input(
+            "" if default is None else str(default),
+            id=f"form-{widget_id}",
+            suggester=suggester,
+            placeholder=placeholder,
+            compact=True,
+        )
 
     def flags(self) -> dict[str, Any]:
         """Dotted config keys → values; blank free-text fields are left unset (None)."""

@@ -20,8 +20,22 @@ import pytest
 from tests.data_support import write_generic_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
-             "--epochs", "1", "--set", "train.num_threads=1"]
+RUN_SMALL = [
+    "--method",
+    "id",
+    "--hidden-size",
+    "16",
+    "--max-len",
+    "10",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--epochs",
+    "1",
+    "--set",
+    "train.num_threads=1",
+]
 
 
 def kirec(*args: str, cwd: Path, env: dict[str, str] | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
@@ -31,8 +45,14 @@ def kirec(*args: str, cwd: Path, env: dict[str, str] | None = None, fresh: bool 
         base = {k: v for k, v in os.environ.items() if not k.startswith("KIREC_")}
         base["PYTHONPATH"] = str(ROOT)
         base["COLUMNS"] = "80"  # a narrow terminal: a message must still be one line
-        return subprocess.run([sys.executable, "-m", "kirec_tui.cli", *args], cwd=cwd, env={**base, **(env or {})},
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "kirec_tui.cli", *args],
+            cwd=cwd,
+            env={**base, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     from typer.testing import CliRunner
 
     from kirec_tui.cli import app
@@ -61,8 +81,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str, pr
 
 def fingerprint(folder: Path) -> dict[str, str]:
     """sha256 of every file under `folder` (the db and any -wal/-journal beside it)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -101,10 +124,19 @@ def test_unknown_choice_fails_fast_with_did_you_mean_and_no_run_row(runs_db, tmp
     """Fast by construction, not by a clock: the refusal comes before torch, SQLAlchemy or the data are imported
     (what it costs in seconds, `benchmarks/bench_cli_startup.py` measures)."""
     before = fingerprint(runs_db.parent)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KIREC_")}, "PYTHONPATH": str(ROOT),
-           "COLUMNS": "80"}
-    result = subprocess.run([sys.executable, "-c", HEAVY_PROBE, "run", "--set", "knowledge.fusion=gatee",
-                             "--db", str(runs_db)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KIREC_")},
+        "PYTHONPATH": str(ROOT),
+        "COLUMNS": "80",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", HEAVY_PROBE, "run", "--set", "knowledge.fusion=gatee", "--db", str(runs_db)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     stderr, _, loaded = result.stderr.rpartition("loaded: ")
     result.stderr = stderr
     assert_one_line_error(result, "knowledge.fusion: unknown 'gatee'; did you mean 'gate'?")
@@ -167,12 +199,23 @@ def test_bad_environment_value_names_the_variable_but_spares_read_only_commands(
         (lambda p: p.write_bytes(b"\x00\x01\x02 binary"), ["NUL", "binary"]),
         (lambda p: p.write_text('model = "sasrec"\n'), ["'model' is a section", "backbone"]),
         (lambda p: p.write_text("[train]\nepochs = 3\nlr = -1.0\n"), ["train.lr", "positive"]),
-        (lambda p: p.write_text("[knowledge]\nfusion = 'gatee'\n"), ["knowledge.fusion: unknown 'gatee'; did you mean 'gate'?"]),
+        (
+            lambda p: p.write_text("[knowledge]\nfusion = 'gatee'\n"),
+            ["knowledge.fusion: unknown 'gatee'; did you mean 'gate'?"],
+        ),
         (lambda p: p.write_text("[train]\nepochs = true\n"), ["train.epochs", "expected int"]),
         (lambda p: p.write_text("[train\n"), ["invalid TOML"]),
     ],
-    ids=["directory", "not-utf8", "binary", "section-as-value", "negative-lr", "unknown-choice", "bool-for-int",
-         "invalid-toml"],
+    ids=[
+        "directory",
+        "not-utf8",
+        "binary",
+        "section-as-value",
+        "negative-lr",
+        "unknown-choice",
+        "bool-for-int",
+        "invalid-toml",
+    ],
 )
 def test_bad_config_file_is_one_line_naming_the_file(runs_db, tmp_path, write, needles):
     path = tmp_path / "bad.toml"
@@ -198,20 +241,42 @@ ROWS = "".join(f"u{u},i{(u + t) % 8},{100 + t}\n" for u in range(12) for t in ra
 
 
 BAD_DATA_FILES = {
-    "latin-1": ("interactions.csv", lambda: (HEADER + "u1,caf\xe9,3\n" + ROWS).encode("latin-1"),
-                ["interactions.csv line 2", "not UTF-8", "0xe9"]),
-    "utf-16": ("interactions.csv", lambda: (HEADER + ROWS).encode("utf-16"),
-               ["interactions.csv line 1", "UTF-16 text; save the file as UTF-8"]),
-    "utf-16-no-bom": ("interactions.csv", lambda: (HEADER + ROWS).encode("utf-16-le"), ["interactions.csv line 1", "NUL"]),
+    "latin-1": (
+        "interactions.csv",
+        lambda: (HEADER + "u1,caf\xe9,3\n" + ROWS).encode("latin-1"),
+        ["interactions.csv line 2", "not UTF-8", "0xe9"],
+    ),
+    "utf-16": (
+        "interactions.csv",
+        lambda: (HEADER + ROWS).encode("utf-16"),
+        ["interactions.csv line 1", "UTF-16 text; save the file as UTF-8"],
+    ),
+    "utf-16-no-bom": (
+        "interactions.csv",
+        lambda: (HEADER + ROWS).encode("utf-16-le"),
+        ["interactions.csv line 1", "NUL"],
+    ),
     "binary": ("interactions.csv", lambda: bytes(range(256)) * 64, ["interactions.csv line 1", "binary"]),
-    "10-MB-line": ("interactions.csv", lambda: (HEADER + "u1,i1," + "9" * 10_000_000 + "\n" + ROWS).encode(),
-                   ["interactions.csv line 2", "field larger than field limit"]),
-    "unclosed-quote": ("interactions.csv", lambda: (HEADER + 'u1,"i1,1\n' + ROWS).encode(),
-                       ["interactions.csv line 2", "unclosed quote"]),
-    "items-cp1252": ("items.jsonl", lambda: '{"id": "i1", "title": "Caf\xe9"}\n'.encode("cp1252"),
-                     ["items.jsonl line 1", "not UTF-8"]),
-    "items-duplicate-id": ("items.jsonl", lambda: b'{"id": "i1", "title": "a"}\n{"id": "i2"}\n{"id": "i1", "title": "c"}\n',
-                           ["items.jsonl line 3", "duplicate item id 'i1'", "first on line 1"]),
+    "10-MB-line": (
+        "interactions.csv",
+        lambda: (HEADER + "u1,i1," + "9" * 10_000_000 + "\n" + ROWS).encode(),
+        ["interactions.csv line 2", "field larger than field limit"],
+    ),
+    "unclosed-quote": (
+        "interactions.csv",
+        lambda: (HEADER + 'u1,"i1,1\n' + ROWS).encode(),
+        ["interactions.csv line 2", "unclosed quote"],
+    ),
+    "items-cp1252": (
+        "items.jsonl",
+        lambda: '{"id": "i1", "title": "Caf\xe9"}\n'.encode("cp1252"),
+        ["items.jsonl line 1", "not UTF-8"],
+    ),
+    "items-duplicate-id": (
+        "items.jsonl",
+        lambda: b'{"id": "i1", "title": "a"}\n{"id": "i2"}\n{"id": "i1", "title": "c"}\n',
+        ["items.jsonl line 3", "duplicate item id 'i1'", "first on line 1"],
+    ),
 }
 
 
@@ -302,8 +367,13 @@ def test_textless_items_are_not_sent_to_the_llm_and_get_a_zero_embedding(dataset
     lines = (dataset / "items.jsonl").read_text().splitlines()
     (dataset / "items.jsonl").write_text("\n".join(lines[:5]) + "\n")  # i5, i6, i7 have no text
     (tmp_path / "tiny.toml").write_text(TEXTLESS_PROMPT)
-    cfg = load_config(flags={"data.dataset": str(dataset), "knowledge.prompt": str(tmp_path / "tiny.toml"),
-                             "knowledge.embed_text": "attributes"})
+    cfg = load_config(
+        flags={
+            "data.dataset": str(dataset),
+            "knowledge.prompt": str(tmp_path / "tiny.toml"),
+            "knowledge.embed_text": "attributes",
+        }
+    )
     ds = load_dataset(cfg.data, cwd=tmp_path)
     textless = ds.textless_items()
     assert sorted(ds.item_ids[i] for i in textless) == ["i5", "i6", "i7"]

@@ -86,19 +86,22 @@ def test_per_user_metrics_average_to_the_evaluators_metrics():
 # -- the spec ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body, named", [
-    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[config]\n"train.lrr" = 1\n', "train.lrr"),
-    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[config]\n"train.lr" = "fast"\n', "train.lr"),
-    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[tune]\n"train.seed" = [1, 2]\n', "train.seed"),
-    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[tune]\n"train.lr" = 0.1\n', "train.lr"),
-    ('[bench]\nmethods = ["id", "magic"]\ndatasets = ["d"]\n', "bench.methods"),
-    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\nseeds = [1, 1]\n', "bench.seeds"),
-    ('[bench]\nmethods = ["kirec"]\ndatasets = ["d"]\nbaseline = "id"\n', "bench.baseline"),
-    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[method.kirec]\n"knowledge.fusion" = "add"\n', "method.kirec"),
-    ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\ncolour = 1\n', "bench.colour"),
-    ('[bench]\nmethods = ["id"]\n', "bench.datasets"),
-    ('[bench\nmethods = ["id"]\n', "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "body, named",
+    [
+        ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[config]\n"train.lrr" = 1\n', "train.lrr"),
+        ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[config]\n"train.lr" = "fast"\n', "train.lr"),
+        ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[tune]\n"train.seed" = [1, 2]\n', "train.seed"),
+        ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[tune]\n"train.lr" = 0.1\n', "train.lr"),
+        ('[bench]\nmethods = ["id", "magic"]\ndatasets = ["d"]\n', "bench.methods"),
+        ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\nseeds = [1, 1]\n', "bench.seeds"),
+        ('[bench]\nmethods = ["kirec"]\ndatasets = ["d"]\nbaseline = "id"\n', "bench.baseline"),
+        ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[method.kirec]\n"knowledge.fusion" = "add"\n', "method.kirec"),
+        ('[bench]\nmethods = ["id"]\ndatasets = ["d"]\ncolour = 1\n', "bench.colour"),
+        ('[bench]\nmethods = ["id"]\n', "bench.datasets"),
+        ('[bench\nmethods = ["id"]\n', "invalid TOML"),
+    ],
+)
 def test_a_bad_bench_file_is_one_line_naming_the_file_and_key(tmp_path, body, named):
     path = tmp_path / "bad.toml"
     path.write_text(body)
@@ -119,9 +122,11 @@ def test_the_cli_refuses_a_bad_bench_with_exit_2_and_stores_nothing(tmp_path):
 
 def test_precedence_puts_the_method_table_over_config_and_flags_over_both(tmp_path):
     path = tmp_path / "b.toml"
-    path.write_text('[bench]\nmethods = ["id", "add"]\ndatasets = ["d"]\n[config]\n"train.lr" = 0.01\n'
-                    '"model.dropout" = 0.3\n[method.add]\n"knowledge.method" = "kirec"\n"knowledge.fusion" = "add"\n'
-                    '"train.lr" = 0.02\n')
+    path.write_text(
+        '[bench]\nmethods = ["id", "add"]\ndatasets = ["d"]\n[config]\n"train.lr" = 0.01\n'
+        '"model.dropout" = 0.3\n[method.add]\n"knowledge.method" = "kirec"\n"knowledge.fusion" = "add"\n'
+        '"train.lr" = 0.02\n'
+    )
     spec = load_spec(path, overrides={"seeds": "7,8"}, flags={"model.dropout": "0.1"})
     cfg = spec.config_for(spec.cell(("d", "sasrec", "add"), 8), "x.db")
     assert (cfg.knowledge.method, cfg.knowledge.fusion, cfg.train.lr, cfg.model.dropout) == ("kirec", "add", 0.02, 0.1)
@@ -134,16 +139,21 @@ def test_precedence_puts_the_method_table_over_config_and_flags_over_both(tmp_pa
 
 
 def test_tuning_runs_the_grid_on_the_first_seed_and_the_other_seeds_at_the_best_point(tiny_dataset, tmp_path):
-    bench = write_bench(tmp_path / "tune.toml", tiny_dataset,
-                        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1, 2]\n'
-                        '[tune]\n"train.lr" = [0.00001, 0.01]\n', epochs=2)
+    bench = write_bench(
+        tmp_path / "tune.toml",
+        tiny_dataset,
+        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1, 2]\n[tune]\n"train.lr" = [0.00001, 0.01]\n',
+        epochs=2,
+    )
     db = tmp_path / "runs.db"
     outcome = run_bench(load_spec(bench), db, cwd=tmp_path)
     assert outcome.complete and outcome.trained == 3  # two grid points on seed 1, then seed 2 at the chosen one
     group = (str(tiny_dataset), "sasrec", "id")
     with open_store(db) as store:
-        scores = {p["setting"]["train.lr"]: store.get_run(p["run_id"]).valid_metrics["valid/NDCG@10"]
-                  for p in outcome.tuning[group]}
+        scores = {
+            p["setting"]["train.lr"]: store.get_run(p["run_id"]).valid_metrics["valid/NDCG@10"]
+            for p in outcome.tuning[group]
+        }
         best = max(scores, key=scores.get)
         assert scores[0.01] != scores[0.00001]  # the grid points really differ, so the choice means something
         assert outcome.chosen[group] == (("train.lr", best),)
@@ -204,10 +214,13 @@ def test_runs_keep_per_user_test_ranks_that_reproduce_their_test_metrics(tiny_da
 
 
 def test_sampled_protocol_runs_go_in_their_own_labelled_table(tiny_dataset, tmp_path):
-    bench = write_bench(tmp_path / "b.toml", tiny_dataset,
-                        '[bench]\nmethods = ["id", "id-sampled"]\ndatasets = ["DATASET"]\nbaseline = "id"\n'
-                        '[method.id-sampled]\n"knowledge.method" = "id"\n"eval.protocol" = "sampled"\n'
-                        '"eval.num_sampled" = 5\n')
+    bench = write_bench(
+        tmp_path / "b.toml",
+        tiny_dataset,
+        '[bench]\nmethods = ["id", "id-sampled"]\ndatasets = ["DATASET"]\nbaseline = "id"\n'
+        '[method.id-sampled]\n"knowledge.method" = "id"\n"eval.protocol" = "sampled"\n'
+        '"eval.num_sampled" = 5\n',
+    )
     db = tmp_path / "runs.db"
     outcome = run_bench(load_spec(bench), db, cwd=tmp_path)
     with open_store(db) as store:
@@ -234,8 +247,12 @@ def _finished_rows(db: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.slow
 def test_a_bench_killed_mid_matrix_continues_where_it_stopped(tiny_dataset, tmp_path):
-    bench = write_bench(tmp_path / "b.toml", tiny_dataset,
-                        '[bench]\nmethods = ["id", "kirec"]\ndatasets = ["DATASET"]\nseeds = [1]\n', epochs=3)
+    bench = write_bench(
+        tmp_path / "b.toml",
+        tiny_dataset,
+        '[bench]\nmethods = ["id", "kirec"]\ndatasets = ["DATASET"]\nseeds = [1]\n',
+        epochs=3,
+    )
     db, out = tmp_path / "runs.db", tmp_path / "results" / "b"
     command = [sys.executable, "-m", "kirec_tui.cli", "bench", str(bench), "--db", str(db), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -269,8 +286,12 @@ def test_a_bench_killed_mid_matrix_continues_where_it_stopped(tiny_dataset, tmp_
 
 @pytest.mark.slow
 def test_jobs_train_cells_in_parallel_processes_with_the_same_results(tiny_dataset, tmp_path):
-    bench = write_bench(tmp_path / "b.toml", tiny_dataset,
-                        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1, 2, 3]\n', epochs=2)
+    bench = write_bench(
+        tmp_path / "b.toml",
+        tiny_dataset,
+        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1, 2, 3]\n',
+        epochs=2,
+    )
     parallel = run_bench(load_spec(bench), tmp_path / "a.db", cwd=tmp_path, jobs=2)
     serial = run_bench(load_spec(bench), tmp_path / "b.db", cwd=tmp_path, jobs=1)
     assert parallel.complete and parallel.trained == 3 and [r.cell.seed for r in parallel.runs] == [1, 2, 3]

@@ -17,8 +17,20 @@ from engine.store import open_store
 from engine.trained import RunNotReadyError, load_trained_run
 from tests.conftest import write_generic_dataset
 
-SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
-         "--set", "train.num_threads=1"]
+SMALL = [
+    "--method",
+    "id",
+    "--hidden-size",
+    "16",
+    "--max-len",
+    "10",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--set",
+    "train.num_threads=1",
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -94,7 +106,10 @@ def test_a_changed_dataset_is_refused(two_databases, tmp_path):
         con.execute("UPDATE runs SET config_json = replace(config_json, ?, ?)", (str(folder), str(work)))
     with (work / "tiny" / "interactions.csv").open("a") as fh:
         fh.writelines(f"u1,i{i},{5000 + i}\n" for i in range(6))
-    with open_store(work / "a.db") as store, pytest.raises(RunNotReadyError, match="fingerprint .* the data or its options changed"):
+    with (
+        open_store(work / "a.db") as store,
+        pytest.raises(RunNotReadyError, match="fingerprint .* the data or its options changed"),
+    ):
         load_trained_run(store, 1, cwd=work)
 
 
@@ -140,8 +155,19 @@ def test_a_relative_checkpoint_dir_may_not_leave_the_workspace(tmp_path):
     dataset = write_generic_dataset(tmp_path / "tiny")
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
-    result = invoke("run", "--dataset", str(dataset), "--epochs", "1", "--db", "r.db", *SMALL,
-                    "--set", "train.checkpoint_dir=../../", cwd=work)
+    result = invoke(
+        "run",
+        "--dataset",
+        str(dataset),
+        "--epochs",
+        "1",
+        "--db",
+        "r.db",
+        *SMALL,
+        "--set",
+        "train.checkpoint_dir=../../",
+        cwd=work,
+    )
     assert result.exit_code == 2
     line = one_line_error(result)
     assert "train.checkpoint_dir" in line and "outside the workspace" in line
@@ -157,8 +183,19 @@ def test_a_relative_checkpoint_dir_may_not_leave_the_workspace(tmp_path):
 def test_a_checkpoint_dir_that_is_a_file_is_refused_before_any_run_row(tmp_path):
     dataset = write_generic_dataset(tmp_path / "tiny")
     (tmp_path / "taken").write_text("a file")
-    result = invoke("run", "--dataset", str(dataset), "--epochs", "1", "--db", "r.db", *SMALL,
-                    "--set", "train.checkpoint_dir=taken", cwd=tmp_path)
+    result = invoke(
+        "run",
+        "--dataset",
+        str(dataset),
+        "--epochs",
+        "1",
+        "--db",
+        "r.db",
+        *SMALL,
+        "--set",
+        "train.checkpoint_dir=taken",
+        cwd=tmp_path,
+    )
     assert result.exit_code == 2
     assert "existing file" in one_line_error(result) and count_runs(tmp_path / "r.db") == 0
 

@@ -32,7 +32,9 @@ def invoke(*args: str, cwd: Path):
 @pytest.fixture
 def finished_run(tiny_dataset: Path, tmp_path: Path):
     db = tmp_path / "runs.db"
-    result = invoke("run", "--dataset", str(tiny_dataset), "--epochs", "2", "--db", str(db), "--json", *SMALL, cwd=tmp_path)
+    result = invoke(
+        "run", "--dataset", str(tiny_dataset), "--epochs", "2", "--db", str(db), "--json", *SMALL, cwd=tmp_path
+    )
     assert result.exit_code == 0, result.output
     return db, json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -50,8 +52,20 @@ def test_run_json_reports_metrics_and_stores_the_run(finished_run, tmp_path):
 
 def test_runs_show_compare_export(finished_run, tiny_dataset, tmp_path):
     db, first = finished_run
-    second = invoke("run", "--dataset", str(tiny_dataset), "--epochs", "1", "--seed", "7", "--db", str(db), "--json",
-                    *SMALL, cwd=tmp_path)
+    second = invoke(
+        "run",
+        "--dataset",
+        str(tiny_dataset),
+        "--epochs",
+        "1",
+        "--seed",
+        "7",
+        "--db",
+        str(db),
+        "--json",
+        *SMALL,
+        cwd=tmp_path,
+    )
     second_id = json.loads(second.stdout.strip().splitlines()[-1])["run_id"]
     shown = invoke("runs", "show", str(first["run_id"]), "--db", str(db), cwd=tmp_path)
     assert shown.exit_code == 0 and "train.epochs" in shown.stdout
@@ -77,18 +91,34 @@ def test_recommend_lists_titles_and_excludes_history(finished_run, tiny_dataset,
     db, payload = finished_run
     history = user_history(tiny_dataset, "u3")
     assert 0 < len(history) < 30
-    result = invoke("recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "5", "--db", str(db), cwd=tmp_path)
+    result = invoke(
+        "recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "5", "--db", str(db), cwd=tmp_path
+    )
     assert result.exit_code == 0, result.output
     top5 = listed_items(result.stdout)
     assert len(top5) == 5 and result.stdout.count("Item number") == 5
     assert not set(top5) & history and not any(top5.values())
     # asked for every item, only the ones the user has not seen come back
-    everything = listed_items(invoke("recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "30",
-                                     "--db", str(db), cwd=tmp_path).stdout)
+    everything = listed_items(
+        invoke(
+            "recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "30", "--db", str(db), cwd=tmp_path
+        ).stdout
+    )
     assert set(everything) == {f"i{i}" for i in range(30)} - history
     # --include-history ranks the whole catalogue, history marked
-    included = invoke("recommend", "--run", str(payload["run_id"]), "--user", "u3", "-k", "30", "--include-history",
-                      "--db", str(db), cwd=tmp_path)
+    included = invoke(
+        "recommend",
+        "--run",
+        str(payload["run_id"]),
+        "--user",
+        "u3",
+        "-k",
+        "30",
+        "--include-history",
+        "--db",
+        str(db),
+        cwd=tmp_path,
+    )
     assert included.exit_code == 0, included.output
     ranked = listed_items(included.stdout)
     assert set(ranked) == {f"i{i}" for i in range(30)}
@@ -104,8 +134,16 @@ def test_item_shows_text_and_popularity(tiny_dataset, tmp_path):
 
 
 def test_missing_dataset_is_a_clear_data_error(tmp_path):
-    result = invoke("run", "--dataset", "no-such-data", "--data-root", str(tmp_path / "empty"), "--db",
-                    str(tmp_path / "r.db"), cwd=tmp_path)
+    result = invoke(
+        "run",
+        "--dataset",
+        "no-such-data",
+        "--data-root",
+        str(tmp_path / "empty"),
+        "--db",
+        str(tmp_path / "r.db"),
+        cwd=tmp_path,
+    )
     assert result.exit_code == 3
     assert "no-such-data" in result.output and str(tmp_path / "empty") in result.output
     assert not (tmp_path / "r.db").exists() or "RUNNING" not in (tmp_path / "r.db").read_bytes().decode("latin-1")
@@ -125,10 +163,28 @@ def test_unknown_run_exit_code(tmp_path):
 
 def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tiny_dataset, tmp_path):
     db = tmp_path / "runs.db"
-    cmd = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(tiny_dataset), "--epochs", "100000",
-           "--patience", "100000", "--db", str(db), *SMALL]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    cmd = [
+        sys.executable,
+        "-m",
+        "kirec_tui.cli",
+        "run",
+        "--dataset",
+        str(tiny_dataset),
+        "--epochs",
+        "100000",
+        "--patience",
+        "100000",
+        "--db",
+        str(db),
+        *SMALL,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until training really started (the run is RUNNING)
@@ -154,13 +210,35 @@ def _has_runs(con) -> bool:
     return bool(con.execute("select 1 from sqlite_master where name='runs'").fetchall())
 
 
-@pytest.mark.parametrize("setting, field", [("knowledge.fusion=bogus", "knowledge.fusion"),
-                                            ("knowledge.semantic_norm=0", "knowledge.semantic_norm"),
-                                            ("train.loss=bogus", "train.loss")])
+@pytest.mark.parametrize(
+    "setting, field",
+    [
+        ("knowledge.fusion=bogus", "knowledge.fusion"),
+        ("knowledge.semantic_norm=0", "knowledge.semantic_norm"),
+        ("train.loss=bogus", "train.loss"),
+    ],
+)
 def test_a_bad_value_found_by_the_engine_is_a_one_line_usage_error(tiny_dataset, tmp_path, setting, field):
-    result = invoke("run", "--dataset", str(tiny_dataset), "--db", str(tmp_path / "r.db"), "--epochs", "1",
-                    "--hidden-size", "16", "--max-len", "10", "--device", "cpu", "--set", "knowledge.embed_text=raw",
-                    "--set", setting, cwd=tmp_path)
+    result = invoke(
+        "run",
+        "--dataset",
+        str(tiny_dataset),
+        "--db",
+        str(tmp_path / "r.db"),
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "16",
+        "--max-len",
+        "10",
+        "--device",
+        "cpu",
+        "--set",
+        "knowledge.embed_text=raw",
+        "--set",
+        setting,
+        cwd=tmp_path,
+    )
     assert result.exit_code == 2, result.output
     assert field in result.output and "Traceback" not in result.output
 
@@ -171,7 +249,8 @@ def test_runs_delete_asks_hides_and_keeps_the_rows(finished_run, tmp_path):
     declined = CliRunner().invoke(app, ["runs", "delete", run_id, "--db", str(db)], input="n\n")
     assert declined.exit_code == 1 and "Delete run" in declined.output  # aborted: nothing changed
     assert [r["id"] for r in json.loads(invoke("runs", "list", "--db", str(db), "--json", cwd=tmp_path).stdout)] == [
-        payload["run_id"]]
+        payload["run_id"]
+    ]
     deleted = invoke("runs", "delete", run_id, "--db", str(db), "--yes", cwd=tmp_path)
     assert deleted.exit_code == 0 and f"deleted run {run_id}" in deleted.stdout
     assert json.loads(invoke("runs", "list", "--db", str(db), "--json", cwd=tmp_path).stdout) == []

@@ -15,10 +15,14 @@ from tests.cli_support import invoke  # in the test's folder, where the caches l
 from engine.data import get_spec, registry
 
 # Six users who each rated the same six movies: the 5-core keeps everything (36 interactions).
-RATINGS = ("userId,movieId,rating,timestamp\n"
-           + "".join(f"{u},{m},4.0,{100 * u + m}\n" for u in range(1, 7) for m in range(1, 7))).encode()
-MOVIES = ("movieId,title,genres\n"
-          + "".join(f"{m},Film {m} ({1990 + m}),{'Drama' if m % 2 else 'Comedy|Drama'}\n" for m in range(1, 7))).encode()
+RATINGS = (
+    "userId,movieId,rating,timestamp\n"
+    + "".join(f"{u},{m},4.0,{100 * u + m}\n" for u in range(1, 7) for m in range(1, 7))
+).encode()
+MOVIES = (
+    "movieId,title,genres\n"
+    + "".join(f"{m},Film {m} ({1990 + m}),{'Drama' if m % 2 else 'Comedy|Drama'}\n" for m in range(1, 7))
+).encode()
 
 
 @pytest.fixture(autouse=True)

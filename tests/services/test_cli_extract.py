@@ -16,7 +16,9 @@ from engine.extraction import ExtractionCache, default_cache_path, default_promp
 from engine.extraction.shipped import import_shipped_extractions, read_shipped_extractions  # noqa: E402
 from engine.extraction.tiny_gguf import write_tiny_gguf  # noqa: E402
 
-SUMMARY = re.compile(r"^tiny / generic \((\w{12})\): (\d+) extracted, (\d+) cached, (\d+) failed, [\d.]+ items/s$", re.MULTILINE)
+SUMMARY = re.compile(
+    r"^tiny / generic \((\w{12})\): (\d+) extracted, (\d+) cached, (\d+) failed, [\d.]+ items/s$", re.MULTILINE
+)
 
 
 def squashed(text: str) -> str:
@@ -34,8 +36,18 @@ def test_extract_caches_answers_continues_and_exports(tmp_path, setup):
     dataset, model = setup
     prompt = default_prompt_for("tiny")
     export = tmp_path / "out" / "tiny.products.jsonl"
-    first = invoke("extract", "--dataset", str(dataset), "--llm-model", str(model), "--limit", "6",
-                   "--export", str(export), cwd=tmp_path)
+    first = invoke(
+        "extract",
+        "--dataset",
+        str(dataset),
+        "--llm-model",
+        str(model),
+        "--limit",
+        "6",
+        "--export",
+        str(export),
+        cwd=tmp_path,
+    )
     assert first.exit_code == 0, first.output
     short_hash, extracted, cached, failed = SUMMARY.search(first.stdout).groups()
     assert short_hash == prompt.content_hash[:12]

@@ -57,8 +57,8 @@ def test_torchrun_variables_are_read_and_bad_ones_named():
 def _right_aligned(rows: np.ndarray, width: int) -> np.ndarray:
     """Left-pad (or trim padding from) a batch to `width` columns."""
     if rows.shape[1] >= width:
-        assert (rows[:, :rows.shape[1] - width] == PAD).all()
-        return rows[:, rows.shape[1] - width:]
+        assert (rows[:, : rows.shape[1] - width] == PAD).all()
+        return rows[:, rows.shape[1] - width :]
     return np.pad(rows, ((0, 0), (width - rows.shape[1], 0)))
 
 
@@ -128,11 +128,13 @@ def test_every_trainable_parameter_gets_a_gradient_in_every_step(backbone):
     from tests.unit.test_semantic_fusion import D, NUM_ITEMS, kcfg, semantic_table
 
     torch.set_num_threads(1)
-    modes = ([dict(method="kirec", fusion=f, reduction="pca", freeze_semantic=False) for f in FUSION_CHOICES]
-             + [dict(method="kirec", fusion="gate", reduction="adapter-mlp"),
-                dict(method="semantic-only", reduction="pca", freeze_semantic=False),
-                dict(method="semantic-only", reduction="adapter-linear"),
-                dict(method="init", reduction="pca"), dict(method="id")])
+    modes = [dict(method="kirec", fusion=f, reduction="pca", freeze_semantic=False) for f in FUSION_CHOICES] + [
+        dict(method="kirec", fusion="gate", reduction="adapter-mlp"),
+        dict(method="semantic-only", reduction="pca", freeze_semantic=False),
+        dict(method="semantic-only", reduction="adapter-linear"),
+        dict(method="init", reduction="pca"),
+        dict(method="id"),
+    ]
     cfg = ModelConfig(backbone=backbone, hidden_size=D, num_layers=1, num_heads=2, max_len=6, dropout=0.0)
     objective = "masked" if backbone == "bert4rec" else "causal"
     batch = next(iter(SequenceBatcher(cycle_dataset(num_items=NUM_ITEMS), objective, 6, 16, seed=1).epoch()))
@@ -146,10 +148,36 @@ def test_every_trainable_parameter_gets_a_gradient_in_every_step(backbone):
 
 def _kirec_run(folder: Path, dataset: Path, *extra: str) -> subprocess.CompletedProcess:
     folder.mkdir()
-    command = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(dataset), "--method", "id",
-               "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu", "--epochs", "4",
-               "--patience", "10", "--db", str(folder / "runs.db"), "--set", "model.dropout=0",
-               "--set", "train.num_threads=1", "--json", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "kirec_tui.cli",
+        "run",
+        "--dataset",
+        str(dataset),
+        "--method",
+        "id",
+        "--hidden-size",
+        "16",
+        "--max-len",
+        "10",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--epochs",
+        "4",
+        "--patience",
+        "10",
+        "--db",
+        str(folder / "runs.db"),
+        "--set",
+        "model.dropout=0",
+        "--set",
+        "train.num_threads=1",
+        "--json",
+        *extra,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
 
@@ -234,11 +262,26 @@ def test_nproc_refuses_what_would_fail_on_every_rank_before_starting_any(tiny_da
     from kirec_tui.cli import app
 
     db = tmp_path / "runs.db"
-    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--method", "id", "--device", "cpu",
-                                      "--batch-size", "2", "--db", str(db), "--nproc", "3"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--dataset",
+            str(tiny_dataset),
+            "--method",
+            "id",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "2",
+            "--db",
+            str(db),
+            "--nproc",
+            "3",
+        ],
+    )
     assert result.exit_code == 2 and "train.batch_size" in result.output
     assert not db.exists()  # nothing started, nothing stored
-
 
 
 @pytest.mark.slow
@@ -262,11 +305,38 @@ def test_sigterm_stops_every_rank_and_the_run_resumes_under_ddp_to_the_uninterru
     db = folder / "runs.db"
     base = [sys.executable, "-m", "kirec_tui.cli", "run", "--db", str(db)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(base + ["--dataset", str(tiny_dataset), "--method", "id", "--hidden-size", "16",
-                                    "--max-len", "10", "--batch-size", "32", "--device", "cpu", "--epochs", str(REFERENCE_EPOCHS),
-                                    "--patience", "10", "--set", "model.dropout=0", "--set", "train.num_threads=1",
-                                    "--nproc", "2"],
-                            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        base
+        + [
+            "--dataset",
+            str(tiny_dataset),
+            "--method",
+            "id",
+            "--hidden-size",
+            "16",
+            "--max-len",
+            "10",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--epochs",
+            str(REFERENCE_EPOCHS),
+            "--patience",
+            "10",
+            "--set",
+            "model.dropout=0",
+            "--set",
+            "train.num_threads=1",
+            "--nproc",
+            "2",
+        ],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     descendants: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 300
@@ -289,8 +359,14 @@ def test_sigterm_stops_every_rank_and_the_run_resumes_under_ddp_to_the_uninterru
         (cut,) = store.list_runs()
     assert cut.status.value == "INTERRUPTED" and 2 <= _logged_epochs(db) < REFERENCE_EPOCHS
 
-    resumed = subprocess.run(base + ["--resume", str(cut.id), "--nproc", "2", "--json"], cwd=folder, env=env,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        base + ["--resume", str(cut.id), "--nproc", "2", "--json"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     result = json.loads(resumed.stdout)
     assert result["run_id"] == cut.id and result["status"] == "FINISHED"

@@ -19,8 +19,20 @@ from tests.cli_support import invoke
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = ["--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu", "--epochs", "2",
-        "--set", "train.num_threads=1"]
+TINY = [
+    "--hidden-size",
+    "16",
+    "--max-len",
+    "10",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--epochs",
+    "2",
+    "--set",
+    "train.num_threads=1",
+]
 TINY_ITEMS = 30  # the tiny dataset's items (all pass the 5-core filter)
 
 
@@ -34,8 +46,20 @@ def table(tmp_path: Path) -> str:
 
 
 def kirec_run(dataset: Path, db: Path, table: str, *extra: str, cwd: Path):
-    return invoke("run", "--dataset", str(dataset), "--db", str(db), *TINY, "--method", "kirec",
-                  "--set", f"knowledge.semantic_table={table}", *extra, cwd=cwd)
+    return invoke(
+        "run",
+        "--dataset",
+        str(dataset),
+        "--db",
+        str(db),
+        *TINY,
+        "--method",
+        "kirec",
+        "--set",
+        f"knowledge.semantic_table={table}",
+        *extra,
+        cwd=cwd,
+    )
 
 
 def tiny_config(dataset: Path, table: str, folder: Path) -> RunConfig:
@@ -64,15 +88,18 @@ def test_a_kirec_run_trains_its_id_baseline_and_reports_it_in_json(tiny_dataset,
     assert baseline["status"] == "FINISHED" and baseline["reused"] is False
     assert 0.0 <= baseline["test"]["NDCG@10"] <= baseline["test"]["HR@10"] <= 1.0
     gain = baseline["gain"]["NDCG@10"]
-    assert gain == pytest.approx((payload["test"]["NDCG@10"] - baseline["test"]["NDCG@10"]) / baseline["test"]["NDCG@10"])
+    assert gain == pytest.approx(
+        (payload["test"]["NDCG@10"] - baseline["test"]["NDCG@10"]) / baseline["test"]["NDCG@10"]
+    )
 
     run, base = stored_runs(db)
     assert (run.summary.method, base.summary.method) == ("kirec", "id")
     assert base.summary.name == "first baseline" and base.summary.status == "FINISHED"
     # the same data, backbone, model, training (seed 3 too) and evaluation; only the knowledge stage differs
     assert base.dataset_fingerprint == run.dataset_fingerprint
-    assert {k: v for k, v in run.config.items() if k not in ("knowledge", "name")} == \
-           {k: v for k, v in base.config.items() if k not in ("knowledge", "name")}
+    assert {k: v for k, v in run.config.items() if k not in ("knowledge", "name")} == {
+        k: v for k, v in base.config.items() if k not in ("knowledge", "name")
+    }
     assert base.config["train"]["seed"] == 3 and base.config["knowledge"] == KnowledgeConfig(method="id").__dict__
     assert base.test_metrics["test/NDCG@10"] == pytest.approx(baseline["test"]["NDCG@10"])
 
@@ -102,7 +129,9 @@ def test_the_table_shows_the_baseline_beside_the_run_with_the_gain(tiny_dataset,
 
 def test_no_baseline_for_an_id_run_or_when_turned_off(tiny_dataset, table, tmp_path):
     db = tmp_path / "runs.db"
-    plain = invoke("run", "--dataset", str(tiny_dataset), "--db", str(db), *TINY, "--method", "id", "--json", cwd=tmp_path)
+    plain = invoke(
+        "run", "--dataset", str(tiny_dataset), "--db", str(db), *TINY, "--method", "id", "--json", cwd=tmp_path
+    )
     assert plain.exit_code == 0, plain.output
     assert "baseline" not in json.loads(plain.stdout)
     off = kirec_run(tiny_dataset, db, table, "--json", "--no-baseline", cwd=tmp_path)
@@ -111,10 +140,13 @@ def test_no_baseline_for_an_id_run_or_when_turned_off(tiny_dataset, table, tmp_p
     assert [r.summary.method for r in stored_runs(db)] == ["id", "kirec"]
 
 
-@pytest.mark.parametrize("flags, words", [
-    (["--method", "id", "--baseline"], "plain ID model (knowledge.method=id) itself"),
-    (["--method", "kirec", "--baseline", "--nproc", "2"], "--baseline trains in one process"),
-])
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--method", "id", "--baseline"], "plain ID model (knowledge.method=id) itself"),
+        (["--method", "kirec", "--baseline", "--nproc", "2"], "--baseline trains in one process"),
+    ],
+)
 def test_a_baseline_that_cannot_be_made_is_refused_before_anything_is_stored(flags, words, tiny_dataset, tmp_path):
     db = tmp_path / "runs.db"
     result = invoke("run", "--dataset", str(tiny_dataset), "--db", str(db), *TINY, *flags, cwd=tmp_path)
@@ -130,8 +162,7 @@ def test_a_stop_while_the_baseline_trains_keeps_the_finished_run(tiny_dataset, t
         if isinstance(event, RunStarted):
             started.append(event.run_id)
 
-    result, baseline = experiments.run_with_baseline(cfg, on_event, should_stop=lambda: len(started) > 1,
-                                                     cwd=tmp_path)
+    result, baseline = experiments.run_with_baseline(cfg, on_event, should_stop=lambda: len(started) > 1, cwd=tmp_path)
     assert (result.status, baseline.status, baseline.reused) == ("FINISHED", "INTERRUPTED", False)
     assert started == [1, 2] and baseline.run_id == 2
     # an interrupted baseline answers nothing: the next run trains a new one, to the end

@@ -18,11 +18,17 @@ from tests.cli_support import invoke
 
 
 def test_every_setting_offers_the_engines_own_choices():
-    engine_lists = {"model.backbone": choices.BACKBONE_CHOICES, "knowledge.method": choices.METHOD_CHOICES,
-                    "knowledge.fusion": choices.FUSION_CHOICES, "knowledge.reduction": choices.REDUCTION_CHOICES,
-                    "train.loss": choices.LOSS_CHOICES, "eval.protocol": choices.PROTOCOL_CHOICES,
-                    "knowledge.extractor": choices.EXTRACTOR_CHOICES, "knowledge.encoder": choices.ENCODER_CHOICES,
-                    "knowledge.embed_text": choices.EMBED_TEXT_CHOICES}
+    engine_lists = {
+        "model.backbone": choices.BACKBONE_CHOICES,
+        "knowledge.method": choices.METHOD_CHOICES,
+        "knowledge.fusion": choices.FUSION_CHOICES,
+        "knowledge.reduction": choices.REDUCTION_CHOICES,
+        "train.loss": choices.LOSS_CHOICES,
+        "eval.protocol": choices.PROTOCOL_CHOICES,
+        "knowledge.extractor": choices.EXTRACTOR_CHOICES,
+        "knowledge.encoder": choices.ENCODER_CHOICES,
+        "knowledge.embed_text": choices.EMBED_TEXT_CHOICES,
+    }
     for key, names in engine_lists.items():
         assert BY_KEY[key].choices == names, key
     from engine.config import RunConfig, flatten_dotted
@@ -46,7 +52,10 @@ def test_a_declared_flag_sets_its_config_key(tmp_path):
     result = invoke("run", "--fusion", "gatee", "--db", str(tmp_path / "runs.db"), cwd=tmp_path)
     assert result.exit_code == 2 and "knowledge.fusion" in result.output and "'gate'" in result.output
     assert not (tmp_path / "runs.db").exists()
-    assert flags_of({"fusion": "add", "epochs": 3}, ("fusion", "epochs")) == {"knowledge.fusion": "add", "train.epochs": 3}
+    assert flags_of({"fusion": "add", "epochs": 3}, ("fusion", "epochs")) == {
+        "knowledge.fusion": "add",
+        "train.epochs": 3,
+    }
 
 
 def test_the_train_form_shows_the_declared_form_settings_in_order():
@@ -104,9 +113,15 @@ def test_an_items_view_has_its_popularity_rank_and_only_its_own_texts_answers(ti
     popularity = ds.item_popularity()
     top = int(np.argmax(popularity[1:])) + 1
     with ExtractionCache(default_cache_path(tmp_path)) as cache:
-        cache.put_many("model", "hash", "p", [
-            ExtractionRecord(ds.item_ids[top], item_text_hash(text), {"colour": colour}, "{}", "ok", 1)
-            for text, colour in ((ds.item_text[top], "red"), ({"title": "another dataset's item"}, "blue"))])
+        cache.put_many(
+            "model",
+            "hash",
+            "p",
+            [
+                ExtractionRecord(ds.item_ids[top], item_text_hash(text), {"colour": colour}, "{}", "ok", 1)
+                for text, colour in ((ds.item_text[top], "red"), ({"title": "another dataset's item"}, "blue"))
+            ],
+        )
     view = items.item_view(ds, top, default_cache_path(tmp_path))
     assert view.popularity_rank == 1 and view.popularity == popularity[top]
     assert [a.attributes for a in view.attributes] == [{"colour": "red"}]  # the same raw id elsewhere is not it

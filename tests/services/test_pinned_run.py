@@ -16,19 +16,38 @@ import pytest
 
 from tests.cli_support import invoke
 
-SMALL = ("--set", "model.hidden_size=16", "--set", "model.max_len=20",
-         "--set", "train.batch_size=256", "--set", "train.num_threads=1", "--set", "train.seed=7",
-         "--set", "train.patience=5", "--set", "train.lr=0.005", "--set", "train.epochs=3")
+SMALL = (
+    "--set",
+    "model.hidden_size=16",
+    "--set",
+    "model.max_len=20",
+    "--set",
+    "train.batch_size=256",
+    "--set",
+    "train.num_threads=1",
+    "--set",
+    "train.seed=7",
+    "--set",
+    "train.patience=5",
+    "--set",
+    "train.lr=0.005",
+    "--set",
+    "train.epochs=3",
+)
 
 ML_LATEST_SMALL_ITEMS = 3650  # after the 5-core filter
 
 # method-specific flags -> (final train loss, test NDCG@10, test HR@10), recorded at d8bcd0c
 PINNED = {
     "id": (("--set", "knowledge.method=id"), (7.945284525553386, 0.00769510699303318, 0.018032786885245903)),
-    "kirec-gate-pca": (("--set", "knowledge.method=kirec", "--set", "knowledge.fusion=gate",
-                        "--set", "knowledge.reduction=pca"), (8.212088267008463, 0.004769902893881352, 0.011475409836065573)),
-    "semantic-only-adapter": (("--set", "knowledge.method=semantic-only", "--set", "knowledge.reduction=adapter-mlp"),
-                              (8.200198491414389, 0.0010578229728293606, 0.003278688524590164)),
+    "kirec-gate-pca": (
+        ("--set", "knowledge.method=kirec", "--set", "knowledge.fusion=gate", "--set", "knowledge.reduction=pca"),
+        (8.212088267008463, 0.004769902893881352, 0.011475409836065573),
+    ),
+    "semantic-only-adapter": (
+        ("--set", "knowledge.method=semantic-only", "--set", "knowledge.reduction=adapter-mlp"),
+        (8.200198491414389, 0.0010578229728293606, 0.003278688524590164),
+    ),
 }
 
 
@@ -44,9 +63,20 @@ def semantic_table(path, num_items: int, dim: int = 24) -> str:
 def test_a_fixed_seed_run_on_the_default_dataset_keeps_its_metrics(variant, shared_data, tmp_path, one_torch_thread):
     flags, pinned = PINNED[variant]
     table = semantic_table(tmp_path / "table.npy", ML_LATEST_SMALL_ITEMS)
-    result = invoke("run", "--json", "--db", str(tmp_path / "runs.db"), "--data-root", str(shared_data),
-                    "--set", f"knowledge.semantic_table={table}", "--no-baseline", *SMALL, *flags,
-                    cwd=tmp_path)
+    result = invoke(
+        "run",
+        "--json",
+        "--db",
+        str(tmp_path / "runs.db"),
+        "--data-root",
+        str(shared_data),
+        "--set",
+        f"knowledge.semantic_table={table}",
+        "--no-baseline",
+        *SMALL,
+        *flags,
+        cwd=tmp_path,
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     from engine.store import open_store

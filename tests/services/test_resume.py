@@ -22,16 +22,33 @@ from engine.pipeline import resume_experiment, run_experiment
 from engine.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
-FLAGS = {"knowledge.method": "id", "model.hidden_size": "16", "model.max_len": "10", "train.batch_size": "16",
-         "train.device": "cpu", "train.num_threads": "1", "train.patience": "100", "model.dropout": "0.3"}
+FLAGS = {
+    "knowledge.method": "id",
+    "model.hidden_size": "16",
+    "model.max_len": "10",
+    "train.batch_size": "16",
+    "train.device": "cpu",
+    "train.num_threads": "1",
+    "train.patience": "100",
+    "model.dropout": "0.3",
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(tiny_dataset: Path, db: Path, epochs: int, backbone: str = "sasrec", loss: str = "ce"):
-    return load_config(env={}, flags={**FLAGS, "data.dataset": str(tiny_dataset), "db": str(db),
-                                      "train.epochs": str(epochs), "model.backbone": backbone, "train.loss": loss})
+    return load_config(
+        env={},
+        flags={
+            **FLAGS,
+            "data.dataset": str(tiny_dataset),
+            "db": str(db),
+            "train.epochs": str(epochs),
+            "model.backbone": backbone,
+            "train.loss": loss,
+        },
+    )
 
 
 def epoch_curve(db: Path, run_id: int) -> list[tuple[int, float]]:
@@ -50,8 +67,12 @@ def test_a_cancelled_run_resumes_to_the_uninterrupted_result(tiny_dataset, tmp_p
         if isinstance(event, EpochEnd):
             epochs_seen.append(event.epoch)
 
-    cut = run_experiment(config(tiny_dataset, db, 4, backbone, loss), on_event=count, should_stop=lambda: len(epochs_seen) >= 2,
-                         cwd=tmp_path)
+    cut = run_experiment(
+        config(tiny_dataset, db, 4, backbone, loss),
+        on_event=count,
+        should_stop=lambda: len(epochs_seen) >= 2,
+        cwd=tmp_path,
+    )
     assert cut.status == "INTERRUPTED" and epochs_seen == [1, 2]
     with open_store(db) as store:
         assert store.get_run(cut.run_id).summary.status == "INTERRUPTED"
@@ -66,11 +87,13 @@ def test_a_cancelled_run_resumes_to_the_uninterrupted_result(tiny_dataset, tmp_p
     with open_store(db) as store:
         detail = store.get_run(cut.run_id)
     assert detail.summary.status == "FINISHED" and detail.test_metrics == pytest.approx(
-        {f"test/{k}": v for k, v in whole.test.items()}, abs=1e-6)
+        {f"test/{k}": v for k, v in whole.test.items()}, abs=1e-6
+    )
     artifacts = {a.kind: Path(a.path) for a in detail.artifacts}
     assert sorted(artifacts) == ["checkpoint", "test_ranks"]  # the resumable state goes once the run finished
     assert sorted(p.name for p in artifacts["checkpoint"].parent.glob(f"run-{cut.run_id}-*")) == sorted(
-        p.name for p in artifacts.values())
+        p.name for p in artifacts.values()
+    )
 
 
 # The killed process trains through this wrapper: each batch waits a little, so that the kill lands mid-run on a
@@ -88,8 +111,26 @@ from kirec_tui.cli import main
 sys.argv = ["kirec", *sys.argv[1:]]
 main()
 """
-CLI_FLAGS = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "16", "--device", "cpu",
-             "--patience", "100", "--set", "train.num_threads=1", "--set", "model.dropout=0.3", "--loss", "bce"]
+CLI_FLAGS = [
+    "--method",
+    "id",
+    "--hidden-size",
+    "16",
+    "--max-len",
+    "10",
+    "--batch-size",
+    "16",
+    "--device",
+    "cpu",
+    "--patience",
+    "100",
+    "--set",
+    "train.num_threads=1",
+    "--set",
+    "model.dropout=0.3",
+    "--loss",
+    "bce",
+]
 
 
 def finished_state_epochs(db: Path) -> int:
@@ -110,8 +151,13 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_data
     args = ["run", "--dataset", str(tiny_dataset), "--epochs", "6", "--db", str(db), *CLI_FLAGS]
     script = tmp_path / "slow_kirec.py"
     script.write_text(SLOW_KIREC)
-    proc = subprocess.Popen([sys.executable, str(script), *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         deadline = time.monotonic() + 180
         while finished_state_epochs(db) < 1:

@@ -21,8 +21,20 @@ from engine.config import ConfigError
 from engine.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["--method", "id", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
-         "--set", "train.num_threads=1"]
+SMALL = [
+    "--method",
+    "id",
+    "--hidden-size",
+    "16",
+    "--max-len",
+    "10",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--set",
+    "train.num_threads=1",
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,10 +74,24 @@ def wait_for_status(db: Path, wanted: str, proc: subprocess.Popen, timeout: floa
 
 
 def start_endless_run(tiny_dataset: Path, db: Path, cwd: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "kirec_tui.cli", "run", "--dataset", str(tiny_dataset), "--epochs", "100000",
-           "--patience", "100000", "--db", str(db), *SMALL]
-    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "kirec_tui.cli",
+        "run",
+        "--dataset",
+        str(tiny_dataset),
+        "--epochs",
+        "100000",
+        "--patience",
+        "100000",
+        "--db",
+        str(db),
+        *SMALL,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
 
 
 @pytest.mark.slow
@@ -84,10 +110,17 @@ def test_sigterm_ends_the_run_interrupted(tiny_dataset, tmp_path):
     assert [s for s, _ in statuses(db)] == ["INTERRUPTED"]
 
 
-@pytest.mark.parametrize("command", [
-    ["runs", "list"], ["runs", "show", "1"], ["runs", "compare", "1", "2"], ["runs", "export"],
-    ["runs", "delete", "1", "--yes"], ["recommend", "--run", "1", "--user", "u1"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs", "list"],
+        ["runs", "show", "1"],
+        ["runs", "compare", "1", "2"],
+        ["runs", "export"],
+        ["runs", "delete", "1", "--yes"],
+        ["recommend", "--run", "1", "--user", "u1"],
+    ],
+)
 def test_read_only_commands_never_create_a_database(tmp_path, command):
     result = invoke(*command, "--db", "typo/x.db", cwd=tmp_path)
     assert result.exit_code == 4, result.output
@@ -133,8 +166,11 @@ def test_a_read_only_database_stops_kirec_run_before_any_work(tiny_dataset, tmp_
     db.chmod(0o444)
     if os.access(db, os.W_OK):  # root may write any file: let the permission check see what another user would
         real_access = os.access
-        monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == db and mode & os.W_OK
-                            else real_access(path, mode, **kw))
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda path, mode, **kw: False if Path(path) == db and mode & os.W_OK else real_access(path, mode, **kw),
+        )
     try:
         result = invoke("run", "--dataset", str(tiny_dataset), "--epochs", "1", "--db", str(db), *SMALL, cwd=tmp_path)
     finally:

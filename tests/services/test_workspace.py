@@ -16,8 +16,21 @@ from tests.data_support import write_generic_dataset
 from engine.config import ConfigError, load_config
 from engine.workspace import Workspace
 
-SMALL = ["--epochs", "1", "--hidden-size", "16", "--max-len", "10", "--batch-size", "32", "--device", "cpu",
-         "--set", "train.num_threads=1", "--json"]
+SMALL = [
+    "--epochs",
+    "1",
+    "--hidden-size",
+    "16",
+    "--max-len",
+    "10",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--set",
+    "train.num_threads=1",
+    "--json",
+]
 ID_RUN = ["run", "--dataset", "../tiny", "--method", "id", *SMALL]  # the dataset relative to the current folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -41,8 +54,9 @@ def payload(result) -> dict:
 
 def files(folder: Path) -> set[str]:
     """Every file under `folder`, relative, without SQLite's -wal/-shm companions."""
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")
-            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+    return {
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
 
 
 def rows(db: Path, table: str) -> int:
@@ -65,21 +79,38 @@ def test_the_flag_puts_every_file_of_a_kirec_run_in_the_workspace(places):
     elsewhere, tmp = places
     model = write_tiny_gguf(tmp / "tiny.gguf")
     # the whole knowledge path on a tiny random GGUF: extraction (cached) and LLM embeddings (cached)
-    kirec = ["--set", "knowledge.encoder=llm", "--set", f"knowledge.llm_model={model}",
-             "--set", "knowledge.embed_text=attributes", "--no-baseline"]
+    kirec = [
+        "--set",
+        "knowledge.encoder=llm",
+        "--set",
+        f"knowledge.llm_model={model}",
+        "--set",
+        "knowledge.embed_text=attributes",
+        "--no-baseline",
+    ]
     result = payload(invoke("run", "--workspace", "../ws", "--dataset", "../tiny", *SMALL, *kirec, cwd=elsewhere))
     workspace = tmp / "ws"  # relative to the current folder, normalised: no ".." in what the run records
     assert_run_files_in(workspace, result)
     assert result["info"]["extracted"] > 0 and result["info"]["embed_encoded"] > 0
     assert rows(workspace / ".cache" / "extractions.sqlite", "extractions") == result["info"]["extracted"]
-    assert rows(workspace / ".cache" / "embeddings" / "embeddings.sqlite", "embeddings") == result["info"]["embed_encoded"]
-    assert files(elsewhere) == set() and sorted(p.name for p in tmp.iterdir()) == ["elsewhere", "tiny", "tiny.gguf", "ws"]
+    assert (
+        rows(workspace / ".cache" / "embeddings" / "embeddings.sqlite", "embeddings") == result["info"]["embed_encoded"]
+    )
+    assert files(elsewhere) == set() and sorted(p.name for p in tmp.iterdir()) == [
+        "elsewhere",
+        "tiny",
+        "tiny.gguf",
+        "ws",
+    ]
 
-    shown = payload(invoke("runs", "show", str(result["run_id"]), "--workspace", str(workspace), "--json", cwd=elsewhere))
+    shown = payload(
+        invoke("runs", "show", str(result["run_id"]), "--workspace", str(workspace), "--json", cwd=elsewhere)
+    )
     assert shown["config"]["workspace"] == str(workspace)  # the run records where its files are
     # recommend reloads the run from the same workspace: its caches answer, nothing lands in the current folder
-    served = invoke("recommend", "--run", str(result["run_id"]), "--user", "u3", "-k", "3", "--workspace", "../ws",
-                    cwd=elsewhere)
+    served = invoke(
+        "recommend", "--run", str(result["run_id"]), "--user", "u3", "-k", "3", "--workspace", "../ws", cwd=elsewhere
+    )
     assert served.exit_code == 0, served.output
     assert files(elsewhere) == set()
     assert rows(workspace / ".cache" / "extractions.sqlite", "extractions") == result["info"]["extracted"]
@@ -92,13 +123,35 @@ def test_kirec_extract_and_embed_use_the_workspace_caches(places, monkeypatch):
 
     elsewhere, tmp = places
     model = write_tiny_gguf(tmp / "tiny.gguf")
-    extracted = invoke("extract", "--dataset", "../tiny", "--llm-model", str(model), "--limit", "3",
-                       "--workspace", str(tmp / "ws"), cwd=elsewhere)
+    extracted = invoke(
+        "extract",
+        "--dataset",
+        "../tiny",
+        "--llm-model",
+        str(model),
+        "--limit",
+        "3",
+        "--workspace",
+        str(tmp / "ws"),
+        cwd=elsewhere,
+    )
     assert extracted.exit_code == 0, extracted.output
     assert rows(tmp / "ws" / ".cache" / "extractions.sqlite", "extractions") == 3
     monkeypatch.setenv("KIREC_KNOWLEDGE__LLM_MODEL", str(model))  # the LLM encoder's model (kirec embed has no flag)
-    embedded = invoke("embed", "--dataset", "../tiny", "--text", "raw", "--encoder", "llm", "--export",
-                      str(tmp / "raw.npy"), "--workspace", str(tmp / "ws"), cwd=elsewhere)
+    embedded = invoke(
+        "embed",
+        "--dataset",
+        "../tiny",
+        "--text",
+        "raw",
+        "--encoder",
+        "llm",
+        "--export",
+        str(tmp / "raw.npy"),
+        "--workspace",
+        str(tmp / "ws"),
+        cwd=elsewhere,
+    )
     assert embedded.exit_code == 0, embedded.output
     assert rows(tmp / "ws" / ".cache" / "embeddings" / "embeddings.sqlite", "embeddings") > 0
     assert files(elsewhere) == set()
@@ -139,8 +192,20 @@ def test_an_absolute_path_stays_absolute_and_a_relative_one_is_inside_the_worksp
     assert (outside / "r.db").is_file() and Path(absolute["checkpoint"]).parent == outside / "r.checkpoints"
     assert not (workspace / "r.db").exists() and any(f.startswith(".cache/datasets/") for f in files(workspace))
 
-    relative = payload(invoke(*ID_RUN, "--workspace", str(workspace), "--db", "sub/r.db",
-                              "--set", "data.cache_dir=my-cache", "--set", "train.checkpoint_dir=ckpt", cwd=elsewhere))
+    relative = payload(
+        invoke(
+            *ID_RUN,
+            "--workspace",
+            str(workspace),
+            "--db",
+            "sub/r.db",
+            "--set",
+            "data.cache_dir=my-cache",
+            "--set",
+            "train.checkpoint_dir=ckpt",
+            cwd=elsewhere,
+        )
+    )
     assert (workspace / "sub" / "r.db").is_file() and Path(relative["checkpoint"]).parent == workspace / "ckpt"
     assert any(f.startswith("my-cache/tiny-") for f in files(workspace))
     # runs list reads the same database through the same rule
@@ -151,10 +216,35 @@ def test_an_absolute_path_stays_absolute_and_a_relative_one_is_inside_the_worksp
 
 def test_a_bench_trains_its_cells_in_the_workspace(places):
     elsewhere, tmp = places
-    small = ["--set", "model.hidden_size=16", "--set", "model.max_len=10", "--set", "train.batch_size=32",
-             "--set", "train.device=cpu", "--set", "train.epochs=1", "--set", "train.num_threads=1"]
-    result = invoke("bench", "--methods", "id", "--datasets", "../tiny", "--seeds", "1", *small,
-                    "--workspace", "../ws", "--out", str(tmp / "results" / "tiny"), cwd=elsewhere)
+    small = [
+        "--set",
+        "model.hidden_size=16",
+        "--set",
+        "model.max_len=10",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "train.device=cpu",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.num_threads=1",
+    ]
+    result = invoke(
+        "bench",
+        "--methods",
+        "id",
+        "--datasets",
+        "../tiny",
+        "--seeds",
+        "1",
+        *small,
+        "--workspace",
+        "../ws",
+        "--out",
+        str(tmp / "results" / "tiny"),
+        cwd=elsewhere,
+    )
     assert result.exit_code == 0, result.output
     workspace = tmp / "ws"
     assert rows(workspace / "runs.db", "runs") == 1 and files(elsewhere) == set()
@@ -169,13 +259,25 @@ def test_an_interrupted_run_resumes_in_the_workspace(places, monkeypatch):
 
     elsewhere, tmp = places
     monkeypatch.chdir(elsewhere)
-    cfg = load_config(env={}, flags={"workspace": "../ws", "data.dataset": "../tiny", "knowledge.method": "id",
-                                     "train.epochs": 3, "train.patience": 100, "model.hidden_size": 16,
-                                     "model.max_len": 10, "train.batch_size": 32, "train.device": "cpu",
-                                     "train.num_threads": 1})
+    cfg = load_config(
+        env={},
+        flags={
+            "workspace": "../ws",
+            "data.dataset": "../tiny",
+            "knowledge.method": "id",
+            "train.epochs": 3,
+            "train.patience": 100,
+            "model.hidden_size": 16,
+            "model.max_len": 10,
+            "train.batch_size": 32,
+            "train.device": "cpu",
+            "train.num_threads": 1,
+        },
+    )
     epochs: list[int] = []
-    cut = run_experiment(cfg, on_event=lambda e: isinstance(e, EpochEnd) and epochs.append(e.epoch),
-                         should_stop=lambda: len(epochs) >= 1)
+    cut = run_experiment(
+        cfg, on_event=lambda e: isinstance(e, EpochEnd) and epochs.append(e.epoch), should_stop=lambda: len(epochs) >= 1
+    )
     assert cut.status == "INTERRUPTED"
     resumed = payload(invoke("run", "--resume", str(cut.run_id), "--workspace", "../ws", "--json", cwd=elsewhere))
     assert (resumed["run_id"], resumed["status"]) == (cut.run_id, "FINISHED")
@@ -196,9 +298,16 @@ def one_line(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("command", [ID_RUN, ["runs", "list"], ["extract", "--dataset", "../tiny"],
-                                     ["item", "i1", "--dataset", "../tiny"], ["bench", "--methods", "id",
-                                                                              "--datasets", "../tiny"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ID_RUN,
+        ["runs", "list"],
+        ["extract", "--dataset", "../tiny"],
+        ["item", "i1", "--dataset", "../tiny"],
+        ["bench", "--methods", "id", "--datasets", "../tiny"],
+    ],
+)
 def test_a_workspace_that_is_a_file_is_one_line_exit_2_and_creates_nothing(places, command):
     elsewhere, tmp = places
     (tmp / "taken").write_text("a file")
@@ -226,14 +335,21 @@ def test_unset_the_workspace_is_the_current_folder_as_before(places):
     assert_run_files_in(elsewhere, payload(invoke(*ID_RUN, cwd=elsewhere)))
     default = Workspace.at(cwd=elsewhere)
     assert (default.db, default.extraction_cache, default.embedding_cache, default.dataset_cache) == (
-        elsewhere / "runs.db", elsewhere / ".cache" / "extractions.sqlite", elsewhere / ".cache" / "embeddings",
-        elsewhere / ".cache" / "datasets")
+        elsewhere / "runs.db",
+        elsewhere / ".cache" / "extractions.sqlite",
+        elsewhere / ".cache" / "embeddings",
+        elsewhere / ".cache" / "datasets",
+    )
 
 
 def test_the_cache_settings_place_each_cache(tmp_path):
-    cfg = load_config(env={"KIREC_KNOWLEDGE__EXTRACTION_CACHE": "answers.sqlite",
-                           "KIREC_KNOWLEDGE__EMBEDDING_CACHE": str(tmp_path / "shared-vectors")},
-                      flags={"workspace": str(tmp_path / "ws")})
+    cfg = load_config(
+        env={
+            "KIREC_KNOWLEDGE__EXTRACTION_CACHE": "answers.sqlite",
+            "KIREC_KNOWLEDGE__EMBEDDING_CACHE": str(tmp_path / "shared-vectors"),
+        },
+        flags={"workspace": str(tmp_path / "ws")},
+    )
     paths = Workspace.of(cfg)
     assert paths.extraction_cache == tmp_path / "ws" / "answers.sqlite"
     assert paths.embedding_cache == tmp_path / "shared-vectors"
@@ -276,8 +392,9 @@ async def test_a_run_from_the_train_screen_writes_in_the_workspace(places, monke
         form.set_value("dataset", "../tiny")
         form.set_value("epochs", "1")
         form.set_value("device", "cpu")
-        form.set_value("extra", "model.hidden_size=16 model.max_len=10 train.batch_size=32 knowledge.method=id "
-                                "train.num_threads=1")
+        form.set_value(
+            "extra", "model.hidden_size=16 model.max_len=10 train.batch_size=32 knowledge.method=id train.num_threads=1"
+        )
         await pilot.press("ctrl+r")
         await screen.worker.wait()
         assert screen.final_status == "FINISHED", screen.worker.error

@@ -30,8 +30,14 @@ async def test_digits_switch_screens_and_the_palette_offers_them(tmp_path):
     app = KirecApp(db_path=tmp_path / "runs.db", cwd=tmp_path, env={}, prompts_dir=tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
         assert isinstance(app.screen, RunsScreen)
-        for key, screen_type in (("2", TrainScreen), ("escape", TrainScreen), ("3", ItemsScreen),
-                                 ("escape", ItemsScreen), ("4", PromptsScreen), ("1", RunsScreen)):
+        for key, screen_type in (
+            ("2", TrainScreen),
+            ("escape", TrainScreen),
+            ("3", ItemsScreen),
+            ("escape", ItemsScreen),
+            ("4", PromptsScreen),
+            ("1", RunsScreen),
+        ):
             await pilot.press(key)
             await pilot.pause()
             assert isinstance(app.screen, screen_type), key

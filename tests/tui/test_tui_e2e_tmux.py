@@ -17,9 +17,16 @@ RUN_NAME = "e2e-tmux-run"
 # The run's small settings come from the environment, which fills the form's defaults (as a user's KIREC_*
 # settings do), so that no key typed under load can be lost between them and the LLM. knowledge.method=id: the UI
 # path is the same for every method, and LLM extraction would only slow the test.
-SMALL = {"KIREC_MODEL__HIDDEN_SIZE": "16", "KIREC_MODEL__NUM_LAYERS": "1", "KIREC_MODEL__MAX_LEN": "12",
-         "KIREC_TRAIN__BATCH_SIZE": "32", "KIREC_EVAL__KS": "10", "KIREC_KNOWLEDGE__METHOD": "id",
-         "KIREC_TRAIN__NUM_THREADS": "1", "KIREC_TRAIN__EPOCHS": "2"}
+SMALL = {
+    "KIREC_MODEL__HIDDEN_SIZE": "16",
+    "KIREC_MODEL__NUM_LAYERS": "1",
+    "KIREC_MODEL__MAX_LEN": "12",
+    "KIREC_TRAIN__BATCH_SIZE": "32",
+    "KIREC_EVAL__KS": "10",
+    "KIREC_KNOWLEDGE__METHOD": "id",
+    "KIREC_TRAIN__NUM_THREADS": "1",
+    "KIREC_TRAIN__EPOCHS": "2",
+}
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -72,8 +79,10 @@ def _shows(session: str, text: str, timeout: float) -> bool:
 
 def test_a_run_started_in_the_terminal_appears_in_runs(tmp_path, tiny_dataset):
     session = f"kirec-e2e-{time.monotonic_ns()}"
-    command = (f"cd {tmp_path} && TERM=xterm-256color {sys.executable} -m kirec_tui.app "
-               f"--db {tmp_path / 'runs.db'} --data-root {tmp_path}")
+    command = (
+        f"cd {tmp_path} && TERM=xterm-256color {sys.executable} -m kirec_tui.app "
+        f"--db {tmp_path / 'runs.db'} --data-root {tmp_path}"
+    )
     settings = [arg for key, value in SMALL.items() for arg in ("-e", f"{key}={value}")]
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "45", "-e", f"PYTHONPATH={ROOT}", *settings, command)
     try:

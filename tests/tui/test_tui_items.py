@@ -47,8 +47,16 @@ async def test_search_by_id_and_fuzzy_title_shows_the_item_and_its_attributes(tm
         ds = screen.loaded.dataset
         seven = ds.item_ids.index("i7")
         with ExtractionCache(default_cache_path(tmp_path)) as cache:  # what an extraction would have stored
-            cache.put_many("fake-model", "prompt-hash-1", "movies@v2", [ExtractionRecord(
-                "i7", item_text_hash(ds.item_text[seven]), {"mood": "calm"}, '{"mood": "calm"}', "ok", 1)])
+            cache.put_many(
+                "fake-model",
+                "prompt-hash-1",
+                "movies@v2",
+                [
+                    ExtractionRecord(
+                        "i7", item_text_hash(ds.item_text[seven]), {"mood": "calm"}, '{"mood": "calm"}', "ok", 1
+                    )
+                ],
+            )
 
         await search(pilot, screen, "i7")
         assert screen.results[0] == seven  # the exact id comes first
@@ -99,10 +107,21 @@ def two_trained_runs(tmp_path, tiny_dataset):
 
     ids = []
     for seed in (1, 2):
-        cfg = load_config(flags={"data.dataset": str(tiny_dataset), "db": str(tmp_path / "runs.db"), "train.epochs": 1,
-                                 "train.seed": seed, "model.hidden_size": 16, "model.num_layers": 1,
-                                 "model.max_len": 12, "train.batch_size": 32, "train.device": "cpu", "eval.ks": "10",
-                                 "knowledge.method": "id"})
+        cfg = load_config(
+            flags={
+                "data.dataset": str(tiny_dataset),
+                "db": str(tmp_path / "runs.db"),
+                "train.epochs": 1,
+                "train.seed": seed,
+                "model.hidden_size": 16,
+                "model.num_layers": 1,
+                "model.max_len": 12,
+                "train.batch_size": 32,
+                "train.device": "cpu",
+                "eval.ks": "10",
+                "knowledge.method": "id",
+            }
+        )
         ids.append(run_experiment(cfg, cwd=tmp_path).run_id)
     return ids
 

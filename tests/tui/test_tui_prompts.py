@@ -78,8 +78,13 @@ async def open_prompts(pilot, dataset) -> PromptsScreen:
 
 
 def make_app(tmp_path, prompts_dir, backend=None) -> KirecApp:
-    return KirecApp(db_path=tmp_path / "runs.db", cwd=tmp_path, env={}, prompts_dir=prompts_dir,
-                    extraction_backend=backend or FakeExtractionBackend)
+    return KirecApp(
+        db_path=tmp_path / "runs.db",
+        cwd=tmp_path,
+        env={},
+        prompts_dir=prompts_dir,
+        extraction_backend=backend or FakeExtractionBackend,
+    )
 
 
 async def test_validates_as_you_type_and_previews_on_a_sample_item(tmp_path, prompts_dir, tiny_dataset):
@@ -181,14 +186,20 @@ async def test_the_configured_llama_cpp_backend_answers_through_the_screen(tmp_p
     from engine.extraction.tiny_gguf import write_tiny_gguf
 
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
-    app = KirecApp(db_path=tmp_path / "runs.db", cwd=tmp_path, env={"KIREC_KNOWLEDGE__LLM_MODEL": str(model)},
-                   prompts_dir=prompts_dir)
+    app = KirecApp(
+        db_path=tmp_path / "runs.db",
+        cwd=tmp_path,
+        env={"KIREC_KNOWLEDGE__LLM_MODEL": str(model)},
+        prompts_dir=prompts_dir,
+    )
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_prompts(pilot, tiny_dataset)
         await pilot.press("escape", "ctrl+r")
         await wait_for_workers(app)
         await pilot.pause()
-        assert f"{len(screen.samples)}/{len(screen.samples)} items answered" in str(screen.query_one("#extract-status").render())
+        assert f"{len(screen.samples)}/{len(screen.samples)} items answered" in str(
+            screen.query_one("#extract-status").render()
+        )
     with ExtractionCache(default_cache_path(tmp_path)) as cache:
         counts = cache.counts(prompt_hash=screen.edited.content_hash)
     assert counts["ok"] + counts["failed"] == len(screen.samples)

@@ -110,8 +110,17 @@ async def test_new_runs_from_another_writer_appear_on_their_own(tmp_path, runs_d
         await settle(pilot)
         before = len(app.screen.runs)
         with open_store(db) as writer:  # a second connection, as a `kirec run` in another terminal would open
-            writer.create_run(name="from-elsewhere", config={}, dataset="ml-latest-small", dataset_fingerprint="x",
-                              backbone="sasrec", method="id", device="cpu", params={}, code_version="test")
+            writer.create_run(
+                name="from-elsewhere",
+                config={},
+                dataset="ml-latest-small",
+                dataset_fingerprint="x",
+                backbone="sasrec",
+                method="id",
+                device="cpu",
+                params={},
+                code_version="test",
+            )
         await wait_until(pilot, lambda: len(app.screen.runs) == before + 1)
         assert "from-elsewhere" in listed_names(app)
 
@@ -234,14 +243,26 @@ async def test_r_resumes_an_interrupted_run_in_the_same_row(tmp_path, tiny_datas
 
     torch.set_num_threads(1)
     db = tmp_path / "runs.db"
-    flags = {"knowledge.method": "id", "model.hidden_size": "16", "model.max_len": "10", "train.batch_size": "32",
-             "train.device": "cpu", "train.num_threads": "1", "train.epochs": "3", "train.patience": "100",
-             "data.dataset": str(tiny_dataset), "db": str(db)}
+    flags = {
+        "knowledge.method": "id",
+        "model.hidden_size": "16",
+        "model.max_len": "10",
+        "train.batch_size": "32",
+        "train.device": "cpu",
+        "train.num_threads": "1",
+        "train.epochs": "3",
+        "train.patience": "100",
+        "data.dataset": str(tiny_dataset),
+        "db": str(db),
+    }
     finished = run_experiment(load_config(env={}, flags=flags), cwd=tmp_path)
     epochs: list[int] = []
-    cut = run_experiment(load_config(env={}, flags=flags), cwd=tmp_path,
-                         on_event=lambda e: epochs.append(e.epoch) if isinstance(e, EpochEnd) else None,
-                         should_stop=lambda: len(epochs) >= 1)
+    cut = run_experiment(
+        load_config(env={}, flags=flags),
+        cwd=tmp_path,
+        on_event=lambda e: epochs.append(e.epoch) if isinstance(e, EpochEnd) else None,
+        should_stop=lambda: len(epochs) >= 1,
+    )
     assert cut.status == "INTERRUPTED"
     app = make_app(tmp_path, db)
     async with app.run_test(size=SIZE) as pilot:

@@ -101,8 +101,9 @@ def test_a_valid_config_reads_back_the_same_from_a_file_the_environment_and_flag
         from_file = load_config(path)
     from_flags = load_config(flags=values)
     env_values = {k: v for k, v in values.items() if k != "name" and not (isinstance(v, str) and v != v.strip())}
-    from_env = load_config(env={f"KIREC_{k.replace('.', '__').upper()}": env_text(v) for k, v in env_values.items()
-                                if "." in k})
+    from_env = load_config(
+        env={f"KIREC_{k.replace('.', '__').upper()}": env_text(v) for k, v in env_values.items() if "." in k}
+    )
     for key, value in values.items():
         if value is not None:
             assert get(from_file, key) == value, key
@@ -166,8 +167,9 @@ BAD = {
     "train.max_train_seconds": st.floats(max_value=0.0) | st.just(math.inf),
     "train.num_threads": not_positive_int,
     "train.seed": st.integers(max_value=-1),
-    "train.device": st.text(max_size=8).filter(lambda s: s.strip().lower() not in ("auto", "cpu", "cuda")
-                                               and not s.strip().lower().startswith("cuda:")),
+    "train.device": st.text(max_size=8).filter(
+        lambda s: s.strip().lower() not in ("auto", "cpu", "cuda") and not s.strip().lower().startswith("cuda:")
+    ),
     "eval.ks": st.lists(st.integers(1, 100).filter(lambda k: k != 10), min_size=1, max_size=3)
     | st.lists(st.integers(max_value=0), min_size=1, max_size=2).map(lambda ks: ks + [10]),
     "eval.num_sampled": not_positive_int,
@@ -206,16 +208,20 @@ def one_edit(word: str) -> st.SearchStrategy[str]:
     """The word with one character dropped, doubled or appended."""
     positions = st.integers(0, len(word) - 1)
     return st.one_of(
-        positions.map(lambda i: word[:i] + word[i + 1:]),
+        positions.map(lambda i: word[:i] + word[i + 1 :]),
         positions.map(lambda i: word[:i] + word[i] + word[i:]),
         st.sampled_from("xyz").map(lambda c: word + c),
     )
 
 
 @SETTINGS
-@given(st.sampled_from(sorted(CHOICE_FIELDS)).flatmap(
-    lambda key: st.sampled_from([c for c in CHOICE_FIELDS[key] if len(c) >= 4]).flatmap(
-        lambda choice: st.tuples(st.just(key), st.just(choice), one_edit(choice)))))
+@given(
+    st.sampled_from(sorted(CHOICE_FIELDS)).flatmap(
+        lambda key: st.sampled_from([c for c in CHOICE_FIELDS[key] if len(c) >= 4]).flatmap(
+            lambda choice: st.tuples(st.just(key), st.just(choice), one_edit(choice))
+        )
+    )
+)
 def test_a_near_miss_choice_is_rejected_with_a_did_you_mean(case):
     key, choice, typo = case
     assume(typo not in CHOICE_FIELDS[key] and typo.lower() not in CHOICE_FIELDS[key])
@@ -228,8 +234,11 @@ def test_a_near_miss_choice_is_rejected_with_a_did_you_mean(case):
 
 
 @SETTINGS
-@given(st.sampled_from([k for k in config_keys() if len(k.split(".")[-1]) >= 4]).flatmap(
-    lambda key: st.tuples(st.just(key), one_edit(key.split(".")[-1]))))
+@given(
+    st.sampled_from([k for k in config_keys() if len(k.split(".")[-1]) >= 4]).flatmap(
+        lambda key: st.tuples(st.just(key), one_edit(key.split(".")[-1]))
+    )
+)
 def test_a_near_miss_key_is_rejected_with_a_did_you_mean(case):
     key, field_typo = case
     typo = ".".join(key.split(".")[:-1] + [field_typo])

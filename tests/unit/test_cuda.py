@@ -60,11 +60,11 @@ def test_sasrec_on_cuda_with_dropout_never_sees_later_items():
     before = model(seq)
     t = 4
     changed = seq.clone()
-    changed[:, t + 1:] = torch.randint(1, NUM_ITEMS + 1, changed[:, t + 1:].shape, device=CUDA)
+    changed[:, t + 1 :] = torch.randint(1, NUM_ITEMS + 1, changed[:, t + 1 :].shape, device=CUDA)
     torch.manual_seed(7)
     after = model(changed)
-    assert torch.allclose(before[:, :t + 1], after[:, :t + 1], atol=1e-5)
-    assert not torch.allclose(before[:, t + 1:], after[:, t + 1:], atol=1e-5)
+    assert torch.allclose(before[:, : t + 1], after[:, : t + 1], atol=1e-5)
+    assert not torch.allclose(before[:, t + 1 :], after[:, t + 1 :], atol=1e-5)
 
 
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])

@@ -55,11 +55,13 @@ def known_sums(monkeypatch):
 
 
 def test_download_extracts_verifies_and_is_loadable(tmp_path, known_sums):
-    opener = FakeOpener({ML_SMALL_URL: grouplens_zip({"ratings.csv": RATINGS, "movies.csv": MOVIES,
-                                                      "README.txt": b"terms"})})
+    opener = FakeOpener(
+        {ML_SMALL_URL: grouplens_zip({"ratings.csv": RATINGS, "movies.csv": MOVIES, "README.txt": b"terms"})}
+    )
     messages: list[str] = []
-    folder = download_dataset("ml-latest-small", tmp_path / "data", on_event=lambda e: messages.append(e.message),
-                              opener=opener)
+    folder = download_dataset(
+        "ml-latest-small", tmp_path / "data", on_event=lambda e: messages.append(e.message), opener=opener
+    )
     assert folder == tmp_path / "data" / "ml-latest-small"
     assert sorted(p.name for p in folder.iterdir()) == ["README.txt", "movies.csv", "ratings.csv"]
     assert (folder / "ratings.csv").read_bytes() == RATINGS
@@ -130,9 +132,14 @@ def test_zip_with_unsafe_paths_is_rejected(tmp_path):
 
 def test_ml100k_zip_gives_the_original_layout(tmp_path):
     url = get_spec("ml-100k").urls[0]
-    files = {"u.data": b"196\t242\t3\t881250949\n", "u.item": b"242|Kolya (1996)|24-Jan-1997||x|" + b"|".join([b"0"] * 19)}
+    files = {
+        "u.data": b"196\t242\t3\t881250949\n",
+        "u.item": b"242|Kolya (1996)|24-Jan-1997||x|" + b"|".join([b"0"] * 19),
+    }
     folder = download_dataset("ml-100k", tmp_path / "data", opener=FakeOpener({url: grouplens_zip(files, "ml-100k")}))
-    assert (folder / "u.data").exists() and load_raw(folder, "movielens-100k", "ml-100k").item_text["242"]["year"] == "1996"
+    assert (folder / "u.data").exists() and load_raw(folder, "movielens-100k", "ml-100k").item_text["242"][
+        "year"
+    ] == "1996"
 
 
 def test_amazon_raw_files_are_fetched_as_is(tmp_path):

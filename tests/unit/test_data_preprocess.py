@@ -34,8 +34,18 @@ NO_CORE = PreprocessOptions(min_user_interactions=0, min_item_interactions=0)
 def test_iterative_k_core_needs_more_than_one_pass():
     # 2-core. Pass 1 drops item z (1 event); that leaves user c with 1 event, so pass 2 drops c; that leaves
     # item y with 1 event, so pass 3 drops y; that leaves user b with 1 event (x), pass 4 drops b.
-    rows = [("a", "x", 1), ("a", "w", 2), ("d", "x", 3), ("d", "w", 4), ("a", "x", 9), ("d", "w", 10),
-            ("b", "x", 5), ("b", "y", 6), ("c", "y", 7), ("c", "z", 8)]
+    rows = [
+        ("a", "x", 1),
+        ("a", "w", 2),
+        ("d", "x", 3),
+        ("d", "w", 4),
+        ("a", "x", 9),
+        ("d", "w", 10),
+        ("b", "x", 5),
+        ("b", "y", 6),
+        ("c", "y", 7),
+        ("c", "z", 8),
+    ]
     options = PreprocessOptions(min_user_interactions=2, min_item_interactions=2, max_history=None)
     # a single filtering pass would keep b and c: the data needs iteration
     users, items = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
@@ -64,15 +74,18 @@ def test_dense_indices_follow_first_appearance_and_pad_is_zero():
 
 def test_rating_threshold_keeps_ratings_at_or_above():
     rows = [("u", "a", 1), ("u", "b", 2), ("u", "c", 3), ("u", "d", 4)]
-    ds = build_sequences(raw_from(rows, ratings=[4.0, 3.0, 3.5, 5.0]),
-                         PreprocessOptions(rating_threshold=3.5, min_user_interactions=0, min_item_interactions=0))
+    ds = build_sequences(
+        raw_from(rows, ratings=[4.0, 3.0, 3.5, 5.0]),
+        PreprocessOptions(rating_threshold=3.5, min_user_interactions=0, min_item_interactions=0),
+    )
     assert as_ids(ds) == {"u": ["a", "c", "d"]}
 
 
 def test_max_history_keeps_last_events_and_short_users_are_dropped():
     rows = [("long", i, t) for t, i in enumerate("abcdef")] + [("short", "a", 0), ("short", "b", 1)]
-    ds = build_sequences(raw_from(rows), PreprocessOptions(min_user_interactions=0, min_item_interactions=0,
-                                                           max_history=4))
+    ds = build_sequences(
+        raw_from(rows), PreprocessOptions(min_user_interactions=0, min_item_interactions=0, max_history=4)
+    )
     assert as_ids(ds) == {"long": ["c", "d", "e", "f"]}  # "short" has 2 < 3 events
     assert ds.item_ids == ["[PAD]", "c", "d", "e", "f"]  # items only the dropped events had are gone
 
@@ -112,6 +125,7 @@ def test_fingerprint_is_deterministic_and_depends_on_data_and_options():
 
 # --- load_dataset and its cache ---------------------------------------------------------------------------------
 
+
 def make_generic(folder: Path, users: int = 6, length: int = 5) -> Path:
     folder.mkdir(parents=True)
     lines = ["user,item,timestamp"]
@@ -123,8 +137,13 @@ def make_generic(folder: Path, users: int = 6, length: int = 5) -> Path:
 
 
 def config(tmp_path: Path, **overrides) -> DataConfig:
-    values = dict(dataset="shop", data_root=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"),
-                  min_user_interactions=2, min_item_interactions=2)
+    values = dict(
+        dataset="shop",
+        data_root=str(tmp_path / "data"),
+        cache_dir=str(tmp_path / "cache"),
+        min_user_interactions=2,
+        min_item_interactions=2,
+    )
     values.update(overrides)
     return DataConfig(**values)
 
@@ -198,8 +217,10 @@ def test_items_without_text_are_one_warning_with_their_count_on_every_load(tmp_p
         warnings = [e.message for e in events if e.level == "warning"]
         textless = ds.textless_items()
         assert len(textless) == ds.num_items - 1 and ds.item_ids.index("i1") not in textless
-        assert warnings == [f"shop: {ds.num_items - 1} of {ds.num_items} items have no text (not in its items file); "
-                            "the LLM is not asked about them and they get a zero text embedding"]
+        assert warnings == [
+            f"shop: {ds.num_items - 1} of {ds.num_items} items have no text (not in its items file); "
+            "the LLM is not asked about them and they get a zero text embedding"
+        ]
 
 
 def test_a_fully_described_dataset_has_no_text_warning(tmp_path):

@@ -21,7 +21,9 @@ def test_default_roots_in_order_and_deduplicated(tmp_path):
     cwd = tmp_path / "work"
     cwd.mkdir()
     assert candidate_roots(None, cwd=cwd) == [
-        cwd.resolve() / "data", REPO / "data", (REPO.parent / "shared" / "data").resolve(),
+        cwd.resolve() / "data",
+        REPO / "data",
+        (REPO.parent / "shared" / "data").resolve(),
         tmp_path.resolve() / "shared" / "data",
     ]
     roots = candidate_roots(None, cwd=REPO)  # cwd = repo: ./data and <repo>/data are one place

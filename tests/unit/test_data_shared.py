@@ -65,8 +65,19 @@ def test_ml_latest_small_loads_with_every_user_kept(tmp_path):
 
 def test_ml_100k_recbole_copy_loads(tmp_path):
     shared("ml-100k")
-    ds = load_dataset(DataConfig(dataset="ml-100k", data_root=str(SHARED), cache_dir=str(tmp_path),
-                                 min_user_interactions=0, min_item_interactions=0), cwd=tmp_path)
+    ds = load_dataset(
+        DataConfig(
+            dataset="ml-100k",
+            data_root=str(SHARED),
+            cache_dir=str(tmp_path),
+            min_user_interactions=0,
+            min_item_interactions=0,
+        ),
+        cwd=tmp_path,
+    )
     assert (ds.num_users, ds.num_items, ds.num_interactions) == (943, 1682, 100000)
-    assert ds.item_text[ds.item_ids.index("1")] == {"title": "Toy Story", "year": "1995",
-                                                    "genres": ["Animation", "Children's", "Comedy"]}
+    assert ds.item_text[ds.item_ids.index("1")] == {
+        "title": "Toy Story",
+        "year": "1995",
+        "genres": ["Animation", "Children's", "Comedy"],
+    }

@@ -40,8 +40,9 @@ def test_written_out_attention_matches_sdpa_when_nothing_is_dropped():
     valid = torch.tensor([[0, 0, 1, 1, 1, 1], [1] * 6, [0, 0, 0, 0, 0, 1]], dtype=torch.bool)
     allowed = attention_mask(valid, causal=True)
     tiny = 1e-7  # rounds to no dropped level, but takes the written-out path
-    assert torch.allclose(attend(q, k, v, allowed, tiny), F.scaled_dot_product_attention(q, k, v, attn_mask=allowed),
-                          atol=1e-6)
+    assert torch.allclose(
+        attend(q, k, v, allowed, tiny), F.scaled_dot_product_attention(q, k, v, attn_mask=allowed), atol=1e-6
+    )
 
 
 def test_sasrec_in_training_mode_never_sees_later_items():
@@ -50,8 +51,8 @@ def test_sasrec_in_training_mode_never_sees_later_items():
     before = model(SEQ)
     t = 4
     changed = SEQ.clone()
-    changed[:, t + 1:] = torch.randint(1, NUM_ITEMS + 1, changed[:, t + 1:].shape)
+    changed[:, t + 1 :] = torch.randint(1, NUM_ITEMS + 1, changed[:, t + 1 :].shape)
     torch.manual_seed(7)
     after = model(changed)
-    assert torch.allclose(before[:, :t + 1], after[:, :t + 1], atol=1e-5)
-    assert not torch.allclose(before[:, t + 1:], after[:, t + 1:], atol=1e-5)
+    assert torch.allclose(before[:, : t + 1], after[:, : t + 1], atol=1e-5)
+    assert not torch.allclose(before[:, t + 1 :], after[:, t + 1 :], atol=1e-5)

@@ -70,8 +70,11 @@ TINY_SCORES = {
 def tiny_ranks(split: str, exclude: bool, **cfg) -> list[int]:
     dataset = make_dataset(TINY, 6)
     model = FakeScoringBackbone(scores_after(6, TINY_SCORES))
-    return RankingEvaluator(dataset, split, EvalConfig(exclude_history=exclude, **cfg), max_len=50).ranks(
-        model, "cpu").tolist()
+    return (
+        RankingEvaluator(dataset, split, EvalConfig(exclude_history=exclude, **cfg), max_len=50)
+        .ranks(model, "cpu")
+        .tolist()
+    )
 
 
 def test_exclusion_changes_rank_and_padding_is_never_ranked():

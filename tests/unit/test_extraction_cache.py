@@ -27,12 +27,18 @@ LINE_DEADLINE = 120  # seconds for a child's next line: generous, for a loaded 2
 
 
 def make_dataset(n: int = 10, duplicate_last: bool = False) -> SequenceDataset:
-    texts = [{}] + [{"title": f"Movie {i} ({1980 + i})", "year": str(1980 + i), "genres": ["Drama"]} for i in range(1, n + 1)]
+    texts = [{}] + [
+        {"title": f"Movie {i} ({1980 + i})", "year": str(1980 + i), "genres": ["Drama"]} for i in range(1, n + 1)
+    ]
     if duplicate_last:
         texts[n] = dict(texts[n - 1])
     return SequenceDataset(
-        name="toy", item_ids=["[PAD]"] + [f"m{i}" for i in range(1, n + 1)], user_ids=["u0"],
-        sequences=[np.arange(1, n + 1, dtype=np.int64)], item_text=texts, fingerprint="toy",
+        name="toy",
+        item_ids=["[PAD]"] + [f"m{i}" for i in range(1, n + 1)],
+        user_ids=["u0"],
+        sequences=[np.arange(1, n + 1, dtype=np.int64)],
+        item_text=texts,
+        fingerprint="toy",
     )
 
 
@@ -46,7 +52,9 @@ class BatchOnlyFake:
 
     fingerprint = "fake:1"
 
-    def __init__(self, bad: set[int] = frozenset(), fix_on_retry: bool = False, refused: set[int] = frozenset()) -> None:
+    def __init__(
+        self, bad: set[int] = frozenset(), fix_on_retry: bool = False, refused: set[int] = frozenset()
+    ) -> None:
         self.bad, self.fix_on_retry, self.refused, self.calls = set(bad), fix_on_retry, set(refused), []
 
     def answer(self, prompt: str):
@@ -85,11 +93,15 @@ def test_extracts_validates_and_caches(tmp_path: Path) -> None:
     events, progress = [], []
     with ExtractionCache(tmp_path / "c.sqlite") as cache:
         backend = BatchOnlyFake()  # no on_answer: its answers are stored when each batch returns
-        report = extract_items(dataset, prompt, backend, cache, batch_size=4, on_event=events.append, on_progress=progress.append)
+        report = extract_items(
+            dataset, prompt, backend, cache, batch_size=4, on_event=events.append, on_progress=progress.append
+        )
         assert (report.extracted, report.from_cache, report.failed, report.total) == (10, 0, 0, 10)
         assert [len(c) for c in backend.calls] == [4, 4, 2]
         assert any(isinstance(e, Status) and "items/s" in e.message for e in events)
-        assert isinstance(progress[-1], ExtractionProgress) and progress[-1].done == 10 and progress[-1].eta_seconds == 0
+        assert (
+            isinstance(progress[-1], ExtractionProgress) and progress[-1].done == 10 and progress[-1].eta_seconds == 0
+        )
         attributes = cached_attributes(dataset, prompt, backend.fingerprint, cache)
         assert attributes[7] == {"mood": "dark", "audience": "adults", "themes": ["t7"]}
         again = extract_items(dataset, prompt, backend, cache)
@@ -106,8 +118,9 @@ def test_a_stop_ends_the_batch_after_the_answer_being_stored_and_a_resume_asks_o
             if p.done == 6:
                 stop.set()
 
-        report = extract_items(dataset, prompt, FakeBackend(), cache, batch_size=4, should_stop=stop.is_set,
-                               on_progress=progress)
+        report = extract_items(
+            dataset, prompt, FakeBackend(), cache, batch_size=4, should_stop=stop.is_set, on_progress=progress
+        )
         # the stop came with the 6th answer, in the middle of the second batch of 4: nothing after it was stored
         assert report.interrupted and report.extracted == 6 and cache.counts()["ok"] == 6
         second = FakeBackend()
@@ -175,7 +188,10 @@ def test_prompt_is_validated_against_the_dataset_before_any_call(tmp_path: Path)
     bad = tmp_path / "p.toml"
     bad.write_text(text)
     backend = FakeBackend()
-    with ExtractionCache(tmp_path / "c.sqlite") as cache, pytest.raises(PromptError, match=r"p.toml: unknown placeholder \{shade\}"):
+    with (
+        ExtractionCache(tmp_path / "c.sqlite") as cache,
+        pytest.raises(PromptError, match=r"p.toml: unknown placeholder \{shade\}"),
+    ):
         extract_items(dataset, load_prompt(bad), backend, cache)
     assert backend.calls == []
     with ExtractionCache(tmp_path / "c.sqlite") as cache, pytest.raises(IndexError, match="outside 1..3"):
@@ -238,9 +254,12 @@ print("finished", flush=True)
 
 def kill_after_stored(db: Path, setup: str, n_items: int, stop_at: int, env: dict | None = None) -> None:
     """Run KILLED_RUN with the `backend` that `setup` defines, wait for its `stop_at`th answer, kill -9 it."""
-    script = KILLED_RUN.format(root=str(ROOT), tests=str(Path(__file__).resolve().parent), setup=setup, n=n_items, stop_at=stop_at, db=str(db))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, env=env)
+    script = KILLED_RUN.format(
+        root=str(ROOT), tests=str(Path(__file__).resolve().parent), setup=setup, n=n_items, stop_at=stop_at, db=str(db)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         LineReader(proc).wait_for(f"answered {stop_at}")
         os.kill(proc.pid, signal.SIGKILL)

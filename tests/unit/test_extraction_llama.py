@@ -34,7 +34,10 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def movie_prompts(n: int) -> list[str]:
     prompt = load_prompt("movies")
-    return [prompt.render({"title": f"Film number {i} ({1990 + i})", "genres": ["Drama", "War"][: 1 + i % 2]}) for i in range(n)]
+    return [
+        prompt.render({"title": f"Film number {i} ({1990 + i})", "genres": ["Drama", "War"][: 1 + i % 2]})
+        for i in range(n)
+    ]
 
 
 def test_tiny_model_answers_schema_valid_json_repeatably_whatever_the_batching(tiny_gguf: Path) -> None:
@@ -107,8 +110,10 @@ def test_each_answer_is_handed_back_while_the_others_are_still_decoding(tiny_ggu
 
 def test_a_killed_extraction_on_the_tiny_model_keeps_the_answers_handed_back(tiny_gguf: Path, tmp_path: Path) -> None:
     db = tmp_path / "c.sqlite"
-    setup = (f"from engine.extraction.backends.llama_cpp import LlamaCppBackend\n"
-             f"backend = LlamaCppBackend({str(tiny_gguf)!r}, parallel=4, max_tokens=400, n_threads=1)")
+    setup = (
+        f"from engine.extraction.backends.llama_cpp import LlamaCppBackend\n"
+        f"backend = LlamaCppBackend({str(tiny_gguf)!r}, parallel=4, max_tokens=400, n_threads=1)"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     kill_after_stored(db, setup, 12, 3, env=env)
     rows = stored_rows(db)
@@ -139,8 +144,11 @@ def assert_item_text_stays_text(backend: LlamaCppBackend) -> None:
     assert len(control_tokens(backend, plain)) >= 5  # system, user and assistant turns
     text = backend._llm.detokenize(injected, special=False).decode()
     assert "<|im_start|>system" in text  # the title's markup is still there, as text
-    whole = backend._llm.tokenize(backend.format_chat(prompt.render({"title": INJECTED_TITLE, "brand": "Acme"}),
-                                                      prompt.system).encode(), add_bos=True, special=True)
+    whole = backend._llm.tokenize(
+        backend.format_chat(prompt.render({"title": INJECTED_TITLE, "brand": "Acme"}), prompt.system).encode(),
+        add_bos=True,
+        special=True,
+    )
     assert len(control_tokens(backend, whole)) == len(control_tokens(backend, plain)) + 3  # what the old way let in
 
 
@@ -158,8 +166,10 @@ def test_smollm2_reads_item_text_as_text_and_ordinary_prompts_keep_their_tokens(
     try:
         assert_item_text_stays_text(backend)
         # an ordinary prompt tokenizes exactly as the whole rendered string did: cached and shipped answers stay valid
-        for name, fields in [("movies", {"title": "Toy Story (1995)", "genres": ["Animation", "Comedy"]}),
-                             ("products", {"title": "  Maybelline Great Lash\n\tMascara ", "brand": "Maybelline"})]:
+        for name, fields in [
+            ("movies", {"title": "Toy Story (1995)", "genres": ["Animation", "Comedy"]}),
+            ("products", {"title": "  Maybelline Great Lash\n\tMascara ", "brand": "Maybelline"}),
+        ]:
             prompt = load_prompt(name)
             text = prompt.render(fields)
             whole = backend._llm.tokenize(backend.format_chat(text, prompt.system).encode(), add_bos=True, special=True)
@@ -168,14 +178,16 @@ def test_smollm2_reads_item_text_as_text_and_ordinary_prompts_keep_their_tokens(
         backend.close()
 
 
-def test_an_item_too_long_for_the_prompt_is_refused_and_stored_as_failed_without_a_retry(tiny_gguf: Path,
-                                                                                         tmp_path: Path) -> None:
+def test_an_item_too_long_for_the_prompt_is_refused_and_stored_as_failed_without_a_retry(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
     dataset = make_dataset(3)
     dataset.item_text[2] = {"title": "A very long title " * 284, "year": "1982", "genres": ["Drama"]}  # 5,112 chars
     backend = LlamaCppBackend(tiny_gguf, parallel=2, max_tokens=400, n_threads=1)
     try:
-        answers = backend.generate([load_prompt("movies").render(t) for t in dataset.item_text[1:]],
-                                   load_prompt("movies").json_schema())
+        answers = backend.generate(
+            [load_prompt("movies").render(t) for t in dataset.item_text[1:]], load_prompt("movies").json_schema()
+        )
         assert isinstance(answers[1], Refusal) and "item text too long for the prompt" in answers[1].reason
         with ExtractionCache(tmp_path / "c.sqlite") as cache:
             report = extract_items(dataset, load_prompt("movies"), backend, cache, max_attempts=2)
@@ -212,7 +224,9 @@ def test_real_quantized_smollm2_extracts_schema_valid_attributes(tmp_path: Path)
     """A quantized model reaches the CPU kernels a bad llama.cpp build crashes in (SIGILL): run it in a subprocess."""
     script = SMOLLM2_RUN.format(root=str(ROOT), db=str(tmp_path / "c.sqlite"))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"exit {proc.returncode} (-4 is SIGILL: rebuild llama-cpp-python without AMX): {proc.stderr[-2000:]}"
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode} (-4 is SIGILL: rebuild llama-cpp-python without AMX): {proc.stderr[-2000:]}"
+    )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "SmolLM2-135M-Instruct.Q4_1.gguf" in result["fingerprint"]
     assert result["failed"] == 0 and result["extracted"] == 3
@@ -221,15 +235,18 @@ def test_real_quantized_smollm2_extracts_schema_valid_attributes(tmp_path: Path)
         assert prompt.schema.validate(attributes) == attributes
 
 
-def test_a_long_few_shot_prefix_is_evaluated_once_not_per_item(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_long_few_shot_prefix_is_evaluated_once_not_per_item(
+    tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Few-shot examples in the shared instruction cost no per-item evaluation: the tokens llama_decode is given for
     sequence 0 (the prefix) are the prefix once, those of the items' sequences only their own tokens and answers."""
     import llama_cpp
 
     from engine.extraction.prompts import parse_prompt
 
-    examples = "\n".join(f"Movie: Example film {i} ({1950 + i})\nGenres: Drama\nAnswer: {{{{\"mood\":\"dark\"}}}}"
-                         for i in range(8))
+    examples = "\n".join(
+        f'Movie: Example film {i} ({1950 + i})\nGenres: Drama\nAnswer: {{{{"mood":"dark"}}}}' for i in range(8)
+    )
     base = load_prompt("movies")
     prompt = parse_prompt(base.text.replace("Use short lowercase words.", "Use short lowercase words.\n" + examples))
     texts = [prompt.render({"title": f"Film number {i} ({1990 + i})", "genres": ["Drama"]}) for i in range(4)]
@@ -247,7 +264,9 @@ def test_a_long_few_shot_prefix_is_evaluated_once_not_per_item(tiny_gguf: Path, 
         tokens = [backend.tokenize_chat(t, prompt.system) for t in texts]
         backend.generate(texts, prompt.json_schema(), system=prompt.system)
         prefix = len(backend._prefix)
-        assert 800 < prefix < PREFIX_BUDGET and all(t[:prefix] == tokens[0][:prefix] for t in tokens)  # the examples are shared
+        assert 800 < prefix < PREFIX_BUDGET and all(
+            t[:prefix] == tokens[0][:prefix] for t in tokens
+        )  # the examples are shared
         own = sum(len(t) - prefix for t in tokens)
         assert evaluated["prefix"] == prefix  # once, for four items
         assert evaluated["items"] <= own + len(texts) * 40  # their own tokens and answers, never the prefix again

@@ -42,10 +42,27 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "tiny",
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-             "--chat_format", "chatml"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--model_alias",
+                "tiny",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                "1",
+                "--chat_format",
+                "chatml",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -73,11 +90,14 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def dataset(n: int) -> SequenceDataset:
     texts = [{}] + [{"title": f"Film {i} ({1990 + i})", "genres": ["Drama"]} for i in range(1, n + 1)]
-    return SequenceDataset("toy", ["[PAD]"] + [str(i) for i in range(1, n + 1)], ["u"], [np.arange(1, n + 1)], texts, "fp")
+    return SequenceDataset(
+        "toy", ["[PAD]"] + [str(i) for i in range(1, n + 1)], ["u"], [np.arange(1, n + 1)], texts, "fp"
+    )
 
 
-def test_extraction_through_llama_cpp_server_gives_schema_valid_repeatable_answers(server_url: str,
-                                                                                  tmp_path: Path) -> None:
+def test_extraction_through_llama_cpp_server_gives_schema_valid_repeatable_answers(
+    server_url: str, tmp_path: Path
+) -> None:
     prompt = load_prompt("movies")
     backend = create_backend("openai", "tiny", server_url, llm_concurrency=2, max_tokens=400)
     with ExtractionCache(tmp_path / "c.sqlite") as cache:

@@ -28,8 +28,10 @@ from engine.extraction.backends.openai_compat import OpenAICompatBackend, retry_
 from test_extraction_cache import ROOT, kill_after_stored, make_dataset, stored_rows
 
 HOLD_DEADLINE = 10.0  # seconds a held request waits for the others before it answers anyway
-VLLM_TOO_LONG = ("This model's maximum context length is 2048 tokens. However, you requested 5230 tokens "
-                 "(5134 in the messages, 96 in the completion). Please reduce the length of the messages or completion.")
+VLLM_TOO_LONG = (
+    "This model's maximum context length is 2048 tokens. However, you requested 5230 tokens "
+    "(5134 in the messages, 96 in the completion). Please reduce the length of the messages or completion."
+)
 
 
 class FakeChatServer(ThreadingHTTPServer):
@@ -86,7 +88,9 @@ class FakeChatHandler(BaseHTTPRequestHandler):
         user = body["messages"][-1]["content"]
         title = user.rsplit("Movie: ", 1)[1].splitlines()[0]
         if title.startswith("LONG"):
-            return self._send(400, {"object": "error", "message": VLLM_TOO_LONG, "type": "BadRequestError", "code": 400})
+            return self._send(
+                400, {"object": "error", "message": VLLM_TOO_LONG, "type": "BadRequestError", "code": 400}
+            )
         if title.startswith("slow"):
             srv.slow_release.wait(timeout=HOLD_DEADLINE)
             srv.slow_answered = True
@@ -117,7 +121,9 @@ def server() -> Iterator[FakeChatServer]:
 
 def dataset(n: int) -> SequenceDataset:
     texts = [{}] + [{"title": f"Film {i}", "genres": ["Drama"]} for i in range(1, n + 1)]
-    return SequenceDataset("toy", ["[PAD]"] + [str(i) for i in range(1, n + 1)], ["u"], [np.arange(1, n + 1)], texts, "fp")
+    return SequenceDataset(
+        "toy", ["[PAD]"] + [str(i) for i in range(1, n + 1)], ["u"], [np.arange(1, n + 1)], texts, "fp"
+    )
 
 
 def test_extraction_through_a_server_keeps_order_and_bounds_concurrency(server: FakeChatServer, tmp_path: Path) -> None:
@@ -206,16 +212,26 @@ def test_item_text_travels_only_inside_the_user_message(server: FakeChatServer) 
     text = prompt.render({"title": INJECTED_TITLE})
     OpenAICompatBackend(server.url, "m").generate([text], prompt.json_schema(), system=prompt.system)
     [request] = server.requests
-    assert set(request) == {"model", "messages", "temperature", "seed", "max_tokens", "response_format"}  # no raw prompt
+    assert set(request) == {
+        "model",
+        "messages",
+        "temperature",
+        "seed",
+        "max_tokens",
+        "response_format",
+    }  # no raw prompt
     assert request["messages"] == [{"role": "system", "content": prompt.system}, {"role": "user", "content": text}]
     assert INJECTED_TITLE in request["messages"][1]["content"]
 
 
-def test_a_killed_extraction_through_a_server_keeps_the_answers_that_arrived(server: FakeChatServer,
-                                                                            tmp_path: Path) -> None:
+def test_a_killed_extraction_through_a_server_keeps_the_answers_that_arrived(
+    server: FakeChatServer, tmp_path: Path
+) -> None:
     db = tmp_path / "c.sqlite"
-    setup = ("from engine.extraction.backends.openai_compat import OpenAICompatBackend\n"
-             f"backend = OpenAICompatBackend({server.url!r}, 'm', max_concurrency=4)")
+    setup = (
+        "from engine.extraction.backends.openai_compat import OpenAICompatBackend\n"
+        f"backend = OpenAICompatBackend({server.url!r}, 'm', max_concurrency=4)"
+    )
     kill_after_stored(db, setup, 40, 5, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     rows = stored_rows(db)
     assert len(rows) == 5 and all(status == "ok" for _, status, _ in rows)
@@ -259,8 +275,9 @@ def test_a_failed_batch_abandons_the_retries_of_requests_still_running(server: F
         raise RuntimeError("the driver gave up")  # e.g. a stop request, raised from the answer callback
 
     with pytest.raises(RuntimeError, match="gave up"):
-        backend.generate([prompt.render({"title": t}) for t in ("Heat", "Alien")], prompt.json_schema(),
-                         on_answer=on_answer)
+        backend.generate(
+            [prompt.render({"title": t}) for t in ("Heat", "Alien")], prompt.json_schema(), on_answer=on_answer
+        )
     release.set()
     threads = [t for t in threading.enumerate() if t.name.startswith("kirec-llm")]
     for thread in threads:

@@ -117,13 +117,18 @@ class ToyDataset:
 def test_the_report_reads_the_cache_telling_failed_from_not_yet_extracted_and_skipping_textless_items(tmp_path):
     texts = [{"title": f"Film {n}"} for n in range(1, 7)] + [{}]  # item 7 has no text: never asked
     dataset = ToyDataset(texts)
-    records = [ExtractionRecord(f"i{n}", item_text_hash(texts[n - 1]), {"mood": "dark"}, "{}", STATUS_OK, 1)
-               for n in (1, 2, 3)]
+    records = [
+        ExtractionRecord(f"i{n}", item_text_hash(texts[n - 1]), {"mood": "dark"}, "{}", STATUS_OK, 1) for n in (1, 2, 3)
+    ]
     records.append(ExtractionRecord("i4", item_text_hash(texts[3]), None, "junk", STATUS_FAILED, 2, "not JSON"))
     with ExtractionCache(tmp_path / "c.sqlite") as cache:
         cache.put_many("m", PROMPT.content_hash, PROMPT.name, records)
-        cache.put_many("other-model", PROMPT.content_hash, PROMPT.name, [
-            ExtractionRecord("i5", item_text_hash(texts[4]), {"mood": "light"}, "{}", STATUS_OK, 1)])
+        cache.put_many(
+            "other-model",
+            PROMPT.content_hash,
+            PROMPT.name,
+            [ExtractionRecord("i5", item_text_hash(texts[4]), {"mood": "light"}, "{}", STATUS_OK, 1)],
+        )
         report = extraction_quality(dataset, PROMPT, "m", cache)
         limited = extraction_quality(dataset, PROMPT, "m", cache, item_indices=[1, 4])
     assert (report.items, report.answered, report.failed, report.missing) == (6, 3, 1, 2)

@@ -35,8 +35,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).save_pretrained(folder)
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=1, eos_token_id=2, pad_token_id=3,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
@@ -94,10 +102,19 @@ def assert_item_text_stays_text(tokenizer) -> None:
     assert len([t for t in plain if t in special]) >= 5
     assert "<|im_start|>system" in tokenizer.decode(injected)
     # an ordinary prompt gets exactly the ids the whole rendered string gets
-    for fields in ({"title": "Lip Gloss", "brand": "Acme"}, {"title": "  Great Lash\n\tMascara ", "brand": "Maybelline"}):
+    for fields in (
+        {"title": "Lip Gloss", "brand": "Acme"},
+        {"title": "  Great Lash\n\tMascara ", "brand": "Maybelline"},
+    ):
         text = prompt.render(fields)
-        whole = tokenizer.apply_chat_template([{"role": "system", "content": prompt.system}, {"role": "user", "content": text}],
-                                              tokenize=False, add_generation_prompt=True) + ANSWER_PRIMER
+        whole = (
+            tokenizer.apply_chat_template(
+                [{"role": "system", "content": prompt.system}, {"role": "user", "content": text}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            + ANSWER_PRIMER
+        )
         assert chat_token_ids(tokenizer, text, prompt.system) == tokenizer(whole, add_special_tokens=False)["input_ids"]
 
 

@@ -12,18 +12,38 @@ from engine.config import load_config
 from engine.pipeline import run_experiment
 from engine.store import open_store
 
-TINY = {"model.hidden_size": 16, "model.max_len": 10, "train.batch_size": 32, "train.device": "cpu", "train.epochs": 1,
-        "knowledge.embed_text": "raw"}
+TINY = {
+    "model.hidden_size": 16,
+    "model.max_len": 10,
+    "train.batch_size": 32,
+    "train.device": "cpu",
+    "train.epochs": 1,
+    "knowledge.embed_text": "raw",
+}
 
 
 @pytest.mark.parametrize(
     "method, fusion, reduction",
-    [("kirec", "gate", "pca"), ("kirec", "add", "pca-whiten"), ("kirec", "concat", "random"),
-     ("kirec", "gate", "adapter-mlp"), ("init", "gate", "pca"), ("semantic-only", "gate", "adapter-linear")],
+    [
+        ("kirec", "gate", "pca"),
+        ("kirec", "add", "pca-whiten"),
+        ("kirec", "concat", "random"),
+        ("kirec", "gate", "adapter-mlp"),
+        ("init", "gate", "pca"),
+        ("semantic-only", "gate", "adapter-linear"),
+    ],
 )
 def test_every_method_trains_and_records_its_knowledge(tiny_dataset, tmp_path, method, fusion, reduction):
-    cfg = load_config(flags={**TINY, "data.dataset": str(tiny_dataset), "db": str(tmp_path / "runs.db"),
-                             "knowledge.method": method, "knowledge.fusion": fusion, "knowledge.reduction": reduction})
+    cfg = load_config(
+        flags={
+            **TINY,
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "runs.db"),
+            "knowledge.method": method,
+            "knowledge.fusion": fusion,
+            "knowledge.reduction": reduction,
+        }
+    )
     result = run_experiment(cfg, cwd=tmp_path)
     assert result.status == "FINISHED"
     assert 0.0 <= result.test["NDCG@10"] <= result.test["HR@10"] <= 1.0
@@ -38,8 +58,14 @@ def test_every_method_trains_and_records_its_knowledge(tiny_dataset, tmp_path, m
 def test_id_method_has_fewer_parameters_than_kirec(tiny_dataset, tmp_path):
     counts = {}
     for method in ("id", "kirec"):
-        cfg = load_config(flags={**TINY, "data.dataset": str(tiny_dataset), "db": str(tmp_path / "runs.db"),
-                                 "knowledge.method": method})
+        cfg = load_config(
+            flags={
+                **TINY,
+                "data.dataset": str(tiny_dataset),
+                "db": str(tmp_path / "runs.db"),
+                "knowledge.method": method,
+            }
+        )
         run_id = run_experiment(cfg, cwd=tmp_path).run_id
         counts[method] = int(open_store(tmp_path / "runs.db").get_run(run_id).params["model.parameters"])
     assert counts["kirec"] > counts["id"]  # the gate adds weights; the frozen semantic table adds none
@@ -48,8 +74,15 @@ def test_id_method_has_fewer_parameters_than_kirec(tiny_dataset, tmp_path):
 def test_a_representation_note_reaches_the_events_as_one_status(tiny_dataset, tmp_path):
     from engine.events import Status
 
-    cfg = load_config(flags={**TINY, "data.dataset": str(tiny_dataset), "db": str(tmp_path / "runs.db"),
-                             "knowledge.method": "init", "knowledge.freeze_semantic": True})
+    cfg = load_config(
+        flags={
+            **TINY,
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "runs.db"),
+            "knowledge.method": "init",
+            "knowledge.freeze_semantic": True,
+        }
+    )
     events = []
     run_experiment(cfg, on_event=events.append, cwd=tmp_path)
     notes = [e.message for e in events if isinstance(e, Status) and e.message.startswith("knowledge:")]
@@ -69,12 +102,22 @@ def test_the_default_knowledge_path_extracts_records_and_is_served_from_the_cach
     dataset = write_generic_dataset(tmp_path / "tiny", users=30, items=10)  # 10 items: the extraction takes ~2 s
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
     flags = {key: value for key, value in TINY.items() if not key.startswith("knowledge.")}
-    cfg = load_config(flags={**flags, "train.num_threads": 1, "data.dataset": str(dataset),
-                             "db": str(tmp_path / "runs.db"), "knowledge.llm_model": str(model),
-                             "knowledge.embed_text": "attributes"})
+    cfg = load_config(
+        flags={
+            **flags,
+            "train.num_threads": 1,
+            "data.dataset": str(dataset),
+            "db": str(tmp_path / "runs.db"),
+            "knowledge.llm_model": str(model),
+            "knowledge.embed_text": "attributes",
+        }
+    )
     defaults = KnowledgeConfig()
-    assert (cfg.knowledge.method, cfg.knowledge.extractor, cfg.knowledge.encoder) == (
-        defaults.method, defaults.extractor, defaults.encoder) == ("kirec", "llama-cpp", "minilm")
+    assert (
+        (cfg.knowledge.method, cfg.knowledge.extractor, cfg.knowledge.encoder)
+        == (defaults.method, defaults.extractor, defaults.encoder)
+        == ("kirec", "llama-cpp", "minilm")
+    )
     assert defaults.embed_text == "raw"
     prompt = default_prompt_for("tiny")
 
@@ -128,8 +171,13 @@ def test_llama_cpp_extraction_runs_on_the_train_thread_count(tmp_path, monkeypat
     made = []
     monkeypatch.setattr(engine.extraction, "create_backend", lambda *a, **kw: made.append(real(*a, **kw)) or made[-1])
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
-    cfg = load_config(flags={"data.dataset": str(write_generic_dataset(tmp_path / "tiny", users=10, items=3)),
-                             "knowledge.llm_model": str(model), "train.num_threads": 1})
+    cfg = load_config(
+        flags={
+            "data.dataset": str(write_generic_dataset(tmp_path / "tiny", users=10, items=3)),
+            "knowledge.llm_model": str(model),
+            "train.num_threads": 1,
+        }
+    )
     _, info = extract_attributes(cfg, load_dataset(cfg.data, cwd=tmp_path), tmp_path)
     assert len(made) == 1 and made[0]._llm.n_threads == 1 and info["extracted"] + info["extraction_failed"] == 3
     made[0].close()
@@ -147,22 +195,44 @@ def shipped_for_the_tiny_gguf(tmp_path: Path, rows: list[str] | None = None):
 
     dataset = write_generic_dataset(tmp_path / "tiny", users=30, items=10)
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
-    cfg = load_config(flags={**{k: v for k, v in TINY.items() if not k.startswith("knowledge.")}, "train.num_threads": 1,
-                             "data.dataset": str(dataset), "db": str(tmp_path / "runs.db"), "knowledge.llm_model": str(model),
-                             "knowledge.embed_text": "attributes"})
+    cfg = load_config(
+        flags={
+            **{k: v for k, v in TINY.items() if not k.startswith("knowledge.")},
+            "train.num_threads": 1,
+            "data.dataset": str(dataset),
+            "db": str(tmp_path / "runs.db"),
+            "knowledge.llm_model": str(model),
+            "knowledge.embed_text": "attributes",
+        }
+    )
     ds = load_dataset(cfg.data, cwd=tmp_path / "prep")
     prompt = default_prompt_for(ds.name)
     backend = create_backend("llama-cpp", str(model), n_threads=1)
     fingerprint = backend.fingerprint
     backend.close()
-    header = {"kirec_extractions": 1, "model": fingerprint, "prompt_hash": prompt.content_hash, "prompt_name": prompt.name}
+    header = {
+        "kirec_extractions": 1,
+        "model": fingerprint,
+        "prompt_hash": prompt.content_hash,
+        "prompt_name": prompt.name,
+    }
     if rows is None:
         rows = []
         for i in range(1, ds.num_items + 1):
             attributes = {"product_type": f"shipped thing {i}", "area": "face", "features": ["imported"]}
-            rows.append(json.dumps({"item_id": ds.item_ids[i], "item_hash": item_text_hash(ds.item_text[i]),
-                                    "attributes": attributes, "raw_output": json.dumps(attributes), "status": "ok",
-                                    "attempts": 1, "error": None}))
+            rows.append(
+                json.dumps(
+                    {
+                        "item_id": ds.item_ids[i],
+                        "item_hash": item_text_hash(ds.item_text[i]),
+                        "attributes": attributes,
+                        "raw_output": json.dumps(attributes),
+                        "status": "ok",
+                        "attempts": 1,
+                        "error": None,
+                    }
+                )
+            )
     folder = tmp_path / "shipped"
     folder.mkdir()
     (folder / "tiny.products.jsonl").write_text("\n".join([json.dumps(header), *rows]) + "\n")
@@ -182,12 +252,18 @@ def test_a_run_imports_the_shipped_answers_instead_of_asking_the_llm(tmp_path, m
     result = run_experiment(cfg, on_event=events.append, cwd=tmp_path)
     assert result.status == "FINISHED"
     params = open_store(tmp_path / "runs.db").get_run(result.run_id).params
-    assert (params["knowledge.extracted"], params["knowledge.extracted_from_cache"], params["knowledge.extraction_failed"]) == ("0", "10", "0")
+    assert (
+        params["knowledge.extracted"],
+        params["knowledge.extracted_from_cache"],
+        params["knowledge.extraction_failed"],
+    ) == ("0", "10", "0")
     messages = [getattr(e, "message", "") for e in events]
     assert "extraction: 10 answers imported from the project's shipped extractions" in messages
     # the shipped attributes are what was embedded
-    texts = {render_attribute_text({"product_type": f"shipped thing {i}", "area": "face", "features": ["imported"]})
-             for i in range(1, 11)}
+    texts = {
+        render_attribute_text({"product_type": f"shipped thing {i}", "area": "face", "features": ["imported"]})
+        for i in range(1, 11)
+    }
     with EmbeddingCache.in_working_dir(tmp_path) as embeddings:
         assert embeddings.count() == 10 and int(params["knowledge.embed_unique"]) == 10
         from engine.semantic.encoders import make_encoder
@@ -206,12 +282,31 @@ def test_kirec_run_with_a_bad_shipped_line_exits_2_naming_it_and_stores_nothing(
     cfg, ds, prompt, folder = shipped_for_the_tiny_gguf(tmp_path, rows=['{"item_id": "i1"', "{}"])
     monkeypatch.setattr(shipped, "SHIPPED_DIR", folder)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["run", "--dataset", cfg.data.dataset, "--db", str(tmp_path / "runs.db"),
-                                      "--epochs", "1", "--device", "cpu", "--set", f"knowledge.llm_model={cfg.knowledge.llm_model}",
-                                      "--set", "train.num_threads=1", "--set", "knowledge.embed_text=attributes"],
-                           catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--dataset",
+            cfg.data.dataset,
+            "--db",
+            str(tmp_path / "runs.db"),
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--set",
+            f"knowledge.llm_model={cfg.knowledge.llm_model}",
+            "--set",
+            "train.num_threads=1",
+            "--set",
+            "knowledge.embed_text=attributes",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 2, result.output
-    assert "error:" + str(folder / "tiny.products.jsonl") + "line2:notJSON" in "".join(result.output.split())  # wrapped at 80
+    assert "error:" + str(folder / "tiny.products.jsonl") + "line2:notJSON" in "".join(
+        result.output.split()
+    )  # wrapped at 80
     assert result.output.count("error:") == 1
     assert "Traceback" not in result.output
     from engine.extraction import ExtractionCache, default_cache_path

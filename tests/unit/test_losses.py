@@ -26,8 +26,9 @@ def cycle_dataset(num_users: int = 48, num_items: int = NUM_ITEMS, seed: int = 0
         start, length = rng.integers(num_items), rng.integers(5, 12)
         sequences.append(((start + np.arange(length)) % num_items + 1).astype(np.int64))
     item_ids = ["[PAD]"] + [f"i{i}" for i in range(1, num_items + 1)]
-    return SequenceDataset("tiny", item_ids, [f"u{u}" for u in range(num_users)], sequences,
-                           [{} for _ in item_ids], "tiny")
+    return SequenceDataset(
+        "tiny", item_ids, [f"u{u}" for u in range(num_users)], sequences, [{} for _ in item_ids], "tiny"
+    )
 
 
 @pytest.mark.parametrize("kind", LOSSES)
@@ -112,8 +113,10 @@ def test_unknown_loss_names_the_field():
         sequence_loss("hinge", torch.zeros(1, 1, 4), torch.tensor([[1]]), torch.zeros(3, 4))
 
 
-@pytest.mark.parametrize("backbone,kind", [("sasrec", "ce"), ("sasrec", "bce"), ("sasrec", "sampled-softmax"),
-                                           ("gru4rec", "ce"), ("bert4rec", "ce")])
+@pytest.mark.parametrize(
+    "backbone,kind",
+    [("sasrec", "ce"), ("sasrec", "bce"), ("sasrec", "sampled-softmax"), ("gru4rec", "ce"), ("bert4rec", "ce")],
+)
 def test_each_loss_decreases_when_training(backbone, kind):
     dataset = cycle_dataset()
     cfg = RunConfig()
@@ -124,8 +127,13 @@ def test_each_loss_decreases_when_training(backbone, kind):
     cfg.train.device, cfg.train.patience = "cpu", 100
     model = build_model(cfg.model, dataset.num_items)
     losses: list[float] = []
-    result = train(model, dataset, cfg, lambda m: {"NDCG@10": 0.0},
-                   lambda e: losses.append(e.loss) if isinstance(e, StepLoss) else None)
+    result = train(
+        model,
+        dataset,
+        cfg,
+        lambda m: {"NDCG@10": 0.0},
+        lambda e: losses.append(e.loss) if isinstance(e, StepLoss) else None,
+    )
     first, last = result.history[0]["train_loss"], result.history[-1]["train_loss"]
     assert last < 0.8 * first, f"{kind} on {backbone}: {first:.3f} -> {last:.3f}"
     assert len(losses) == epochs * 3  # 48 users / 16 per batch, every step reported

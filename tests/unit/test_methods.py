@@ -32,6 +32,7 @@ def test_each_method_declares_what_it_needs():
 
 # --- a new fusion mode: one class and its registry line -----------------------------------------------------------
 
+
 class MulFusion(FusedItems):
     """A fusion a newcomer adds: the element-wise product."""
 
@@ -66,6 +67,7 @@ class IdPlusConstant(IdEmbedding):
         def term(inputs, targets, hidden):
             SEEN.append((tuple(inputs.shape), tuple(targets.shape), tuple(hidden.shape)))
             return hidden.new_tensor(EXTRA)  # no gradient: training is the plain `id` run's, its loss 0.5 higher
+
         return term
 
 
@@ -77,8 +79,14 @@ class IdPlusConstantMethod(IdMethod):
 def test_a_new_methods_extra_loss_term_is_added_at_every_step(monkeypatch, tiny_dataset, tmp_path, one_torch_thread):
     add_entry(monkeypatch, "method", "id-plus-constant", "test_methods:IdPlusConstantMethod", "METHOD_CHOICES")
     SEEN.clear()
-    cfg = load_config(flags={**SMALL, "knowledge.method": "id-plus-constant", "data.dataset": str(tiny_dataset),
-                             "db": str(tmp_path / "runs.db")})
+    cfg = load_config(
+        flags={
+            **SMALL,
+            "knowledge.method": "id-plus-constant",
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "runs.db"),
+        }
+    )
     events = []
     result = run_experiment(cfg, on_event=events.append, cwd=tmp_path)
     losses = [e.train_loss for e in events if isinstance(e, EpochEnd)]
@@ -87,8 +95,13 @@ def test_a_new_methods_extra_loss_term_is_added_at_every_step(monkeypatch, tiny_
     assert (result.test["NDCG@10"], result.test["HR@10"]) == pytest.approx((plain_ndcg, plain_hr), rel=1e-6)
     steps = [e for e in events if isinstance(e, StepLoss)]
     assert len(SEEN) == len(steps) > 1  # once a step, with the step's batch and the backbone's output for it
-    assert all(inputs[0] <= SMALL["train.batch_size"] and inputs[1] <= SMALL["model.max_len"] and targets == inputs
-               and hidden == (*inputs, SMALL["model.hidden_size"]) for inputs, targets, hidden in SEEN)
+    assert all(
+        inputs[0] <= SMALL["train.batch_size"]
+        and inputs[1] <= SMALL["model.max_len"]
+        and targets == inputs
+        and hidden == (*inputs, SMALL["model.hidden_size"])
+        for inputs, targets, hidden in SEEN
+    )
 
 
 class WiderModelMethod(IdMethod):
@@ -100,22 +113,37 @@ class WiderModelMethod(IdMethod):
         return build_model(dataclasses.replace(cfg.model, num_layers=2 * cfg.model.num_layers), num_items, items)
 
 
-def test_a_method_may_build_its_own_model_and_the_run_and_its_reload_use_it(monkeypatch, tiny_dataset, tmp_path,
-                                                                            one_torch_thread):
+def test_a_method_may_build_its_own_model_and_the_run_and_its_reload_use_it(
+    monkeypatch, tiny_dataset, tmp_path, one_torch_thread
+):
     from engine.store import open_store
     from engine.trained import load_trained_run
 
     add_entry(monkeypatch, "method", "wider", "test_methods:WiderModelMethod", "METHOD_CHOICES")
-    cfg = load_config(flags={**SMALL, "train.epochs": 1, "knowledge.method": "wider", "data.dataset": str(tiny_dataset),
-                             "db": str(tmp_path / "runs.db")})
+    cfg = load_config(
+        flags={
+            **SMALL,
+            "train.epochs": 1,
+            "knowledge.method": "wider",
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "runs.db"),
+        }
+    )
     result = run_experiment(cfg, cwd=tmp_path)
     with open_store(tmp_path / "runs.db") as store:
         params = store.get_run(result.run_id).params
         reloaded = load_trained_run(store, result.run_id, cwd=tmp_path)
     blocks = [m for m in reloaded.model.modules() if type(m).__name__ == "TransformerBlock"]
     assert len(blocks) == 2 * SMALL["model.num_layers"]  # the reload built the method's model, not the plain one
-    plain = load_config(flags={**SMALL, "train.epochs": 1, "knowledge.method": "id", "data.dataset": str(tiny_dataset),
-                               "db": str(tmp_path / "plain.db")})
+    plain = load_config(
+        flags={
+            **SMALL,
+            "train.epochs": 1,
+            "knowledge.method": "id",
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "plain.db"),
+        }
+    )
     plain_params = open_store(tmp_path / "plain.db").get_run(run_experiment(plain, cwd=tmp_path).run_id).params
     assert int(params["model.parameters"]) > int(plain_params["model.parameters"])
 
@@ -125,11 +153,13 @@ def test_a_methods_config_problem_is_found_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom engine.config import KnowledgeConfig\nfrom engine.methods import get_method\n"
-            "print(get_method('init').config_problem(KnowledgeConfig(method='init', reduction='adapter-mlp')))\n"
-            "print([get_method(m).config_problem(KnowledgeConfig(method=m, reduction=r)) for m, r in "
-            "(('init', 'pca'), ('kirec', 'adapter-mlp'), ('semantic-only', 'adapter-linear'), ('id', 'adapter-mlp'))])\n"
-            "print('torch' in sys.modules)\n")
+    code = (
+        "import sys\nfrom engine.config import KnowledgeConfig\nfrom engine.methods import get_method\n"
+        "print(get_method('init').config_problem(KnowledgeConfig(method='init', reduction='adapter-mlp')))\n"
+        "print([get_method(m).config_problem(KnowledgeConfig(method=m, reduction=r)) for m, r in "
+        "(('init', 'pca'), ('kirec', 'adapter-mlp'), ('semantic-only', 'adapter-linear'), ('id', 'adapter-mlp'))])\n"
+        "print('torch' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     problem, others, torch_loaded = out.stdout.strip().splitlines()

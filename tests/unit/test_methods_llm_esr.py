@@ -29,7 +29,9 @@ def table(tmp_path):
 
 
 def build(table, distill_weight=0.0, similar_users=2, dropout=0.0, seed=3):
-    kcfg = KnowledgeConfig(method="llm-esr", reduction="pca", distill_weight=distill_weight, similar_users=similar_users)
+    kcfg = KnowledgeConfig(
+        method="llm-esr", reduction="pca", distill_weight=distill_weight, similar_users=similar_users
+    )
     items, info = build_item_representation(kcfg, NUM_ITEMS, D, table, seed=seed)
     mcfg = ModelConfig(hidden_size=D, num_heads=2, num_layers=1, max_len=6, dropout=dropout)
     torch.manual_seed(seed)
@@ -80,8 +82,14 @@ def sequences(seed=0, users=12):
 
 
 def dataset_of(seqs):
-    return SequenceDataset("t", ["[PAD]"] + [f"i{i}" for i in range(NUM_ITEMS)], [f"u{u}" for u in range(len(seqs))],
-                           [np.asarray(s, dtype=np.int64) for s in seqs], [{}] * (NUM_ITEMS + 1), "fp")
+    return SequenceDataset(
+        "t",
+        ["[PAD]"] + [f"i{i}" for i in range(NUM_ITEMS)],
+        [f"u{u}" for u in range(len(seqs))],
+        [np.asarray(s, dtype=np.int64) for s in seqs],
+        [{}] * (NUM_ITEMS + 1),
+        "fp",
+    )
 
 
 def neighbours_for(table, seqs):
@@ -119,8 +127,8 @@ def test_the_distillation_term_is_off_at_alpha_zero_and_weighted_by_alpha_otherw
     inputs = torch.zeros(len(rows), 6, dtype=torch.long)
     targets = torch.zeros_like(inputs)
     for r, s in enumerate(rows):
-        inputs[r, 6 - len(s) + 1:] = torch.from_numpy(s[:-1][-6:])
-        targets[r, 6 - len(s) + 1:] = torch.from_numpy(s[1:][-6:])
+        inputs[r, 6 - len(s) + 1 :] = torch.from_numpy(s[:-1][-6:])
+        targets[r, 6 - len(s) + 1 :] = torch.from_numpy(s[1:][-6:])
     total = TrainingStep(model, "ce", 1, None)(inputs, targets)
     hidden = model(inputs)
     plain = sequence_loss("ce", hidden, targets, model)
@@ -130,8 +138,9 @@ def test_the_distillation_term_is_off_at_alpha_zero_and_weighted_by_alpha_otherw
     # the teacher of user 0 is the mean of its neighbours' last hidden states
     neighbours = model._neighbours[0]
     teacher = model(model._teacher_inputs[neighbours])[:, -1].mean(dim=0)
-    torch.testing.assert_close(model.distillation_loss(inputs[:1], hidden[:1]),
-                               torch.mean((hidden[0, -1] - teacher) ** 2))
+    torch.testing.assert_close(
+        model.distillation_loss(inputs[:1], hidden[:1]), torch.mean((hidden[0, -1] - teacher) ** 2)
+    )
 
 
 def test_a_tiny_run_through_the_registry_and_its_reload_give_identical_scores(tiny_dataset, tmp_path, one_torch_thread):
@@ -140,9 +149,17 @@ def test_a_tiny_run_through_the_registry_and_its_reload_give_identical_scores(ti
     from engine.trained import load_trained_run
 
     path = write_table(tmp_path / "table.npy", 30)
-    cfg = load_config(flags={**SMALL, "train.epochs": 2, "knowledge.method": "llm-esr", "knowledge.similar_users": 2,
-                             "data.dataset": str(tiny_dataset), "db": str(tmp_path / "runs.db"),
-                             "knowledge.semantic_table": str(path)})
+    cfg = load_config(
+        flags={
+            **SMALL,
+            "train.epochs": 2,
+            "knowledge.method": "llm-esr",
+            "knowledge.similar_users": 2,
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "runs.db"),
+            "knowledge.semantic_table": str(path),
+        }
+    )
     result = run_experiment(cfg, cwd=tmp_path)
     assert result.status == "FINISHED"
     with open_store(tmp_path / "runs.db") as store:
@@ -150,8 +167,11 @@ def test_a_tiny_run_through_the_registry_and_its_reload_give_identical_scores(ti
         params = store.get_run(result.run_id).params
     assert isinstance(reloaded.model, LLMESR)
     ds = reloaded.dataset
-    seq = torch.tensor(np.stack([np.pad(ds.test_history(u)[-10:], (10 - len(ds.test_history(u)[-10:]), 0))
-                                 for u in range(ds.num_users)]))
+    seq = torch.tensor(
+        np.stack(
+            [np.pad(ds.test_history(u)[-10:], (10 - len(ds.test_history(u)[-10:]), 0)) for u in range(ds.num_users)]
+        )
+    )
     scores = reloaded.model.score_all(seq)
     from engine.evaluation.evaluator import RankingEvaluator
 

@@ -99,8 +99,15 @@ def test_cosine_scores_are_normalised_and_divided_by_the_temperature():
     from engine.methods import build_run_model
 
     def model_for(temperature):
-        cfg = load_config(flags={**SMALL, "model.hidden_size": D, "model.num_heads": 1, "knowledge.method": "unisrec",
-                                 "knowledge.unisrec_temperature": temperature})
+        cfg = load_config(
+            flags={
+                **SMALL,
+                "model.hidden_size": D,
+                "model.num_heads": 1,
+                "knowledge.method": "unisrec",
+                "knowledge.unisrec_temperature": temperature,
+            }
+        )
         return build_run_model(cfg, NUM_ITEMS, items)
 
     items, _ = unisrec_items()
@@ -123,17 +130,27 @@ def test_cosine_scores_are_normalised_and_divided_by_the_temperature():
     assert type(plain) is SASRec
 
 
-def test_a_unisrec_run_reloads_from_its_checkpoint_alone_and_scores_as_trained(tiny_dataset, tmp_path, monkeypatch,
-                                                                              one_torch_thread):
+def test_a_unisrec_run_reloads_from_its_checkpoint_alone_and_scores_as_trained(
+    tiny_dataset, tmp_path, monkeypatch, one_torch_thread
+):
     import engine.methods
 
     trained = []
     build = engine.methods.build_run_model
-    monkeypatch.setattr(engine.methods, "build_run_model", lambda *a, **k: trained.append(build(*a, **k)) or trained[-1])
-    cfg = load_config(flags={**SMALL, "knowledge.method": "unisrec", "knowledge.unisrec_experts": 4,
-                             "knowledge.unisrec_temperature": 0.1, "data.dataset": str(tiny_dataset),
-                             "db": str(tmp_path / "runs.db"),
-                             "knowledge.semantic_table": str(write_table(tmp_path / "table.npy", 30))})
+    monkeypatch.setattr(
+        engine.methods, "build_run_model", lambda *a, **k: trained.append(build(*a, **k)) or trained[-1]
+    )
+    cfg = load_config(
+        flags={
+            **SMALL,
+            "knowledge.method": "unisrec",
+            "knowledge.unisrec_experts": 4,
+            "knowledge.unisrec_temperature": 0.1,
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "runs.db"),
+            "knowledge.semantic_table": str(write_table(tmp_path / "table.npy", 30)),
+        }
+    )
     result = run_experiment(cfg, cwd=tmp_path)
     assert result.status == "FINISHED" and len(trained) == 1
     assert result.info["method"] == "unisrec" and result.info["unisrec_experts"] == 4
@@ -155,13 +172,24 @@ def test_a_unisrec_run_reloads_from_its_checkpoint_alone_and_scores_as_trained(t
     assert test == result.test
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("knowledge.unisrec_experts", 0, "must be at least 1, got 0"),
-    ("knowledge.unisrec_dropout", 1.0, "must be in [0, 1), got 1.0"),
-    ("knowledge.unisrec_dropout", -0.1, "must be in [0, 1), got -0.1"),
-    ("knowledge.unisrec_temperature", -0.07, "must be 0 (plain dot products) or a positive finite number, got -0.07"),
-    ("knowledge.unisrec_temperature", math.nan, "must be 0 (plain dot products) or a positive finite number, got nan"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("knowledge.unisrec_experts", 0, "must be at least 1, got 0"),
+        ("knowledge.unisrec_dropout", 1.0, "must be in [0, 1), got 1.0"),
+        ("knowledge.unisrec_dropout", -0.1, "must be in [0, 1), got -0.1"),
+        (
+            "knowledge.unisrec_temperature",
+            -0.07,
+            "must be 0 (plain dot products) or a positive finite number, got -0.07",
+        ),
+        (
+            "knowledge.unisrec_temperature",
+            math.nan,
+            "must be 0 (plain dot products) or a positive finite number, got nan",
+        ),
+    ],
+)
 def test_a_unisrec_setting_out_of_range_is_one_line_naming_the_field(key, value, message):
     with pytest.raises(ConfigError) as info:
         load_config(overrides={key: value})

@@ -23,14 +23,17 @@ def test_metrics_match_hand_computed_values():
     assert set(m) == {f"{n}@{k}" for n in ("HR", "NDCG", "MRR") for k in (1, 5, 10)}
 
 
-@pytest.mark.parametrize("rank, k, hr, ndcg, mrr", [
-    (0, 5, 1.0, 1.0, 1.0),
-    (2, 5, 1.0, 0.5, 1 / 3),  # 1 / log2(4) = 0.5
-    (4, 5, 1.0, 1 / math.log2(6), 1 / 5),  # last position inside the top 5
-    (5, 5, 0.0, 0.0, 0.0),  # rank == K: just outside
-    (12100, 20, 0.0, 0.0, 0.0),
-    (6, 20, 1.0, 1 / 3, 1 / 7),  # 1 / log2(8) = 1/3
-])
+@pytest.mark.parametrize(
+    "rank, k, hr, ndcg, mrr",
+    [
+        (0, 5, 1.0, 1.0, 1.0),
+        (2, 5, 1.0, 0.5, 1 / 3),  # 1 / log2(4) = 0.5
+        (4, 5, 1.0, 1 / math.log2(6), 1 / 5),  # last position inside the top 5
+        (5, 5, 0.0, 0.0, 0.0),  # rank == K: just outside
+        (12100, 20, 0.0, 0.0, 0.0),
+        (6, 20, 1.0, 1 / 3, 1 / 7),  # 1 / log2(8) = 1/3
+    ],
+)
 def test_single_rank(rank, k, hr, ndcg, mrr):
     m = ranking_metrics([rank], ks=[k])
     assert (m[f"HR@{k}"], m[f"NDCG@{k}"], m[f"MRR@{k}"]) == pytest.approx((hr, ndcg, mrr))

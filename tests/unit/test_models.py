@@ -28,10 +28,10 @@ def test_causal_outputs_ignore_later_items(backbone):
     before = model(SEQ)
     for t in range(2, SEQ.shape[1] - 1):
         changed = SEQ.clone()
-        changed[:, t + 1:] = torch.randint(1, NUM_ITEMS + 1, changed[:, t + 1:].shape)
+        changed[:, t + 1 :] = torch.randint(1, NUM_ITEMS + 1, changed[:, t + 1 :].shape)
         after = model(changed)
-        assert torch.allclose(before[:, :t + 1], after[:, :t + 1], atol=1e-5), f"position {t} saw the future"
-        assert not torch.allclose(before[:, t + 1:], after[:, t + 1:], atol=1e-5)
+        assert torch.allclose(before[:, : t + 1], after[:, : t + 1], atol=1e-5), f"position {t} saw the future"
+        assert not torch.allclose(before[:, t + 1 :], after[:, t + 1 :], atol=1e-5)
 
 
 def test_bidirectional_bert4rec_does_see_later_items():

@@ -244,8 +244,13 @@ def test_a_generic_prompt_comes_before_a_domain_prompt_that_also_takes_any_datas
 
 def test_html_entities_in_item_text_are_unescaped_in_the_prompt() -> None:
     products = load_prompt("products")
-    text = products.render({"title": "L&#39;Oreal Paris Bath &amp; Body &#153;", "brand": "L&#39;Oreal",
-                            "categories": ["Bath &amp; Body", "Caf&eacute;"]})
+    text = products.render(
+        {
+            "title": "L&#39;Oreal Paris Bath &amp; Body &#153;",
+            "brand": "L&#39;Oreal",
+            "categories": ["Bath &amp; Body", "Caf&eacute;"],
+        }
+    )
     assert "Product: L'Oreal Paris Bath & Body ™" in text
     assert "Brand: L'Oreal" in text and "Category: Bath & Body, Café" in text
     assert "&#" not in text and "&amp;" not in text

@@ -40,8 +40,9 @@ def reference_forward(model: SASRec, seq: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("heads", [1, 2])
 def test_the_kang_block_matches_the_papers_arithmetic_with_padding_keys(heads):
     torch.manual_seed(0)
-    cfg = ModelConfig(hidden_size=16, num_layers=2, num_heads=heads, dropout=0.0, max_len=12, block="kang",
-                      init="xavier")
+    cfg = ModelConfig(
+        hidden_size=16, num_layers=2, num_heads=heads, dropout=0.0, max_len=12, block="kang", init="xavier"
+    )
     model = SASRec(IdEmbedding(30, 16), cfg).eval()
     with torch.no_grad():  # biases away from their zero init: the padding keys' values are the biases
         for block in model.encoder.blocks:
@@ -49,12 +50,14 @@ def test_the_kang_block_matches_the_papers_arithmetic_with_padding_keys(heads):
             block.q.bias.normal_(std=0.5)
     seq = torch.tensor([[0, 0, 0, 0, 5, 7, 9], [1, 2, 3, 4, 5, 6, 8], [0, 0, 0, 0, 0, 0, 3]])  # trimmed to 7
     ours = model(seq)
-    reference = reference_forward(model, seq)[:, -seq.shape[1]:]
+    reference = reference_forward(model, seq)[:, -seq.shape[1] :]
     real = seq != 0
     assert torch.allclose(ours[real], reference[real], atol=1e-5)
     # the padding is part of the arithmetic: the same items with less padding give a different output
     shorter = SASRec(IdEmbedding(30, 16), ModelConfig(**{**cfg.__dict__, "max_len": 7})).eval()
-    shorter.load_state_dict({k: v[-7:] if k == "encoder.positions.weight" else v for k, v in model.state_dict().items()})
+    shorter.load_state_dict(
+        {k: v[-7:] if k == "encoder.positions.weight" else v for k, v in model.state_dict().items()}
+    )
     assert not torch.allclose(shorter(seq)[0, -1], ours[0, -1], atol=1e-4)
 
 

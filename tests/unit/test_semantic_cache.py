@@ -73,7 +73,9 @@ def test_another_encoder_fingerprint_is_a_different_entry(tmp_path):
 def test_item_table_has_a_zero_padding_row_and_progress_is_reported(tmp_path):
     calls = []
     with EmbeddingCache.in_working_dir(tmp_path) as cache:
-        table, stats = embed_item_table(["p", "q", "r"], FakeEncoder(dim=4), cache, on_progress=lambda d, t: calls.append((d, t)))
+        table, stats = embed_item_table(
+            ["p", "q", "r"], FakeEncoder(dim=4), cache, on_progress=lambda d, t: calls.append((d, t))
+        )
         assert cache.path == tmp_path / ".cache" / "embeddings" / "embeddings.sqlite"
     assert table.shape == (4, 4) and np.all(table[0] == 0) and np.all(np.abs(table[1:]).sum(axis=1) > 0)
     assert calls[0] == (0, 3) and calls[-1] == (3, 3)
@@ -109,8 +111,10 @@ cache.close()
 
 
 def test_two_processes_can_write_at_once(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(off)], cwd=ROOT, stderr=subprocess.PIPE)
-             for off in (0, 300)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(off)], cwd=ROOT, stderr=subprocess.PIPE)
+        for off in (0, 300)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()

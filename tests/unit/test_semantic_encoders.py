@@ -24,9 +24,14 @@ def write_tiny_llama_gguf(path: Path, n_embd: int = 32, n_ff: int = 64, seed: in
     gguf = pytest.importorskip("gguf")
     rng = np.random.default_rng(seed)
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["▁"] + letters + ["▁" + c for c in letters]
-    types = ([gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
-             + [gguf.TokenType.BYTE] * 256 + [gguf.TokenType.NORMAL] * (len(tokens) - 259))
+    tokens = (
+        ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["▁"] + letters + ["▁" + c for c in letters]
+    )
+    types = (
+        [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+        + [gguf.TokenType.BYTE] * 256
+        + [gguf.TokenType.NORMAL] * (len(tokens) - 259)
+    )
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_context_length(128)
     writer.add_embedding_length(n_embd)
@@ -80,8 +85,9 @@ def test_llama_cpp_encoder_mean_pools_token_states(tiny_gguf):
     texts = ["black mascara", "frying pan", "a"]
     vectors = encoder.encode(texts, batch_size=2)
     assert vectors.shape == (3, 32) and vectors.dtype == np.float32 and encoder.dim == 32
-    per_token = llama_cpp.Llama(str(tiny_gguf), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE,
-                                n_ctx=128, verbose=False)
+    per_token = llama_cpp.Llama(
+        str(tiny_gguf), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE, n_ctx=128, verbose=False
+    )
     for text, vector in zip(texts, vectors):
         tokens = np.asarray(per_token.embed(text), dtype=np.float32)
         assert tokens.shape[0] > 1  # BOS plus the text's pieces
@@ -127,7 +133,9 @@ class CountingEncoder(TextEncoder):
 
 def test_encode_reports_progress_chunk_by_chunk_and_returns_float32():
     progress = []
-    vectors = CountingEncoder().encode(["x" * i for i in range(50)], batch_size=2, on_progress=lambda d, t: progress.append((d, t)))
+    vectors = CountingEncoder().encode(
+        ["x" * i for i in range(50)], batch_size=2, on_progress=lambda d, t: progress.append((d, t))
+    )
     assert vectors.dtype == np.float32 and vectors[7, 0] == 7
     assert progress == [(16, 50), (32, 50), (48, 50), (50, 50)]
 

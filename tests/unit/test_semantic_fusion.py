@@ -32,11 +32,17 @@ def build(**changes):
 
 
 ALL_MODES = (
-    [dict(method="kirec", fusion=f, reduction=r, freeze_semantic=z)
-     for f in FUSION_CHOICES for r in ("pca", "pca-whiten", "random", "adapter-linear", "adapter-mlp")
-     for z in (True, False)]
-    + [dict(method="semantic-only", reduction=r, freeze_semantic=z)
-       for r in ("pca", "random", "adapter-mlp") for z in (True, False)]
+    [
+        dict(method="kirec", fusion=f, reduction=r, freeze_semantic=z)
+        for f in FUSION_CHOICES
+        for r in ("pca", "pca-whiten", "random", "adapter-linear", "adapter-mlp")
+        for z in (True, False)
+    ]
+    + [
+        dict(method="semantic-only", reduction=r, freeze_semantic=z)
+        for r in ("pca", "random", "adapter-mlp")
+        for z in (True, False)
+    ]
     + [dict(method="init", reduction=r) for r in ("pca", "pca-whiten", "random")]
     + [dict(method="id")]
 )
@@ -227,7 +233,9 @@ def test_fused_items_plug_into_every_backbone(backbone):
     from engine.models.factory import build_model
 
     items, _ = build(fusion="gate", reduction="adapter-mlp")
-    model = build_model(ModelConfig(backbone=backbone, hidden_size=D, num_layers=1, num_heads=2, max_len=6), NUM_ITEMS, items)
+    model = build_model(
+        ModelConfig(backbone=backbone, hidden_size=D, num_layers=1, num_heads=2, max_len=6), NUM_ITEMS, items
+    )
     scores = model.score_all(torch.tensor([[0, 0, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10]]))
     assert scores.shape == (2, NUM_ITEMS + 1)
     scores[:, 1:].sum().backward()

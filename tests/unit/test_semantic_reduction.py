@@ -67,7 +67,11 @@ def test_pca_with_fewer_items_than_dims_pads_with_zero_components():
 
 def test_random_projection_is_seeded_and_roughly_preserves_distances():
     x = low_rank_data(n=60, e=64)
-    a, b, c = fit_random_projection(x, 256, seed=7), fit_random_projection(x, 256, seed=7), fit_random_projection(x, 256, seed=8)
+    a, b, c = (
+        fit_random_projection(x, 256, seed=7),
+        fit_random_projection(x, 256, seed=7),
+        fit_random_projection(x, 256, seed=8),
+    )
     np.testing.assert_array_equal(a.projection, b.projection)
     assert not np.allclose(a.projection, c.projection)
     before = np.linalg.norm(x[:30] - x[30:], axis=1)

@@ -85,7 +85,12 @@ def test_round_trip_returns_plain_frozen_objects(store: RunStore):
         detail.summary.name = "changed"  # type: ignore[misc]
     summary = detail.summary
     assert (summary.id, summary.name, summary.status) == (run_id, "sasrec-gate", RunStatus.FINISHED)
-    assert (summary.dataset, summary.method, summary.backbone, summary.device) == ("ml-latest-small", "id", "sasrec", "cpu")
+    assert (summary.dataset, summary.method, summary.backbone, summary.device) == (
+        "ml-latest-small",
+        "id",
+        "sasrec",
+        "cpu",
+    )
     assert (summary.fusion, summary.prompt) == ("gate", "p1")
     assert summary.ended_at is not None and summary.ended_at >= summary.started_at
     assert summary.duration_seconds == pytest.approx((summary.ended_at - summary.started_at).total_seconds(), abs=1e-5)
@@ -163,7 +168,9 @@ def test_code_version_starts_with_the_engine_version(store: RunStore):
 
 def test_list_filters_text_search_and_ordering(store: RunStore):
     a = make_run(store, "alpha", dataset="ml-latest-small", method="id", backbone="sasrec")
-    b = make_run(store, "beta_100%", dataset="amazon-beauty", method="kirec", backbone="gru4rec", tags={"note": "Gate sweep"})
+    b = make_run(
+        store, "beta_100%", dataset="amazon-beauty", method="kirec", backbone="gru4rec", tags={"note": "Gate sweep"}
+    )
     c = make_run(store, "gamma", dataset="amazon-beauty", method="kirec", backbone="bert4rec")
     store.log_metrics(a, {"test/NDCG@10": 0.05}, step=None)
     store.log_metrics(c, {"test/NDCG@10": 0.09}, step=None)
@@ -312,7 +319,10 @@ def test_mark_orphans_interrupts_runs_of_dead_local_processes(store: RunStore):
     store.log_metrics(orphan, {"train/loss": 1.0}, step=1)
     store.finish_run(finished, "FINISHED")
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE runs SET pid = :pid WHERE id IN (:a, :b, :c)"), {"pid": dead.pid, "a": orphan, "b": elsewhere, "c": finished})
+        conn.execute(
+            text("UPDATE runs SET pid = :pid WHERE id IN (:a, :b, :c)"),
+            {"pid": dead.pid, "a": orphan, "b": elsewhere, "c": finished},
+        )
         conn.execute(text("UPDATE runs SET hostname = 'another-host' WHERE id = :id"), {"id": elsewhere})
 
     assert store.mark_orphans() == [orphan]
@@ -370,7 +380,9 @@ WRITES_PER_PROCESS = 120
 def _write_metrics_in_child(db: str, shared_run: int, worker: int, barrier) -> None:
     """Runs in a spawned process: its own store, one transaction per log call, as `kirec run` does."""
     store = open_store(db)
-    own_run = store.create_run(f"worker-{worker}", {}, "d", "fp", "sasrec", "id", "cpu", {"worker": worker}, code_version="v")
+    own_run = store.create_run(
+        f"worker-{worker}", {}, "d", "fp", "sasrec", "id", "cpu", {"worker": worker}, code_version="v"
+    )
     barrier.wait(timeout=60)
     for step in range(WRITES_PER_PROCESS):
         store.log_metrics(shared_run, {f"worker{worker}/loss": float(step), f"worker{worker}/aux": 1.0}, step=step)
@@ -525,11 +537,26 @@ def test_store_recorder_turns_events_into_rows(store: RunStore):
         Status("loading data"),
         EpochStarted(epoch=1, steps=10),
         StepLoss(epoch=1, step=1, steps=10, loss=3.0),
-        EpochEnd(epoch=1, train_loss=2.5, valid={"NDCG@10": 0.1, "HR@10": 0.2}, train_seconds=1, eval_seconds=1, is_best=True),
+        EpochEnd(
+            epoch=1, train_loss=2.5, valid={"NDCG@10": 0.1, "HR@10": 0.2}, train_seconds=1, eval_seconds=1, is_best=True
+        ),
         DeviceStats(device="cpu", utilization=50.0, memory_used_mb=None, memory_total_mb=None),
-        EpochEnd(epoch=2, train_loss=2.0, valid={"NDCG@10": 0.15, "HR@10": 0.25}, train_seconds=1, eval_seconds=1, is_best=True),
+        EpochEnd(
+            epoch=2,
+            train_loss=2.0,
+            valid={"NDCG@10": 0.15, "HR@10": 0.25},
+            train_seconds=1,
+            eval_seconds=1,
+            is_best=True,
+        ),
         RunFinished(run_id=other_run, status="FAILED", error="not ours"),
-        RunFinished(run_id=run_id, status="FINISHED", valid={"NDCG@10": 0.15}, test={"NDCG@10": 0.12, "HR@10": 0.3}, best_epoch=2),
+        RunFinished(
+            run_id=run_id,
+            status="FINISHED",
+            valid={"NDCG@10": 0.15},
+            test={"NDCG@10": 0.12, "HR@10": 0.3},
+            best_epoch=2,
+        ),
     ]:
         record(event_)
 
@@ -569,11 +596,14 @@ def foreign_db(db: Path, user_version: int) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("user_version, message", [
-    (0, "no kirec schema version"),
-    (2, "user_version is 2, but it lacks the kirec tables"),  # another program's own version number
-    (SCHEMA_VERSION + 1, "newer than this kirec supports"),
-])
+@pytest.mark.parametrize(
+    "user_version, message",
+    [
+        (0, "no kirec schema version"),
+        (2, "user_version is 2, but it lacks the kirec tables"),  # another program's own version number
+        (SCHEMA_VERSION + 1, "newer than this kirec supports"),
+    ],
+)
 def test_a_refused_file_is_left_byte_identical(tmp_path: Path, user_version: int, message: str):
     db = tmp_path / "other.db"
     foreign_db(db, user_version)
@@ -606,7 +636,9 @@ def test_artifacts_keep_their_hash_and_set_artifact_replaces_by_kind(store: RunS
     store.set_artifact(run_id, "checkpoint", "/a/run-1-x-e2.pt", "cc" * 32, tags={"best_epoch": "2"})
     detail = store.get_run(run_id)
     assert [(a.kind, a.path, a.sha256) for a in detail.artifacts] == [
-        ("training_state", "/a/run-1-x-state-e1.pt", "bb" * 32), ("checkpoint", "/a/run-1-x-e2.pt", "cc" * 32)]
+        ("training_state", "/a/run-1-x-state-e1.pt", "bb" * 32),
+        ("checkpoint", "/a/run-1-x-e2.pt", "cc" * 32),
+    ]
     assert detail.tags["best_epoch"] == "2"
     store.drop_artifact(run_id, "training_state")
     assert [a.kind for a in store.get_run(run_id).artifacts] == ["checkpoint"]

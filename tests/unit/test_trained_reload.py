@@ -24,8 +24,11 @@ from test_methods_pinned import SMALL, write_table
 CASES = {
     "kirec-gate-pca": {"knowledge.fusion": "gate", "knowledge.reduction": "pca"},
     "kirec-add-adapter-mlp": {"knowledge.fusion": "add", "knowledge.reduction": "adapter-mlp"},
-    "kirec-concat-random-tuned": {"knowledge.fusion": "concat", "knowledge.reduction": "random",
-                                  "knowledge.freeze_semantic": False},
+    "kirec-concat-random-tuned": {
+        "knowledge.fusion": "concat",
+        "knowledge.reduction": "random",
+        "knowledge.freeze_semantic": False,
+    },
     "init-pca": {"knowledge.method": "init"},
     "semantic-only-adapter-linear": {"knowledge.method": "semantic-only", "knowledge.reduction": "adapter-linear"},
     "id": {"knowledge.method": "id"},
@@ -34,30 +37,48 @@ CASES = {
 # What the old reload ran again, and nothing may run now: the LLM backend, the encoder, the table file, the
 # semantic-table pipeline around them, and every reduction and rescaling.
 FORBIDDEN = [
-    (engine.extraction, "create_backend"), (engine.extraction.backends, "create_backend"),
-    (engine.semantic.encoders, "make_encoder"), (engine.semantic.table_file, "load_semantic_table"),
-    (engine.knowledge, "semantic_table"), (engine.knowledge, "extract_attributes"),
-    (engine.semantic.reduction, "fit_pca"), (engine.semantic.reduction, "fit_random_projection"),
-    (engine.semantic.reduction, "reduce_table"), (engine.semantic.fusion, "reduce_table"),
-    (engine.semantic.fusion, "_rescale_rows"), (engine.semantic.fusion, "_centre"),
+    (engine.extraction, "create_backend"),
+    (engine.extraction.backends, "create_backend"),
+    (engine.semantic.encoders, "make_encoder"),
+    (engine.semantic.table_file, "load_semantic_table"),
+    (engine.knowledge, "semantic_table"),
+    (engine.knowledge, "extract_attributes"),
+    (engine.semantic.reduction, "fit_pca"),
+    (engine.semantic.reduction, "fit_random_projection"),
+    (engine.semantic.reduction, "reduce_table"),
+    (engine.semantic.fusion, "reduce_table"),
+    (engine.semantic.fusion, "_rescale_rows"),
+    (engine.semantic.fusion, "_centre"),
 ]
 
 
 def forbid_knowledge_pipeline(monkeypatch):
     for module, name in FORBIDDEN:
+
         def refuse(*_args, _what=f"{module.__name__}.{name}", **_kwargs):
             raise AssertionError(f"reload called {_what}")
+
         monkeypatch.setattr(module, name, refuse)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_run_reloads_from_its_checkpoint_alone_and_scores_as_trained(case, tiny_dataset, tmp_path, monkeypatch,
-                                                                      one_torch_thread):
+def test_a_run_reloads_from_its_checkpoint_alone_and_scores_as_trained(
+    case, tiny_dataset, tmp_path, monkeypatch, one_torch_thread
+):
     trained = []
     build = engine.methods.build_run_model
-    monkeypatch.setattr(engine.methods, "build_run_model", lambda *a, **k: trained.append(build(*a, **k)) or trained[-1])
-    cfg = load_config(flags={**SMALL, **CASES[case], "data.dataset": str(tiny_dataset), "db": str(tmp_path / "runs.db"),
-                             "knowledge.semantic_table": str(write_table(tmp_path / "table.npy", 30))})
+    monkeypatch.setattr(
+        engine.methods, "build_run_model", lambda *a, **k: trained.append(build(*a, **k)) or trained[-1]
+    )
+    cfg = load_config(
+        flags={
+            **SMALL,
+            **CASES[case],
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "runs.db"),
+            "knowledge.semantic_table": str(write_table(tmp_path / "table.npy", 30)),
+        }
+    )
     result = run_experiment(cfg, cwd=tmp_path)
     assert result.status == "FINISHED" and len(trained) == 1
     model = trained[0].eval()  # holds the best epoch's weights once training returns

@@ -11,8 +11,7 @@ import torch
 from engine.config import RunConfig
 from engine.events import DeviceStats, EpochEnd, EpochStarted, StepLoss
 from engine.models import build_model
-from engine.training import (SequenceBatcher, TrainingInterrupted, device_stats, resolve_device, seed_everything,
-                             train)
+from engine.training import SequenceBatcher, TrainingInterrupted, device_stats, resolve_device, seed_everything, train
 from engine.training.checkpoint import RunCheckpoints, sha256_of
 from tests.unit.test_losses import cycle_dataset
 
@@ -35,7 +34,13 @@ def step_losses(cfg: RunConfig) -> list[float]:
     seed_everything(123)
     model = build_model(cfg.model, dataset.num_items)
     losses: list[float] = []
-    train(model, dataset, cfg, fixed_scores(0.1, 0.2), lambda e: losses.append(e.loss) if isinstance(e, StepLoss) else None)
+    train(
+        model,
+        dataset,
+        cfg,
+        fixed_scores(0.1, 0.2),
+        lambda e: losses.append(e.loss) if isinstance(e, StepLoss) else None,
+    )
     return losses
 
 
@@ -62,7 +67,11 @@ def test_checkpoint_round_trips_and_best_weights_come_back(tmp_path: Path):
     checkpoints = RunCheckpoints(tmp_path / "ckpt", 7, "tok", lambda *args: recorded.append(args))
     result = train(model, dataset, cfg, validate, lambda e: None, checkpoints=checkpoints)
     path = result.checkpoint_path
-    assert result.best_epoch == 2 and result.best_valid == {"NDCG@10": 0.3} and path == tmp_path / "ckpt" / "run-7-tok-e2.pt"
+    assert (
+        result.best_epoch == 2
+        and result.best_valid == {"NDCG@10": 0.3}
+        and path == tmp_path / "ckpt" / "run-7-tok-e2.pt"
+    )
     saved = torch.load(path, weights_only=True)
     for key, value in model.state_dict().items():
         assert torch.equal(saved[key], value) and torch.equal(snapshots[1][key], value)
@@ -70,9 +79,12 @@ def test_checkpoint_round_trips_and_best_weights_come_back(tmp_path: Path):
     state = tmp_path / "ckpt" / "run-7-tok-state-e3.pt"
     assert sorted(path.parent.iterdir()) == [path, state]  # older files replaced, no partial file left behind
     assert [(kind, p.name, epoch) for kind, p, _sha, epoch in recorded] == [
-        ("checkpoint", "run-7-tok-e1.pt", 1), ("training_state", "run-7-tok-state-e1.pt", 1),
-        ("checkpoint", "run-7-tok-e2.pt", 2), ("training_state", "run-7-tok-state-e2.pt", 2),
-        ("training_state", "run-7-tok-state-e3.pt", 3)]
+        ("checkpoint", "run-7-tok-e1.pt", 1),
+        ("training_state", "run-7-tok-state-e1.pt", 1),
+        ("checkpoint", "run-7-tok-e2.pt", 2),
+        ("training_state", "run-7-tok-state-e2.pt", 2),
+        ("training_state", "run-7-tok-state-e3.pt", 3),
+    ]
     assert all(sha == sha256_of(p) for kind, p, sha, _ in (recorded[2], recorded[4]))  # the files kept
 
 
@@ -98,8 +110,15 @@ def test_should_stop_raises_training_interrupted_between_steps(tmp_path: Path):
     on_event = lambda e: steps.append(e.step) if isinstance(e, StepLoss) else None  # noqa: E731
     checkpoints = RunCheckpoints(tmp_path, 1, "tok")
     with pytest.raises(TrainingInterrupted) as caught:
-        train(model, dataset, cfg, fixed_scores(0.5, 0.6), on_event, should_stop=lambda: len(steps) >= 4,
-              checkpoints=checkpoints)
+        train(
+            model,
+            dataset,
+            cfg,
+            fixed_scores(0.5, 0.6),
+            on_event,
+            should_stop=lambda: len(steps) >= 4,
+            checkpoints=checkpoints,
+        )
     assert len(steps) == 4  # 3 steps per epoch: stopped after the first step of epoch 2
     assert caught.value.result.epochs_run == 1 and caught.value.result.best_epoch == 1
     saved = torch.load(checkpoints.best_path, weights_only=True)

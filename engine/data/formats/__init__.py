@@ -28,10 +28,13 @@ class Format:
 # Each format module declares its FormatSpec (engine.data.formats.spec); the registry names it, with its
 # description, in detection order: for a folder outside the dataset registry, the first whose interactions file
 # exists wins.
-FORMATS: Mapping[str, Format] = MappingProxyType({
-    e.name: Format(e.name, e.help, spec.input_files, spec.load, spec.interactions_file)
-    for e in registry.entries("dataset_format") for spec in (e.load(),)
-})
+FORMATS: Mapping[str, Format] = MappingProxyType(
+    {
+        e.name: Format(e.name, e.help, spec.input_files, spec.load, spec.interactions_file)
+        for e in registry.entries("dataset_format")
+        for spec in (e.load(),)
+    }
+)
 
 
 def detect_format(folder: Path) -> str | None:

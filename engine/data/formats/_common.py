@@ -76,8 +76,12 @@ class TextLines:
                 try:
                     data.decode(self.encoding)
                 except UnicodeDecodeError as exc:
-                    return format_error(self.path, line_no, f"not {self.encoding.upper()} text (byte "
-                                        f"0x{data[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8")
+                    return format_error(
+                        self.path,
+                        line_no,
+                        f"not {self.encoding.upper()} text (byte "
+                        f"0x{data[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8",
+                    )
         return format_error(self.path, self.line_no + 1, f"not {self.encoding.upper()} text; save the file as UTF-8")
 
 
@@ -193,7 +197,9 @@ class ItemTable(dict):
 
     def add(self, item_id: str, fields: dict[str, Any], line: int) -> None:
         if item_id in self._first_line:
-            raise format_error(self.path, line, f"duplicate item id {item_id!r} (first on line {self._first_line[item_id]})")
+            raise format_error(
+                self.path, line, f"duplicate item id {item_id!r} (first on line {self._first_line[item_id]})"
+            )
         self._first_line[item_id] = line
         self[item_id] = fields
 

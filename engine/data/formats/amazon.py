@@ -123,5 +123,6 @@ def load_amazon_raw(folder: Path, name: str) -> RawInteractions:
 
 
 SEQUENCE = FormatSpec(load_amazon_sequence, existing("user_sequence.txt", "items.jsonl"), present("user_sequence.txt"))
-RAW = FormatSpec(load_amazon_raw, lambda folder: [p for p in raw_files(folder) if p is not None],
-                 lambda folder: raw_files(folder)[0])
+RAW = FormatSpec(
+    load_amazon_raw, lambda folder: [p for p in raw_files(folder) if p is not None], lambda folder: raw_files(folder)[0]
+)

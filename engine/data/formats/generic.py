@@ -27,7 +27,14 @@ from typing import Any
 from engine.data.dataset import RawInteractions
 from engine.data.formats.spec import FormatSpec, existing
 from engine.data.formats._common import (
-    csv_rows, field_count_error, format_error, make_raw, open_text, read_items_jsonl, to_float, to_timestamp,
+    csv_rows,
+    field_count_error,
+    format_error,
+    make_raw,
+    open_text,
+    read_items_jsonl,
+    to_float,
+    to_timestamp,
 )
 
 COLUMN_ALIASES = {"user": ("user", "user_id"), "item": ("item", "item_id")}
@@ -77,7 +84,9 @@ def load_generic(folder: Path, name: str) -> RawInteractions:
             if ratings is not None:
                 ratings.append(to_float(row[r_col], path, line, "rating"))
     items_path = folder / "items.jsonl"
-    item_text: dict[str, dict[str, Any]] = read_items_jsonl(items_path, ("id", "item_id")) if items_path.exists() else {}
+    item_text: dict[str, dict[str, Any]] = (
+        read_items_jsonl(items_path, ("id", "item_id")) if items_path.exists() else {}
+    )
     return make_raw(name, users, items, timestamps, ratings, item_text, folder)
 
 

@@ -12,15 +12,40 @@ from typing import Any, Iterator
 from engine.data.dataset import RawInteractions
 from engine.data.formats.spec import FormatSpec, existing, present
 from engine.data.formats._common import (
-    ItemTable, csv_rows, field_count_error, format_error, make_raw, normalise_text, open_text, to_float, year_from_title,
+    ItemTable,
+    csv_rows,
+    field_count_error,
+    format_error,
+    make_raw,
+    normalise_text,
+    open_text,
+    to_float,
+    year_from_title,
 )
 
 MAX_TAGS = 5  # most frequent tags kept per movie: enough to describe it without drowning the prompt
 NO_GENRES = "(no genres listed)"
 # ML-100K's u.genre, used when that file is absent.
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 

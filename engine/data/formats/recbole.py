@@ -12,7 +12,15 @@ from typing import Any, Iterator
 
 from engine.data.dataset import RawInteractions
 from engine.data.formats.spec import FormatSpec
-from engine.data.formats._common import LIST_FIELDS, ItemTable, format_error, make_raw, normalise_text, open_text, to_float
+from engine.data.formats._common import (
+    LIST_FIELDS,
+    ItemTable,
+    format_error,
+    make_raw,
+    normalise_text,
+    open_text,
+    to_float,
+)
 
 ITEM_FIELD_NAMES = {"movie_title": "title", "class": "genres", "release_year": "year"}
 
@@ -24,8 +32,11 @@ def atomic_file(folder: Path, suffix: str) -> Path | None:
         return named
     found = sorted(folder.glob(f"*.{suffix}"))
     if len(found) > 1:
-        raise format_error(folder, None, f"several .{suffix} files ({', '.join(p.name for p in found)}); "
-                           f"name the one to use {folder.name}.{suffix}")
+        raise format_error(
+            folder,
+            None,
+            f"several .{suffix} files ({', '.join(p.name for p in found)}); name the one to use {folder.name}.{suffix}",
+        )
     return found[0] if found else None
 
 

@@ -42,8 +42,7 @@ class ExtractionBackend(Protocol):
         """
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def chat_messages(prompt: str, system: str = "") -> list[dict[str, str]]:
@@ -70,8 +69,10 @@ def chat_pieces(render: Callable[[list[dict[str, str]]], str], prompt: str, syst
     for mark, message in zip(marks, messages):
         before, found, rest = rest.partition(mark)
         if not found or mark in rest:
-            raise BackendError("the chat template does not place each message's content in the prompt exactly once, "
-                               "unchanged; kirec cannot keep item text apart from the template's control tokens")
+            raise BackendError(
+                "the chat template does not place each message's content in the prompt exactly once, "
+                "unchanged; kirec cannot keep item text apart from the template's control tokens"
+            )
         pieces += [(before, False), (message["content"], True)]
     pieces.append((rest, False))
     return [(text, is_content) for text, is_content in pieces if text]

@@ -31,7 +31,13 @@ import numpy as np
 
 from engine.local_models import LocalModelMissing, smollm2_gguf_path
 from engine.extraction.backends.base import (
-    DEFAULT_MAX_TOKENS, Answer, AnswerCallback, BackendError, Refusal, chat_messages, chat_pieces,
+    DEFAULT_MAX_TOKENS,
+    Answer,
+    AnswerCallback,
+    BackendError,
+    Refusal,
+    chat_messages,
+    chat_pieces,
 )
 
 # ChatML, for GGUF files without a chat template of their own (e.g. the tiny test models).
@@ -127,7 +133,9 @@ class LlamaCppBackend:
         self._grammar_key: str | None = None
         self._slots: list[_Slot] = []
         # Candidate buffer for the full-vocabulary grammar filter, reused every time.
-        self._cand = np.zeros(self._n_vocab, dtype=np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True))
+        self._cand = np.zeros(
+            self._n_vocab, dtype=np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+        )
         self._one = (llama_cpp.llama_token_data * 1)()
         self._chat_template = self._llm.metadata.get("tokenizer.chat_template") or FALLBACK_CHAT_TEMPLATE
         self._formatter: Any = None
@@ -147,7 +155,9 @@ class LlamaCppBackend:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             def token_text(token_id: int) -> str:
-                return self._llm.detokenize([token_id], special=True).decode("utf-8", "replace") if token_id >= 0 else ""
+                return (
+                    self._llm.detokenize([token_id], special=True).decode("utf-8", "replace") if token_id >= 0 else ""
+                )
 
             self._formatter = Jinja2ChatFormatter(
                 self._chat_template,
@@ -234,8 +244,13 @@ class LlamaCppBackend:
                 suffix = tokens[item][n_prefix:]
                 if len(suffix) > self.max_item_tokens:
                     pending.pop()
-                    finish(item, Refusal(f"item text too long for the prompt: {len(suffix)} tokens beyond the shared "
-                                         f"instruction, the limit is {self.max_item_tokens}"))
+                    finish(
+                        item,
+                        Refusal(
+                            f"item text too long for the prompt: {len(suffix)} tokens beyond the shared "
+                            f"instruction, the limit is {self.max_item_tokens}"
+                        ),
+                    )
                     continue
                 if n + len(suffix) > self._n_batch:
                     break  # next step

@@ -26,7 +26,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Mapping
 
 from engine.extraction.backends.base import (
-    DEFAULT_MAX_TOKENS, Answer, AnswerCallback, BackendError, Refusal, chat_messages,
+    DEFAULT_MAX_TOKENS,
+    Answer,
+    AnswerCallback,
+    BackendError,
+    Refusal,
+    chat_messages,
 )
 
 RESPONSE_FORMATS = (
@@ -124,8 +129,9 @@ class OpenAICompatBackend:
             pool.shutdown(wait=False, cancel_futures=True)
         return answers
 
-    def _complete(self, prompt: str, json_schema: dict[str, Any], system: str,
-                  abandoned: threading.Event | None = None) -> Answer:
+    def _complete(
+        self, prompt: str, json_schema: dict[str, Any], system: str, abandoned: threading.Event | None = None
+    ) -> Answer:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": chat_messages(prompt, system),  # the item's text is a message's content, never template text
@@ -144,8 +150,10 @@ class OpenAICompatBackend:
                 self._format = max(self._format, fmt + 1)
                 continue
             if rejected:  # the last format too
-                raise BackendError(f"{self.url}: the server rejected every response format "
-                                   f"(json_schema, json_object with a schema, json_object): HTTP {status}: {payload[:200]}")
+                raise BackendError(
+                    f"{self.url}: the server rejected every response format "
+                    f"(json_schema, json_object with a schema, json_object): HTTP {status}: {payload[:200]}"
+                )
             if status != 200:
                 raise BackendError(f"{self.url}: HTTP {status}: {payload[:200]}")
             try:

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.extraction.backends.base import (
-    DEFAULT_MAX_TOKENS, Answer, AnswerCallback, BackendError, Refusal, chat_pieces,
+    DEFAULT_MAX_TOKENS,
+    Answer,
+    AnswerCallback,
+    BackendError,
+    Refusal,
+    chat_pieces,
 )
 
 FALLBACK_CHAT_TEMPLATE = (
@@ -46,6 +51,7 @@ def chat_token_ids(tokenizer: Any, prompt: str, system: str = "") -> list[int]:
     same cut, finding special tokens in the template's parts only, and reads messages' text (item text) as text.
     A prompt without special-token text in it gets exactly the ids that tokenizing the whole string gives.
     """
+
     def render(messages: list[dict[str, str]]) -> str:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -99,7 +105,9 @@ class TransformersBackend:
             dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
             self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **extra).to(self.device).eval()
         except (OSError, ValueError, ImportError) as exc:
-            raise BackendError(f"{model_path}: transformers cannot load this model: {str(exc).splitlines()[0]}") from None
+            raise BackendError(
+                f"{model_path}: transformers cannot load this model: {str(exc).splitlines()[0]}"
+            ) from None
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not getattr(self.tokenizer, "chat_template", None):
@@ -131,8 +139,13 @@ class TransformersBackend:
         for index, prompt in enumerate(prompts):
             ids = self.tokenize_chat(prompt, system)
             if self.context_length and len(ids) + self.max_tokens > self.context_length:
-                finish(index, Refusal(f"item text too long for the prompt: {len(ids)} prompt tokens and {self.max_tokens} "
-                                      f"for the answer exceed the model's context of {self.context_length}"))
+                finish(
+                    index,
+                    Refusal(
+                        f"item text too long for the prompt: {len(ids)} prompt tokens and {self.max_tokens} "
+                        f"for the answer exceed the model's context of {self.context_length}"
+                    ),
+                )
             else:
                 runnable.append((index, ids))
         for start in range(0, len(runnable), self.batch_size):
@@ -141,7 +154,9 @@ class TransformersBackend:
             pad = self.tokenizer.pad_token_id
             # generation continues on the right, so pad on the left
             input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in chunk], device=self.device)
-            attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in chunk], device=self.device)
+            attention = torch.tensor(
+                [[0] * (width - len(ids)) + [1] * len(ids) for _, ids in chunk], device=self.device
+            )
             with torch.inference_mode():
                 output = self.model.generate(
                     input_ids=input_ids,
