@@ -58,6 +58,15 @@ def test_compare_screen(snap_compare, tmp_path, runs_db):
         await pilot.press("o")  # oldest first
         await settle(pilot)
         await pilot.press("space", "space", "space", "c")
+        # the Compare screen loads its runs in a worker it starts on mount: wait for that state, not for quiet
+        # renders, which a loaded machine could show before the worker had even started
+        from kirec_tui.screens.compare import CompareScreen
+
+        for _ in range(500):  # bounded
+            screen = pilot.app.screen
+            if isinstance(screen, CompareScreen) and screen.comparison is not None:
+                break
+            await pilot.pause(0.02)
         await settle(pilot)
 
     assert snap_compare(make_app(tmp_path, db), terminal_size=SIZE, run_before=compare_first_three)
