@@ -43,6 +43,16 @@ def session(
         yield opened
 
 
+def item_histories(cache_path: Path, item_ids: list[str]) -> dict[str, list]:
+    """`item_history` for several items, the cache opened once."""
+    from engine.extraction.cache import ExtractionCache
+
+    if not Path(cache_path).exists():
+        return {item_id: [] for item_id in item_ids}
+    with ExtractionCache(cache_path) as cache:
+        return {item_id: cache.item_history(item_id) for item_id in item_ids}
+
+
 def item_history(cache_path: Path, item_id: str, item_hash: str | None = None) -> list:
     """Every cached answer for one item, across prompt versions and models, newest first; with `item_hash`,
     only those about that very text (raw ids repeat across datasets)."""

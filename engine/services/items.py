@@ -63,10 +63,14 @@ def item_view(
 
 def nearest(table: np.ndarray, item: int, k: int = 10) -> list[tuple[int, float]]:
     """The `k` rows of `table` (row 0 = padding, never returned) nearest to row `item` by cosine, nearest first."""
+    return _top(_unit_rows(table), item, k)
+
+
+def _unit_rows(table: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (a zero row, the padding, stays zero), float32."""
     vectors = np.asarray(table, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.where(norms == 0, 1, norms)
-    return _top(unit, item, k)
+    return vectors / np.where(norms == 0, 1, norms)
 
 
 def _top(unit: np.ndarray, item: int, k: int) -> list[tuple[int, float]]:
@@ -98,6 +102,5 @@ class TextNeighbours:
                 with EmbeddingCache(self.cache) as cache:
                     table, stats = embed_item_table(texts, make_encoder(self.encoder, device=self.device), cache)
                 on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded"))
-                norms = np.linalg.norm(table, axis=1, keepdims=True)
-                self._unit = (table / np.where(norms == 0, 1, norms)).astype(np.float32)
+                self._unit = _unit_rows(table)
             return self._unit

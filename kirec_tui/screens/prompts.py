@@ -355,11 +355,12 @@ class PromptsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="prompts-diff", exit_on_error=False)
     def _diff(self, base, other, dataset, items: list[int]) -> None:
-        from engine.services.extraction import item_history
+        from engine.services.extraction import item_histories
 
+        histories = item_histories(self.app.workspace.extraction_cache, [dataset.item_ids[i] for i in items])
         rows = []
         for item in items:
-            history = item_history(self.app.workspace.extraction_cache, dataset.item_ids[item])
+            history = histories[dataset.item_ids[item]]
             a, b = latest_answer(history, base.content_hash), latest_answer(history, other.content_hash)
             rows.append((dataset.title(item), attribute_text(a), attribute_text(b), a != b))
         self.app.call_from_thread(self._show_diff, base, other, rows)
