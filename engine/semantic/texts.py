@@ -1,7 +1,8 @@
 """What text is embedded for each item: the LLM-extracted attributes, the item's own raw text, or both.
 
 Pure functions over the dicts the data and extraction stages produce. Both renderings share one format,
-"name: value; name: v1, v2", so an embedding model sees attributes and raw fields the same way.
+"name: value; name: v1, v2", so an embedding model sees attributes and raw fields the same way. HTML entities
+("L&#39;Oreal") are unescaped here as on the prompt side: the encoder should see the characters, not escape codes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from engine.choices import EMBED_TEXT_CHOICES
 from engine.config import ConfigError
+from engine.extraction.entities import unescape_entities
 
 # Raw fields that describe an item best come first (encoders truncate long inputs at the end);
 # any other field follows in alphabetical order. `year` is left out: MovieLens titles already carry it.
@@ -30,14 +32,15 @@ class ItemTexts:
 
 
 def render_fields(fields: Mapping[str, Any], max_list_values: int = MAX_LIST_VALUES) -> str:
-    """Renders fields as "name: value; name: v1, v2" in key order, leaving out empty values; "_" in names → " "."""
+    """Renders fields as "name: value; name: v1, v2" in key order, leaving out empty values; "_" in names → " ";
+    HTML entities in values unescaped."""
     parts = []
     for name, value in fields.items():
         if isinstance(value, (list, tuple)):
-            values = [str(v).strip() for v in value if v is not None and str(v).strip()]
+            values = [unescape_entities(str(v)).strip() for v in value if v is not None and str(v).strip()]
             value = ", ".join(values[:max_list_values])
         else:
-            value = " ".join(str(value).split()) if value is not None else ""
+            value = " ".join(unescape_entities(str(value)).split()) if value is not None else ""
         if value:
             parts.append(f"{str(name).replace('_', ' ')}: {value}")
     return "; ".join(parts)

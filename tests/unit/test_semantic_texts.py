@@ -67,3 +67,10 @@ def test_bad_mode_and_misaligned_attributes_are_rejected():
         item_texts(ITEM_TEXT, None, "titles")
     with pytest.raises(ValueError, match="3 entries for 4 item rows"):
         item_texts(ITEM_TEXT, ATTRIBUTES[:3], "attributes")
+
+
+def test_raw_text_unescapes_html_entities_as_the_prompt_side_does():
+    # Amazon's metadata carries escape codes (700 Beauty items); the encoder should see the characters
+    item = {"title": "L&#39;Oreal Bath &amp; Body", "categories": ["Skin &amp; Care", "Face"]}
+    assert render_raw_text(item) == "title: L'Oreal Bath & Body; categories: Skin & Care, Face"
+    assert render_fields({"name": "Salt &notes"}) == "name: Salt &notes"  # no semicolon: a plain ampersand
