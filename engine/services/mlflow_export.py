@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
     from engine.store import RunStore
@@ -41,7 +41,7 @@ INSTALL_HINT = "MLflow export needs the mlflow extra: install kirec[mlflow] (pip
 CHECKPOINT_KIND = "checkpoint"
 # kirec run status -> MLflow RunStatus name
 STATUSES = {"FINISHED": "FINISHED", "FAILED": "FAILED", "INTERRUPTED": "KILLED", "RUNNING": "RUNNING"}
-# MLflow's batch limits (mlflow.utils.validation: MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH)
+# MLflow's batch limits (mlflow.utils.validation): 1000 entities in all, of which at most 100 params and tags
 METRICS_PER_BATCH, PARAMS_TAGS_PER_BATCH = 1000, 100
 MAX_TAG_VALUE = 5000  # MLflow truncates longer tag values (error messages can be long)
 
@@ -182,12 +182,8 @@ def _write_run(client: Any, experiment_id: str, store: Any, detail: Any, databas
         metrics.append(Metric(mlflow_key(name), value, final_time, 0))
     params = [Param(mlflow_key(k), str(v)) for k, v in sorted(detail.params.items())]
     tag_list = [RunTag(k, v) for k, v in tags.items()]
-    for chunk in _chunks(metrics, METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=chunk)
-    for chunk in _chunks(params, PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, params=chunk)
-    for chunk in _chunks(tag_list, PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, tags=chunk)
+    for batch in _batches(metrics, params, tag_list):
+        client.log_batch(run_id, **batch)
     _log_artifacts(client, run_id, detail)
     if summary.status != "RUNNING":
         client.set_terminated(run_id, STATUSES.get(str(summary.status), "FINISHED"), end_time=final_time)
@@ -216,6 +212,13 @@ def _history_keys(store: Any, run_id: int) -> list[str]:
     return sorted(keys)
 
 
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _batches(metrics: list[Any], params: list[Any], tags: list[Any]) -> Iterator[dict[str, list[Any]]]:
+    """log_batch arguments within MLflow's limits, as few calls as they allow (a typical run is one call)."""
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    while metrics or params or tags:
+        batch_params, params = params[:PARAMS_TAGS_PER_BATCH], params[PARAMS_TAGS_PER_BATCH:]
+        room = PARAMS_TAGS_PER_BATCH - len(batch_params)  # params and tags share one limit
+        batch_tags, tags = tags[:room], tags[room:]
+        room = METRICS_PER_BATCH - len(batch_params) - len(batch_tags)  # and every entity the total one
+        batch_metrics, metrics = metrics[:room], metrics[room:]
+        yield {"metrics": batch_metrics, "params": batch_params, "tags": batch_tags}

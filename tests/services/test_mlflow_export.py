@@ -151,3 +151,14 @@ def test_metric_names_become_names_mlflow_accepts():
     assert mlflow_key("test/HR@10/head") == "test/HR_at_10/head"
     assert mlflow_key("info/epoch seconds") == "info/epoch seconds"
     assert mlflow_key("weird[key]") == "weird_key_"
+
+
+def test_batches_keep_within_mlflows_limits_and_lose_nothing():
+    from engine.services.mlflow_export import _batches
+
+    batches = list(_batches(list(range(2500)), list(range(130)), list(range(90))))
+    assert all(len(b["params"]) + len(b["tags"]) <= 100 for b in batches)
+    assert all(len(b["metrics"]) + len(b["params"]) + len(b["tags"]) <= 1000 for b in batches)
+    assert sum((b["metrics"] for b in batches), []) == list(range(2500))
+    assert sum((b["params"] for b in batches), []) == list(range(130))
+    assert sum((b["tags"] for b in batches), []) == list(range(90))
