@@ -140,7 +140,9 @@ def test_without_mlflow_the_cli_says_which_extra_to_install(runs_db, tmp_path, m
 
 def test_mlflow_and_output_together_is_a_usage_error(runs_db, tmp_path):
     db, _ = runs_db
-    result = invoke("runs", "export", "--db", str(db), "--mlflow", str(tmp_path / "m"), "-o", str(tmp_path / "x"), cwd=tmp_path)
+    result = invoke(
+        "runs", "export", "--db", str(db), "--mlflow", str(tmp_path / "m"), "-o", str(tmp_path / "x"), cwd=tmp_path
+    )
     assert result.exit_code == 2 and "not both" in result.output
 
 
