@@ -183,3 +183,14 @@ def _with_store_check(cell: BenchCell, store: Any) -> BenchCell:
         return dataclasses.replace(cell, runs_in_store=False)
     same = all((r.dataset, r.backbone) == (cell.dataset, cell.backbone) for r in runs)
     return dataclasses.replace(cell, runs_in_store=same)
+
+
+def benches_in_store(store: Any) -> dict[str, int]:
+    """The benches whose cells the store holds runs of (runs named "bench NAME: ..." by BenchSpec.config_for),
+    with how many runs each: what `kirec bench --table-only` could make a table of."""
+    counts: dict[str, int] = {}
+    for run in store.list_runs(text="bench "):
+        name, sep, _cell = run.name.removeprefix("bench ").partition(": ")
+        if run.name.startswith("bench ") and sep:
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -13,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select
+from textual.worker import Worker, WorkerState
 
 from kirec_tui.screens.compare import CompareScreen
 
@@ -95,20 +97,27 @@ class BenchScreen(Screen):
 
     @work(thread=True, exclusive=True, group="bench-load", exit_on_error=False)
     def _list(self, folder: Path) -> None:
-        from engine.services.bench import BenchResultsError, find_bench_results
+        from engine.services.bench import BenchResultsError, benches_in_store, find_bench_results
 
         try:
-            files = find_bench_results(folder)
+            files, error = find_bench_results(folder), None
         except BenchResultsError as exc:
-            self.app.call_from_thread(self._show_files, folder, [], str(exc))
-            return
-        self.app.call_from_thread(self._show_files, folder, files, None)
+            files, error = [], str(exc)
+        if not files:  # say what the store could make a table of instead
+            known = benches_in_store(self.app.store)
+            if known:
+                listed = ", ".join(f"{name} ({runs} runs)" for name, runs in known.items())
+                error = (error or f"no kirec bench results (*.json) in {folder}") + (
+                    f"; this database holds runs of the benches {listed}: "
+                    "`kirec bench FILE.toml --table-only` writes their table"
+                )
+        self.app.call_from_thread(self._show_files, folder, files, error)
 
     def _show_files(self, folder: Path, files: list[Path], error: str | None) -> None:
         select = self.query_one("#bench-file", Select)
         with self.prevent(Select.Changed):
             select.set_options([(p.stem, str(p)) for p in files])
-        if error or not files:
+        if not files:
             self._show_table(None, error or f"no kirec bench results (*.json) in {folder}: run `kirec bench`")
             return
         newest = max(files, key=lambda p: p.stat().st_mtime)
@@ -136,7 +145,7 @@ class BenchScreen(Screen):
         title = self.query_one("#bench-title", Label)
         info = self.query_one("#bench-info", Label)
         if table is None:
-            title.update(f"[red]{error}[/red]" if error else "")
+            title.update(Text(error or "", style="red"))
             info.update("f: choose another folder")
             return
         sampled = any(c.protocol != "full" for c in table.cells)
@@ -179,11 +188,12 @@ class BenchScreen(Screen):
             )
         state = "" if table.complete else "  [yellow](incomplete)[/yellow]"
         title.update(
-            f"[b]{table.name}[/b]{state}  {table.generated_at}  baseline [b]{table.baseline or '—'}[/b]\n"
-            f"[dim]{table.command}[/dim]"
+            f"[b]{escape(table.name)}[/b]{state}  {table.generated_at}  baseline [b]{table.baseline or '—'}[/b]\n"
+            f"[dim]{escape(table.command)}[/dim]"
         )
         absent = sum(c.runs_in_store is False for c in table.cells)
         where = f"  {absent} rows' runs are not in {self.app.db_path} (made from {table.database})" if absent else ""
+        where = escape(where)
         info.update(
             f"{len(table.cells)} rows: test split, mean ± std over seeds; gain and p (Wilcoxon over users of "
             f"NDCG@10) against the baseline of the same backbone.  Enter: the row's runs{where}"
@@ -238,3 +248,19 @@ class BenchScreen(Screen):
 
     def action_reload(self) -> None:
         self.load_folder()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self._show_table(None, f"{type(event.worker.error).__name__}: {event.worker.error}")
+
+    def palette_commands(self):
+        from textual.app import SystemCommand
+
+        yield SystemCommand(
+            "Bench: open the row's runs", "Compare the runs of the row under the cursor", self.action_open_cell
+        )
+        yield SystemCommand("Bench: choose a bench", "Another results file of this folder", self.action_choose_bench)
+        yield SystemCommand(
+            "Bench: choose a folder", "Read results files from another folder", self.action_focus_folder
+        )
+        yield SystemCommand("Bench: reload", "Read the folder and the table again", self.action_reload)

@@ -60,3 +60,25 @@ def test_runs_are_in_the_store_only_when_their_ids_name_runs_of_that_dataset_and
     with open_store(db) as store:
         cells = {c.method: c.runs_in_store for c in read_bench_results(path, store=store).cells}
     assert cells == {"here": True, "other-backbone": False, "absent": False}
+
+
+def test_benches_in_store_counts_the_runs_each_bench_named(runs_db):
+    from engine.services.bench import benches_in_store
+    from engine.store import open_store
+
+    db, _ = runs_db
+    with open_store(db) as store:
+        assert benches_in_store(store) == {}  # no run there was made by a bench
+        for name in ("bench demo: id sasrec d seed 1", "bench demo: id sasrec d seed 2", "bench b2: kirec sasrec d"):
+            store.create_run(
+                name=name,
+                config={},
+                dataset="d",
+                dataset_fingerprint="f",
+                backbone="sasrec",
+                method="id",
+                device="cpu",
+                params={},
+                code_version="t",
+            )
+        assert benches_in_store(store) == {"b2": 1, "demo": 2}

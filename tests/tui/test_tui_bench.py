@@ -164,3 +164,13 @@ async def test_a_table_made_from_another_database_does_not_open_other_runs(bench
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen is screen  # no Compare of unrelated runs that happen to share the ids
+
+
+async def test_a_folder_without_results_names_the_benches_the_store_holds(bench_folder, tmp_path):
+    app = KirecApp(db_path=bench_folder / "runs.db", cwd=tmp_path, env={}, poll_seconds=3600)  # no docs/results here
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_bench(pilot)
+        title = str(screen.query_one("#bench-title").render())
+        assert "no such folder" in title and "tiny (4 runs)" in title and "--table-only" in title
+        await pilot.press("enter")  # nothing to open
+        assert app.screen is screen
