@@ -19,6 +19,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from kirec_tui.screens.bench import BenchScreen
 from kirec_tui.screens.help import HelpScreen
 from kirec_tui.screens.items import ItemsScreen
 from kirec_tui.screens.prompts import PromptsScreen
@@ -32,6 +33,7 @@ SCREENS: tuple[tuple[str, str, str, type[Screen]], ...] = (
     ("train", "Train", "2", TrainScreen),
     ("items", "Items", "3", ItemsScreen),
     ("prompts", "Prompts", "4", PromptsScreen),
+    ("bench", "Bench", "5", BenchScreen),
 )
 SCREEN_TITLES = {mode: title for mode, title, _key, _screen in SCREENS}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -55,3 +56,141 @@ def run_bench(
     budget = describe_budget([spec.config_for(r.cell, label) for r in outcome.runs])
     md, js = write_results(outcome, rows, target, command, label, versions, budget)
     return BenchResult(spec.name, len(outcome.runs), outcome.trained, len(outcome.missing), outcome.complete, md, js)
+
+
+# -- reading results tables (the workbench's Bench view) ----------------------------------------------------------
+
+BENCH_METRICS = ("HR@10", "NDCG@10", "HR@20", "NDCG@20")  # engine.bench.table.METRICS, as the JSON stores them
+GAIN_METRIC = "NDCG@10"  # the metric of the gain column and of the paired test (engine.bench.table.TEST_METRIC)
+
+
+class BenchResultsError(ValueError):
+    """A results file that cannot be read as a `kirec bench` table; the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class MeanStdValue:
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class BenchCell:
+    """One row of a results table: a (protocol, dataset, backbone, method) cell over its seeds' runs."""
+
+    protocol: str  # full | sampled
+    dataset: str
+    backbone: str
+    method: str
+    is_baseline: bool
+    seeds: tuple[int, ...]
+    run_ids: tuple[int, ...]
+    metrics: dict[str, MeanStdValue | None]  # BENCH_METRICS, test split, mean ± std over seeds
+    gain: dict[str, float | None]  # relative to the baseline of the same backbone and dataset (empty: none)
+    p_value: float | None  # paired Wilcoxon over users of per-user NDCG@10 against that baseline
+    setting: dict[str, Any]
+    runs_in_store: bool | None = None  # every run id is in the store and is of this dataset and backbone
+
+
+@dataclass(frozen=True)
+class BenchTable:
+    """A `kirec bench` results table as its JSON file holds it: every number was computed by engine.bench.table."""
+
+    path: Path
+    name: str
+    command: str
+    generated_at: str
+    database: str
+    baseline: str | None
+    complete: bool
+    budget: str
+    cells: tuple[BenchCell, ...]
+
+
+def find_bench_results(folder: str | Path) -> list[Path]:
+    """The `kirec bench` JSON results files in `folder`, by name (other JSON files are skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BenchResultsError(f"{folder}: no such folder")
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            read_bench_results(path)
+        except BenchResultsError:
+            continue
+        found.append(path)
+    return found
+
+
+def read_bench_results(path: str | Path, store: Any = None) -> BenchTable:
+    """The table in a results JSON file that `kirec bench` wrote. With `store` (a RunStore), each cell says
+    whether its runs are there (a table made from another database names run ids this one does not hold)."""
+    import json
+
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+        rows = document["rows"]
+        cells = tuple(_cell(row) for row in rows)
+        table = BenchTable(
+            path=path,
+            name=str(document["bench"]),
+            command=str(document.get("command", "")),
+            generated_at=str(document.get("generated_at", "")),
+            database=str(document.get("database", "")),
+            baseline=document.get("baseline"),
+            complete=bool(document.get("complete", True)),
+            budget=str(document.get("budget", "")),
+            cells=cells,
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchResultsError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise BenchResultsError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BenchResultsError(f"{path}: not a kirec bench results file ({exc.__class__.__name__}: {exc})") from None
+    if store is None:
+        return table
+    return dataclasses.replace(table, cells=tuple(_with_store_check(c, store) for c in table.cells))
+
+
+def _cell(row: dict[str, Any]) -> BenchCell:
+    def mean_std(value: Any) -> MeanStdValue | None:
+        return None if value is None else MeanStdValue(float(value["mean"]), float(value["std"]))
+
+    test = row.get("wilcoxon")
+    return BenchCell(
+        protocol=str(row["protocol"]),
+        dataset=str(row["dataset"]),
+        backbone=str(row["backbone"]),
+        method=str(row["method"]),
+        is_baseline=bool(row["baseline"]),
+        seeds=tuple(int(s) for s in row["seeds"]),
+        run_ids=tuple(int(r) for r in row["run_ids"]),
+        metrics={m: mean_std(row["test"].get(m)) for m in BENCH_METRICS},
+        gain={k: None if v is None else float(v) for k, v in (row.get("gain") or {}).items()},
+        p_value=None if test is None else float(test["p_value"]),
+        setting=dict(row.get("setting") or {}),
+    )
+
+
+def _with_store_check(cell: BenchCell, store: Any) -> BenchCell:
+    from engine.store import RunNotFoundError
+
+    try:
+        runs = [store.get_run(run_id).summary for run_id in cell.run_ids]
+    except RunNotFoundError:
+        return dataclasses.replace(cell, runs_in_store=False)
+    same = all((r.dataset, r.backbone) == (cell.dataset, cell.backbone) for r in runs)
+    return dataclasses.replace(cell, runs_in_store=same)
+
+
+def benches_in_store(store: Any) -> dict[str, int]:
+    """The benches whose cells the store holds runs of (runs named "bench NAME: ..." by BenchSpec.config_for),
+    with how many runs each: what `kirec bench --table-only` could make a table of."""
+    counts: dict[str, int] = {}
+    for run in store.list_runs(text="bench "):
+        name, sep, _cell = run.name.removeprefix("bench ").partition(": ")
+        if run.name.startswith("bench ") and sep:
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))

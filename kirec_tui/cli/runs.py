@@ -170,16 +170,48 @@ def export_command(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing output file (never the database).")
     ] = False,
+    mlflow: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--mlflow",
+            help="Write the runs (params, per-epoch metrics, tags, checkpoint) into the MLflow store in this folder "
+            "instead (needs kirec[mlflow]; exporting again adds no duplicates).",
+        ),
+    ] = None,
 ) -> None:
-    """Runs with their parameters and final metrics as CSV or JSON."""
+    """Runs with their parameters and final metrics as CSV or JSON, or into an MLflow store (--mlflow)."""
     from engine.services.runs import export_runs
 
+    if mlflow is not None:
+        return export_mlflow(run_ids, db, workspace, mlflow, output)
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("expected csv or json", param_hint="--format")
     with friendly_errors(), naming_runs(*(run_ids or ())):
         text = export_runs(open_db(db, workspace), run_ids or None, fmt, output, force=force)
     if not output:
         typer.echo(text, nl=False)
+
+
+def export_mlflow(run_ids: list[int] | None, db, workspace, folder: Path, output: Path | None) -> None:
+    from rich.markup import escape
+
+    from engine.services.mlflow_export import MlflowMissingError, export_to_mlflow
+    from kirec_tui.cli.errors import EXIT_USAGE, err_console, fail
+
+    if output is not None:
+        raise fail("--mlflow writes into an MLflow store: give it or --output, not both", EXIT_USAGE)
+    with friendly_errors(), naming_runs(*(run_ids or ())):
+        try:
+            result = export_to_mlflow(open_db(db, workspace), run_ids or None, folder)
+        except MlflowMissingError as exc:
+            raise fail(escape(str(exc)), EXIT_USAGE) from None  # "kirec[mlflow]" is not markup
+    err_console.print(
+        f"MLflow {result.tracking_uri}: {len(result.written)} runs written, {len(result.replaced)} replaced "
+        f"(changed since), {len(result.unchanged)} unchanged, in {result.seconds:.1f} s; "
+        f"open with: mlflow ui --backend-store-uri {result.tracking_uri}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("delete")
