@@ -3,7 +3,7 @@ metrics against a baseline run, and any logged curve overlaid. With one run it i
 
 The screen follows the store as the Runs screen does: a timer polls the store's cheap `last_change()` token and
 reloads when it moved, so a run opened while RUNNING shows its epochs as they come and FINISHED when it ends.
-Below WIDE_COLUMNS the two halves (metrics and curves; configuration and outputs) take the screen in turn (`v`).
+On a narrower terminal (see wide_from) the two halves (metrics and curves; configuration and outputs) take the screen in turn (`v`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from kirec_tui.widgets.chart import LineChart
 PREFERRED_CURVES = ("valid/NDCG@10", "valid/HR@10", "train/loss", "time/epoch_seconds")
 CURVE_KEYS = PREFERRED_CURVES[:3]  # the curves every run logs per epoch
 LOWER_IS_BETTER = ("loss", "seconds")
-WIDE_COLUMNS = 120  # from this width on, both halves side by side
+# From this width on both halves show side by side: a run's detail needs 100 columns, each compared run 20 more
+# (its value, Δ and × columns).
+DETAIL_WIDE_COLUMNS, COLUMNS_PER_RUN = 100, 20
 CELL_CHARS = 28  # longer values are cut with "…"; Enter shows them whole
 
 
@@ -124,6 +126,7 @@ class CompareScreen(Screen):
     # CSS, not DEFAULT_CSS: these rules must outrank kirec.tcss's plain #compare-* ones (default CSS never does)
     CSS = """
     CompareScreen #compare-curve { width: 100%; }
+    CompareScreen #compare-title { width: 100%; }
     CompareScreen #compare-left { width: 2fr; }
     CompareScreen #compare-right { width: 3fr; }
     CompareScreen.-narrow #compare-body { layout: vertical; }
@@ -167,7 +170,7 @@ class CompareScreen(Screen):
             with Vertical(id="compare-left"):
                 yield Label("", id="params-title", classes="section")
                 yield ValueTable(id="compare-params", zebra_stripes=True, cursor_type="row")
-                yield Label("outputs: what the runs recorded", id="outputs-title", classes="section")
+                yield Label("outputs", id="outputs-title", classes="section")
                 yield ValueTable(id="compare-outputs", zebra_stripes=True, cursor_type="row")
             with Vertical(id="compare-right"):
                 yield Label("final metrics", id="metrics-title", classes="section")
@@ -185,8 +188,12 @@ class CompareScreen(Screen):
     def on_resize(self, event) -> None:
         self._fit(event.size.width)
 
+    @property
+    def wide_from(self) -> int:
+        return DETAIL_WIDE_COLUMNS + COLUMNS_PER_RUN * (len(self.run_ids) - 1)
+
     def _fit(self, width: int) -> None:
-        self.set_class(width < WIDE_COLUMNS, "-narrow")
+        self.set_class(width < self.wide_from, "-narrow")
         self.refresh_bindings()
 
     # -- loading and following the store -------------------------------------------------------------------
@@ -267,8 +274,8 @@ class CompareScreen(Screen):
             cells = [Text(key, style=style), *(Text(shortened(value_text(key, v)), style=style) for v in values)]
             rows.append((key, cells))
         self._refill(self.query_one("#compare-params", DataTable), ["param", *self._headers()], rows)
-        which = "configuration, all params" if self.show_all_params else "configuration, params that differ"
-        self.query_one("#params-title", Label).update(f"{which} ({len(params)})   a: toggle")
+        which = f"{len(params)} params   a: differing" if self.show_all_params else f"{len(params)} differ   a: all"
+        self.query_one("#params-title", Label).update(f"configuration ({which})")
 
     def _fill_outputs(self) -> None:
         rows = []
@@ -279,7 +286,7 @@ class CompareScreen(Screen):
             cells += [Text(shortened(value_text(key, v)), style=style, justify="right") for v in values]
             rows.append((key, cells))
         self._refill(self.query_one("#compare-outputs", DataTable), ["output", *self._headers()], rows)
-        self.query_one("#outputs-title", Label).update(f"outputs: what the runs recorded ({len(rows)})")
+        self.query_one("#outputs-title", Label).update(f"outputs, recorded by the run ({len(rows)})")
 
     def _fill_metrics(self) -> None:
         ids = self.run_ids

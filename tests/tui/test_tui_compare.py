@@ -240,7 +240,9 @@ async def test_a_small_terminal_shows_one_half_at_a_time(tmp_path):
         await pilot.press("v")
         await pilot.pause()
         assert right.display and not left.display
-    app = make_app(tmp_path, db)
-    async with app.run_test(size=(160, 45)) as pilot:
-        screen = await open_compare(pilot, [first, second])
-        assert screen.query_one("#compare-left").display and screen.query_one("#compare-right").display
+    for size, runs in (((160, 45), [first, second]), ((100, 30), [first])):  # wide enough: both halves at once
+        app = make_app(tmp_path, db)
+        async with app.run_test(size=size) as pilot:
+            screen = await open_compare(pilot, runs)
+            assert screen.query_one("#compare-left").display and screen.query_one("#compare-right").display
+            assert not screen.check_action("switch_half", ())  # and no v key in the footer
