@@ -401,5 +401,31 @@ class CompareScreen(Screen):
         self.app.pop_screen()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
+        # A failed poll (the store busy for a moment) is retried by the next one; a failed load is said.
+        if event.state == WorkerState.ERROR and event.worker.group == "compare-load":
             self.query_one("#compare-title", Label).update(Text(str(event.worker.error), style="red"))
+
+    def palette_commands(self):
+        from textual.app import SystemCommand
+
+        yield SystemCommand("Compare: next curve", "Show the next logged curve (m)", self.action_next_curve)
+        yield SystemCommand("Compare: choose a curve", "Pick any logged curve", self._focus_curve_choice)
+        if len(self.run_ids) > 1:
+            yield SystemCommand(
+                "Compare: next baseline", "Measure Δ and × against the next run (b)", self.action_next_baseline
+            )
+        yield SystemCommand(
+            "Compare: all or differing params", "Toggle the configuration rows (a)", self.action_toggle_all_params
+        )
+        yield SystemCommand("Compare: full value", "The highlighted row's values whole (Enter)", self.action_show_full)
+        if self.has_class("-narrow"):
+            yield SystemCommand(
+                "Compare: configuration or metrics", "Switch the half shown (v)", self.action_switch_half
+            )
+
+    def _focus_curve_choice(self) -> None:
+        select = self.query_one("#compare-curve", Select)
+        if self.has_class("-setup"):  # the curves are in the other half
+            self.action_switch_half()
+        select.focus()
+        select.action_show_overlay()

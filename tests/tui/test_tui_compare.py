@@ -246,3 +246,17 @@ async def test_a_small_terminal_shows_one_half_at_a_time(tmp_path):
             screen = await open_compare(pilot, runs)
             assert screen.query_one("#compare-left").display and screen.query_one("#compare-right").display
             assert not screen.check_action("switch_half", ())  # and no v key in the footer
+
+
+async def test_the_palette_offers_the_screens_actions(tmp_path):
+    db = tmp_path / "runs.db"
+    first, second = two_finished_runs(db)
+    app = make_app(tmp_path, db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_compare(pilot, [first, second])
+        commands = {command.title: command for command in screen.palette_commands()}
+        assert {"Compare: next curve", "Compare: next baseline", "Compare: full value"} <= set(commands)
+        await pilot.press("v")  # the configuration half: choosing a curve brings the curves back
+        commands["Compare: choose a curve"].callback()
+        await pilot.pause()
+        assert not screen.has_class("-setup") and screen.query_one("#compare-curve").expanded
