@@ -275,6 +275,8 @@ class CompareScreen(Screen):
             rows.append((key, cells))
         self._refill(self.query_one("#compare-params", DataTable), ["param", *self._headers()], rows)
         which = f"{len(params)} params   a: differing" if self.show_all_params else f"{len(params)} differ   a: all"
+        if len(self.run_ids) == 1:
+            which = f"{len(params)} params"
         self.query_one("#params-title", Label).update(f"configuration ({which})")
 
     def _fill_outputs(self) -> None:
@@ -393,7 +395,7 @@ class CompareScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "switch_half":
             return self.has_class("-narrow")
-        if action in ("next_baseline",):
+        if action in ("next_baseline", "toggle_all_params"):  # one run: no baseline, every param differs from none
             return len(self.run_ids) > 1
         return True
 
@@ -414,9 +416,9 @@ class CompareScreen(Screen):
             yield SystemCommand(
                 "Compare: next baseline", "Measure Δ and × against the next run (b)", self.action_next_baseline
             )
-        yield SystemCommand(
-            "Compare: all or differing params", "Toggle the configuration rows (a)", self.action_toggle_all_params
-        )
+            yield SystemCommand(
+                "Compare: all or differing params", "Toggle the configuration rows (a)", self.action_toggle_all_params
+            )
         yield SystemCommand("Compare: full value", "The highlighted row's values whole (Enter)", self.action_show_full)
         if self.has_class("-narrow"):
             yield SystemCommand(
