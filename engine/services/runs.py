@@ -119,3 +119,125 @@ def run_item_neighbours(trained: "TrainedRun", item: int, k: int = 10) -> list[t
     from engine.services.items import nearest
 
     return nearest(table, item, k)
+
+
+# -- runs side by side (the workbench's Compare screen; with one run, that run's detail) -----------------------
+
+# Params a run records about what it did rather than how it was set up: counts, timings and cache hits that
+# engine/pipeline.py adds to the params from engine/knowledge.py (extraction, answer quality), the embedding
+# cache's EmbedStats, the reductions and the item representation. Two runs of one configuration differ in
+# them, so they belong with the run's outputs, not in its configuration diff. fnmatch patterns, one list.
+RUN_OUTPUT_PARAMS = (
+    "model.parameters",
+    "knowledge.extracted",
+    "knowledge.extracted_from_cache",
+    "knowledge.extraction_failed",
+    "knowledge.extraction_items_per_second",
+    "knowledge.quality.*",
+    "knowledge.embed_texts",
+    "knowledge.embed_unique",
+    "knowledge.embed_cached",
+    "knowledge.embed_encoded",
+    "knowledge.embed_seconds",
+    "knowledge.semantic_zero_rows",
+    "knowledge.reduction_seconds",
+    "knowledge.explained_variance",
+    "knowledge.pca_components",
+    "knowledge.reduction_notes",
+    "knowledge.semantic_scale",
+    "knowledge.trainable_params",
+    "knowledge.frozen_values",
+    "knowledge.adapter_params",
+)
+EPOCH_SECONDS = "time/epoch_seconds"  # the per-epoch wall time, derived from when each epoch was recorded
+DURATION_OUTPUT = "run.duration_seconds"
+BEST_EPOCH_OUTPUT = "run.best_epoch"
+
+
+def is_output_param(key: str) -> bool:
+    """Whether the param `key` is something the run measured or counted (RUN_OUTPUT_PARAMS), not a setting."""
+    from fnmatch import fnmatchcase
+
+    return any(fnmatchcase(key, pattern) for pattern in RUN_OUTPUT_PARAMS)
+
+
+@dataclass(frozen=True)
+class RunsSideBySide:
+    """Runs read together for comparing; every tuple is aligned with `run_ids` (None where a run lacks the key)."""
+
+    token: int  # the store's last_change() before anything else was read: a later token means reload
+    runs: tuple  # engine.store.RunDetail, in the order asked
+    settings: dict[str, tuple[str | None, ...]]  # the configuration params
+    differing_settings: dict[str, tuple[str | None, ...]]  # the subset whose values are not all equal
+    outputs: dict[str, tuple[object | None, ...]]  # output params, final info/ metrics, duration, best epoch
+    metrics: dict[str, tuple[float | None, ...]]  # final valid/ and test/ metrics
+    curves: dict[str, dict[int, list[float]]]  # every per-epoch series and EPOCH_SECONDS: key -> run id -> values
+
+    @property
+    def run_ids(self) -> tuple[int, ...]:
+        return tuple(run.id for run in self.runs)
+
+
+def runs_side_by_side(store: "RunStore", run_ids: list[int]) -> RunsSideBySide:
+    """The runs' configuration apart from what they recorded, their final metrics and every logged curve.
+    Raises RunNotFoundError for an unknown id."""
+    token = store.last_change()
+    comparison = store.compare_runs(run_ids)
+    ids = comparison.run_ids
+    series = store.metric_series(ids)
+    finals = store.final_metrics(ids)
+    settings = {k: v for k, v in comparison.params.items() if not is_output_param(k)}
+    outputs: dict[str, tuple[object | None, ...]] = {
+        k: tuple(_number_or_text(value) for value in v) for k, v in comparison.params.items() if is_output_param(k)
+    }
+    for key in sorted({k for f in finals.values() for k in f if not k.startswith(("valid/", "test/"))}):
+        outputs[key] = tuple(finals.get(i, {}).get(key) for i in ids)
+    outputs[DURATION_OUTPUT] = tuple(run.summary.duration_seconds for run in comparison.runs)
+    best = tuple(run.tags.get("best_epoch") for run in comparison.runs)
+    if any(b is not None for b in best):
+        outputs[BEST_EPOCH_OUTPUT] = tuple(None if b is None else int(b) for b in best)
+    curves: dict[str, dict[int, list[float]]] = {}
+    for key in sorted({k for s in series.values() for k in s}):
+        curves[key] = {i: [p.value for p in series.get(i, {}).get(key, [])] for i in ids}
+    curves[EPOCH_SECONDS] = {run.id: epoch_seconds(run, series.get(run.id, {})) for run in comparison.runs}
+    return RunsSideBySide(
+        token=token,
+        runs=comparison.runs,
+        settings=settings,
+        differing_settings={k: v for k, v in settings.items() if len(set(v)) > 1},
+        outputs=outputs,
+        metrics=comparison.metrics,
+        curves=curves,
+    )
+
+
+def _number_or_text(value: str | None) -> object:
+    """A param's text as the number it records (params are stored as text; numbers as JSON), else the text."""
+    import json
+
+    if value is None:
+        return None
+    try:
+        number = json.loads(value)
+    except ValueError:
+        return value
+    return number if isinstance(number, (int, float)) and not isinstance(number, bool) else value
+
+
+def epoch_seconds(run, series: dict) -> list[float]:
+    """Each epoch's wall time from the run's per-epoch records (`series`: key -> MetricPoints): from one
+    epoch's record to the next, the first from the run's start (the pipeline creates the run just before it
+    trains). A resumed run's first epoch after the resume also counts the time the run stood still."""
+    import math
+
+    stamps: dict[int, float] = {}
+    for points in series.values():
+        for point in points:
+            at = point.timestamp.timestamp()
+            stamps[point.step] = min(stamps.get(point.step, at), at)
+    out, previous = [], run.summary.started_at.timestamp()
+    for step in sorted(stamps):
+        seconds = stamps[step] - previous
+        out.append(seconds if seconds >= 0 else math.nan)
+        previous = stamps[step]
+    return out

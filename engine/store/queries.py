@@ -352,6 +352,35 @@ class RunStore:
             ).all()
         return [MetricPoint(step=step, value=_loaded(value), timestamp=_utc(ts)) for step, value, ts in rows]
 
+    def metric_series(self, ids: Sequence[int]) -> dict[int, dict[str, list[MetricPoint]]]:
+        """Every per-step series of each run in `ids` (key -> its points by step), in one read: the keys need not
+        be known in advance. Runs without per-step points (or not in the store) are absent."""
+        found: dict[int, dict[str, list[MetricPoint]]] = defaultdict(lambda: defaultdict(list))
+        with self._read() as session:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                rows = session.connection().execute(
+                    select(MetricRow.run_id, MetricRow.key, MetricRow.step, MetricRow.value, MetricRow.timestamp)
+                    .where(MetricRow.run_id.in_(chunk), MetricRow.step.is_not(None))
+                    .order_by(MetricRow.run_id, MetricRow.key, MetricRow.step, MetricRow.id)
+                )
+                for run_id, key, step, value, ts in rows:
+                    found[run_id][key].append(MetricPoint(step=step, value=_loaded(value), timestamp=_utc(ts)))
+        return {run_id: dict(series) for run_id, series in found.items()}
+
+    def final_metrics(self, ids: Sequence[int]) -> dict[int, dict[str, float]]:
+        """Every final (step None) metric of each run in `ids`, whatever its prefix (valid/, test/, info/ ...)."""
+        found: dict[int, dict[str, float]] = defaultdict(dict)
+        with self._read() as session:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                rows = session.connection().execute(
+                    select(MetricRow.run_id, MetricRow.key, MetricRow.value)
+                    .where(MetricRow.run_id.in_(chunk), MetricRow.step.is_(None))
+                    .order_by(MetricRow.run_id, MetricRow.key)
+                )
+                for run_id, key, value in rows:
+                    found[run_id][key] = _loaded(value)
+        return dict(found)
+
     def compare_runs(self, ids: Sequence[int]) -> RunComparison:
         run_ids = tuple(dict.fromkeys(ids))  # keep the caller's order, drop repeats
         if not run_ids:
