@@ -242,12 +242,14 @@ def tag_command(
     remove: Annotated[bool, typer.Option("--remove", "-r", help="Remove these tags instead of adding them.")] = False,
 ) -> None:
     """Tag a run (the Runs screen's filter and `runs list --tag` find it by them)."""
-    from engine.services.runs import parse_tags, tag_runs
+    from engine.services.runs import tag_runs
 
     with friendly_errors(), naming_runs(run_id), _bad_value_as_usage():
         store = open_db(db, workspace)
-        words = parse_tags(" ".join(tags))
-        tag_runs(store, [run_id], remove=words) if remove else tag_runs(store, [run_id], add=words)
+        if remove:
+            tag_runs(store, [run_id], remove=tags)  # each argument is one tag: "two words" is refused
+        else:
+            tag_runs(store, [run_id], add=tags)
         now = store.get_run(run_id).summary.labels
     typer.echo(f"run {run_id} tags: {' '.join(now) if now else '(none)'}")
 

@@ -59,21 +59,22 @@ class NoteOrTagsPrompt(TextPromptModal):
 
 
 class RunsScreen(Screen):
-    # The footer shows the first of these (Enter, on the table, first of all: RunsTable shows it); F1 lists them all.
+    # The footer shows those with show=True (Enter first: RunsTable shows it) and then the screen keys, in up to 140
+    # columns; F1 lists every binding, the palette every action.
     BINDINGS = [
         Binding("enter", "details", "Open run", show=False),  # when the table is focused, its own Enter shows
         Binding("space", "toggle_select", "Select"),
         Binding("c", "compare", "Compare"),
         Binding("s", "pick_sort", "Sort"),
-        Binding("o", "reverse_sort", "Asc/desc"),
+        Binding("o", "reverse_sort", "Asc/desc", show=False),
         Binding("slash", "focus_filter", "Filter"),
         Binding("v", "choose_columns", "Columns"),
         Binding("t", "tags", "Tags"),
-        Binding("n", "note", "Note"),
+        Binding("n", "note", "Note", show=False),
         Binding("e", "export", "Export"),
         Binding("d", "delete", "Delete"),
-        Binding("D", "toggle_deleted", "Show deleted"),
-        Binding("u", "restore", "Restore"),
+        Binding("D", "toggle_deleted", "Show deleted", show=False),  # the delete notice names it
+        Binding("u", "restore", "Restore", show=False),  # named on the info line while deleted runs show
         Binding("r", "resume", "Resume"),
         Binding("escape", "focus_table", "Table", show=False),
         Binding("f5", "reload", "Reload", show=False),  # the screen reloads on its own when the store changes
@@ -103,7 +104,7 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="runs-filters"):
-            yield Input(placeholder="/ filter: name, dataset, method, backbone, tag", id="filter-text")
+            yield Input(placeholder="/ filter: name, tag, note, dataset, method, backbone", id="filter-text")
             yield Select([(s, s) for s in STATUSES], prompt="any status", id="filter-status")
             yield Select([], prompt="any dataset", id="filter-dataset")
             yield Select([], prompt="any method", id="filter-method")

@@ -580,7 +580,7 @@ async def test_the_footer_says_that_enter_opens_the_run(tmp_path, runs_db):
         await settle(pilot)
         keys = {k.key: k.description for k in app.screen.query(FooterKey)}
         assert keys.get("enter") == "Open run"
-        assert keys.get("v") == "Columns" and keys.get("s") == "Sort"
+        assert keys.get("v") == "Columns" and keys.get("s") == "Sort" and keys.get("t") == "Tags"
 
 
 @pytest.mark.parametrize("size", [(100, 30), (80, 24)])
