@@ -93,6 +93,7 @@ class RunsScreen(Screen):
         self.show_deleted = False
         self.metric_keys: list[str] = list(DEFAULT_METRICS)  # every final test metric seen in a listing
         self.runs: list = []
+        self._by_id: dict = {}
         self._token: int | None = None
         self._known: dict[str, set[str]] = {"dataset": set(), "method": set()}
         self._debounce = None
@@ -168,6 +169,7 @@ class RunsScreen(Screen):
     def _show(self, runs: list, token: int, unfiltered: bool, cursor_to_top: bool) -> None:
         self._token = token
         self.runs = runs
+        self._by_id = {r.id: r for r in runs}
         self.metric_keys = sorted({*self.metric_keys, *logged_metrics(runs)}, key=metric_order)
         if cursor_to_top:
             self.shown_rows = PAGE_ROWS
@@ -212,7 +214,7 @@ class RunsScreen(Screen):
         )
 
     def _run(self, run_id: int | None):
-        return next((r for r in self.runs if r.id == run_id), None) if run_id is not None else None
+        return self._by_id.get(run_id) if run_id is not None else None
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self) -> None:
@@ -458,7 +460,7 @@ class RunsScreen(Screen):
 
     # -- export --------------------------------------------------------------------------------------------
 
-    def action_export(self) -> None:
+    def action_export(self, fmt: str = "csv") -> None:
         """The selected runs, or else every run the filters list (not only the rows shown so far)."""
         ids = sorted(self.selected) if self.selected else [r.id for r in self.runs]
         if not ids:
@@ -473,7 +475,7 @@ class RunsScreen(Screen):
             if answer:
                 self._export(ids, *answer)
 
-        self.app.push_screen(ExportDialog(f"Export {what} to:", "kirec-runs.csv"), answered)
+        self.app.push_screen(ExportDialog(f"Export {what} to:", f"kirec-runs.{fmt}"), answered)
 
     @work(thread=True, group="runs-write", exit_on_error=False)
     def _export(self, ids: list[int], path: str, fmt: str = "csv", force: bool = False) -> None:
@@ -570,8 +572,11 @@ class RunsScreen(Screen):
             "Runs: tags", "Set the tags of the run under the cursor (or add to the selected)", self.action_tags
         )
         yield SystemCommand("Runs: note", "Write a note on the run under the cursor", self.action_note)
+        yield SystemCommand("Runs: export CSV", "Write the selected (or listed) runs as CSV", self.action_export)
         yield SystemCommand(
-            "Runs: export", "Write the selected (or listed) runs as CSV, or JSON with curves", self.action_export
+            "Runs: export JSON",
+            "Write the selected (or listed) runs as JSON, with their per-epoch curves",
+            lambda: self.action_export("json"),
         )
         yield SystemCommand("Runs: delete", "Soft-delete the selected runs (asks first)", self.action_delete)
         yield SystemCommand("Runs: show deleted", "Show or hide deleted runs", self.action_toggle_deleted)

@@ -608,3 +608,21 @@ async def test_the_metrics_stay_on_screen_in_a_small_terminal(tmp_path, runs_db,
         assert right_edge <= table.scrollable_content_region.width
         filter_text = app.screen.query_one("#filter-text")
         assert filter_text.region.width >= 20  # room to type a filter beside the three selectors
+
+
+async def test_the_palettes_json_export_starts_with_json_chosen(tmp_path, runs_db):
+    db, ids = runs_db
+    app = make_app(tmp_path, db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        commands = {c.title: c.callback for c in app.get_system_commands(app.screen)}
+        commands["Runs: export JSON"]()
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ExportDialog) and dialog.fmt == "json"
+        await pilot.press("enter")
+        await settle(pilot)
+    import json
+
+    documents = json.loads((tmp_path / "kirec-runs.json").read_text())
+    assert sorted(d["id"] for d in documents) == sorted(ids) and all("curves" in d for d in documents)
