@@ -174,7 +174,7 @@ async def _table_figures(db: Path, cwd: Path, repeats: int) -> dict:
             figures["filter_text"].append(await _timed(pilot, lambda: pilot.press("slash", *"run-7", "enter")))
             filtered = len(screen.runs)
             figures["clear_filter"].append(await _timed(pilot, lambda: pilot.press("slash", "ctrl+u", "enter")))
-            figures["sort_store_ndcg"].append(await _timed(pilot, lambda: screen.sort_by("ndcg10", True)))
+            figures["sort_store_ndcg"].append(await _timed(pilot, lambda: screen.sort_by("test/NDCG@10", True)))
             figures["sort_ui_fusion"].append(await _timed(pilot, lambda: screen.sort_by("fusion", False)))
             screen.sort_by("started", True)
             await _settle(pilot)

@@ -53,6 +53,7 @@ class Method:
 
     needs_semantic: ClassVar[bool] = True  # False: no semantic table is extracted, embedded or read
     fixed_reduction_only: ClassVar[bool] = False  # True: the reduction must be fitted before training (no adapter)
+    uses_fusion: ClassVar[bool] = False  # True: knowledge.fusion chooses how it combines ID and semantic vectors
 
     def config_problem(self, kcfg: "KnowledgeConfig") -> tuple[str, str] | None:
         """(dotted key, problem) when the knowledge config asks this method for something it cannot do, else

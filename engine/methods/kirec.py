@@ -8,6 +8,8 @@ from engine.methods.base import ItemBuild, Method
 
 
 class KirecMethod(Method):
+    uses_fusion = True
+
     def item_representation(self, build: ItemBuild):
         from engine.semantic.fusion import semantic_table_for
 

@@ -1,18 +1,26 @@
-"""Runs use cases: the runs store for reading or writing, exporting runs, a trained run reloaded, what it
-recommends to a user, and an item's neighbours in a run's own item table."""
+"""Runs use cases: the runs store for reading or writing, listing and exporting runs (filtered, with their
+curves), a researcher's tags and notes, deleting and restoring, a trained run reloaded, what it recommends to a
+user, and an item's neighbours in a run's own item table."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from engine.services.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from engine.store import RunStore
+    from engine.store import RunStore, RunSummary
     from engine.trained import TrainedRun
+
+# The filters a listing (and a filtered export) takes: RunStore.list_runs's, `tag` standing for its `label`.
+FILTER_NAMES = ("status", "dataset", "method", "text", "tag", "include_deleted")
 
 
 def open_runs(db: str | Path) -> "RunStore":
@@ -49,18 +57,145 @@ def check_export_target(target: str | Path, database: str | Path, force: bool = 
 
 
 def export_runs(
-    store: "RunStore", run_ids: list[int] | None, fmt: str, target: str | Path | None = None, force: bool = False
+    store: "RunStore",
+    run_ids: list[int] | None,
+    fmt: str,
+    target: str | Path | None = None,
+    force: bool = False,
+    curves: bool = False,
+    filters: Mapping[str, Any] | None = None,
 ) -> str:
-    """The runs as CSV or JSON text; written to `target` (through a temporary file and a rename) when given.
-    An existing target raises ExportTargetExistsError unless `force`."""
+    """The runs as CSV or JSON text (`curves`: JSON with every per-epoch point); written to `target` (through a
+    temporary file and a rename) when given. An existing target raises ExportTargetExistsError unless `force`.
+
+    `filters` (FILTER_NAMES, as `list_runs` takes them) export the runs a listing with them shows, by id; with
+    `run_ids` too, those of the ids that pass the filters."""
     from engine.store.export_file import write_export
 
+    if curves and fmt != "json":
+        raise ValueError("the per-epoch curves are exported as JSON only: use the json format")
     if target is not None:
         check_export_target(target, store.path, force=force)  # before the query runs
-    text = store.export_runs(run_ids, fmt)
+    text = store.export_runs(filtered_run_ids(store, run_ids, filters), fmt, curves=curves)
     if target is not None:
         write_export(target, text, store.path, force=force)
     return text
+
+
+def filtered_run_ids(
+    store: "RunStore", run_ids: Sequence[int] | None, filters: Mapping[str, Any] | None
+) -> list[int] | None:
+    """`run_ids` narrowed to the runs that pass `filters` (all runs when `run_ids` is None); None: no filter
+    and no ids, i.e. every run that is not deleted."""
+    if not filters or not any(filters.values()):
+        return None if run_ids is None else list(run_ids)
+    for run_id in run_ids or ():
+        store.get_run(run_id)  # an id that does not exist is an error, not silently filtered out
+    passing = [r.id for r in list_runs(store, order_by="id", descending=False, **filters)]
+    if run_ids is None:
+        return passing
+    kept = set(passing)
+    return [run_id for run_id in run_ids if run_id in kept]
+
+
+# -- listing ------------------------------------------------------------------------------------------------
+
+
+def list_runs(
+    store: "RunStore",
+    status: str | None = None,
+    dataset: str | None = None,
+    method: str | None = None,
+    text: str | None = None,
+    tag: str | None = None,
+    include_deleted: bool = False,
+    order_by: str = "started_at",
+    descending: bool = True,
+    limit: int | None = None,
+) -> list["RunSummary"]:
+    """The runs matching every filter (`text`: a substring of name, dataset, method, backbone, a tag or the note;
+    `tag`: exactly that tag), as the store lists them, except that a run whose method combines nothing has no
+    fusion: every run's config records `knowledge.fusion`, but only a method that fuses uses it."""
+    runs = store.list_runs(
+        status=status,
+        dataset=dataset,
+        method=method,
+        text=text,
+        label=tag,
+        include_deleted=include_deleted,
+        order_by=order_by,
+        descending=descending,
+        limit=limit,
+    )
+    return [without_unused_fusion(run) for run in runs]
+
+
+def without_unused_fusion(run: "RunSummary") -> "RunSummary":
+    if run.fusion is not None and method_uses_fusion(run.method) is False:
+        return dataclasses.replace(run, fusion=None)
+    return run
+
+
+@functools.lru_cache(maxsize=None)
+def method_uses_fusion(method: str) -> bool | None:
+    """Whether the registered method `method` uses knowledge.fusion; None for a name this kirec does not know
+    (a run of an older or newer kirec: its recorded fusion is shown as it is)."""
+    from engine import registry
+
+    if method not in registry.choices("method"):
+        return None
+    return bool(registry.load("method", method).uses_fusion)
+
+
+# -- a researcher's tags and notes; deleting and restoring --------------------------------------------------
+
+
+def parse_tags(text: str) -> list[str]:
+    """Tags typed on one line, separated by spaces or commas; ValueError (one line) for a bad one."""
+    from engine.store.queries import checked_labels
+
+    return checked_labels(t for t in re.split(r"[\s,]+", text) if t)
+
+
+def parse_tag_edits(text: str) -> tuple[list[str], list[str]]:
+    """(tags to add, tags to remove) from one line such as "baseline -draft": a leading "-" removes a tag."""
+    words = [t for t in re.split(r"[\s,]+", text) if t]
+    add = parse_tags(" ".join(w for w in words if not w.startswith("-")))
+    remove = parse_tags(" ".join(w[1:] for w in words if w.startswith("-") and len(w) > 1))
+    return add, remove
+
+
+def set_run_tags(store: "RunStore", run_id: int, tags: Iterable[str]) -> None:
+    """Replace the run's tags with `tags`."""
+    store.set_labels(run_id, tags)
+
+
+def tag_runs(store: "RunStore", run_ids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+    """Add `add` to and remove `remove` from each run's tags (checked before any run is changed)."""
+    from engine.store.queries import checked_labels
+
+    added, removed = checked_labels(add), checked_labels(remove)
+    for run_id in run_ids:
+        if added:
+            store.add_labels(run_id, added)
+        if removed:
+            store.remove_labels(run_id, removed)
+
+
+def set_run_note(store: "RunStore", run_id: int, note: str | None) -> None:
+    """The run's note; None or blank text removes it."""
+    store.set_note(run_id, note)
+
+
+def delete_runs(store: "RunStore", run_ids: Iterable[int]) -> None:
+    """Soft-delete: hidden from listings, every row kept (restore_runs brings them back)."""
+    for run_id in run_ids:
+        store.soft_delete(run_id)
+
+
+def restore_runs(store: "RunStore", run_ids: Iterable[int]) -> None:
+    for run_id in run_ids:
+        store.restore(run_id)
 
 
 def load_trained(

@@ -29,13 +29,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from engine.sqlite_files import BUSY_TIMEOUT_SECONDS, apply_settings
-from engine.store.tables import ArtifactRow, ChangeCounterRow, MetricRow, ParamRow, RunRow, TagRow
+from engine.store.tables import ArtifactRow, ChangeCounterRow, LabelRow, MetricRow, ParamRow, RunRow, TagRow
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Execution option read by the "begin" listener; set on the write engine (see write_engine()).
 _BEGIN_MODE_OPTION = "kirec_sqlite_begin"
 
-_TABLES = [t.__table__ for t in (RunRow, ParamRow, MetricRow, ArtifactRow, TagRow, ChangeCounterRow)]
+_TABLES = [t.__table__ for t in (RunRow, ParamRow, MetricRow, ArtifactRow, TagRow, LabelRow, ChangeCounterRow)]
 
 
 class StoreError(Exception):
@@ -80,11 +80,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="artifact hashes: a checkpoint is verified against the sha256 its run recorded",
         statements=("ALTER TABLE artifacts ADD COLUMN sha256 VARCHAR",),
     ),
+    Migration(
+        version=4,
+        description="a researcher's tags (labels) and note on a run",
+        statements=(
+            "ALTER TABLE runs ADD COLUMN note VARCHAR",
+            "CREATE TABLE labels (run_id INTEGER NOT NULL, label VARCHAR NOT NULL, PRIMARY KEY (run_id, label), "
+            "FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE)",
+        ),
+    ),
 )
 # The tables each schema version has (a file claiming a version without them is someone else's).
 _KIREC_TABLES = {1: {"runs", "params", "metrics", "artifacts", "tags"}}
 _KIREC_TABLES[2] = _KIREC_TABLES[1] | {"change_counter"}
 _KIREC_TABLES[3] = _KIREC_TABLES[2]
+_KIREC_TABLES[4] = _KIREC_TABLES[3] | {"labels"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 

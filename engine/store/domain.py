@@ -54,6 +54,8 @@ class RunSummary:
     duration_seconds: float | None  # None while the run has not ended
     test_metrics: dict[str, float] = field(default_factory=dict)  # final "test/..." metrics (step None)
     deleted: bool = False
+    labels: tuple[str, ...] = ()  # the researcher's tags (`kirec runs tag`), sorted; not RunDetail.tags
+    note: str | None = None  # the researcher's note (`kirec runs note`)
 
 
 @dataclass(frozen=True)

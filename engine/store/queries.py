@@ -46,13 +46,14 @@ from engine.store.domain import (
     RunStatus,
     RunSummary,
 )
-from engine.store.tables import ArtifactRow, ChangeCounterRow, MetricRow, ParamRow, RunRow, TagRow
+from engine.store.tables import ArtifactRow, ChangeCounterRow, LabelRow, MetricRow, ParamRow, RunRow, TagRow
 
 FUSION_PARAM = "knowledge.fusion"
 PROMPT_PARAM = "knowledge.prompt_hash"
 TEST_PREFIX = "test/"
 VALID_PREFIX = "valid/"
 ORDER_COLUMNS = ("id", "name", "status", "dataset", "method", "backbone", "started_at", "ended_at", "duration")
+MAX_LABEL_LENGTH = 64
 # Ids per IN (...) list: far below SQLite's variable limit, large enough that 10,000 runs take a few statements.
 _ID_CHUNK = 900
 
@@ -223,8 +224,48 @@ class RunStore:
 
     def soft_delete(self, run_id: int) -> None:
         """Hide the run from listings; its rows stay (get_run still finds it, with deleted=True)."""
+        self._set_deleted(run_id, True)
+
+    def restore(self, run_id: int) -> None:
+        """Undo `soft_delete`: the run is listed again (restoring a run that is not deleted changes nothing)."""
+        self._set_deleted(run_id, False)
+
+    def _set_deleted(self, run_id: int, deleted: bool) -> None:
         with self._write() as session:
-            result = session.execute(update(RunRow).where(RunRow.id == run_id).values(deleted=True))
+            result = session.execute(update(RunRow).where(RunRow.id == run_id).values(deleted=deleted))
+            if result.rowcount == 0:
+                raise RunNotFoundError(run_id)
+
+    def set_labels(self, run_id: int, labels: Iterable[str]) -> None:
+        """Make `labels` the run's tags (a researcher's single-word tags, not the key/value `set_tags`)."""
+        wanted = checked_labels(labels)
+        with self._write() as session:
+            self._require_run(session, run_id)
+            session.execute(delete(LabelRow).where(LabelRow.run_id == run_id))
+            if wanted:
+                session.execute(insert(LabelRow), [{"run_id": run_id, "label": label} for label in wanted])
+
+    def add_labels(self, run_id: int, labels: Iterable[str]) -> None:
+        added = checked_labels(labels)
+        with self._write() as session:
+            self._require_run(session, run_id)
+            if added:
+                session.execute(
+                    sqlite_insert(LabelRow).on_conflict_do_nothing(),
+                    [{"run_id": run_id, "label": label} for label in added],
+                )
+
+    def remove_labels(self, run_id: int, labels: Iterable[str]) -> None:
+        removed = checked_labels(labels)
+        with self._write() as session:
+            self._require_run(session, run_id)
+            session.execute(delete(LabelRow).where(LabelRow.run_id == run_id, LabelRow.label.in_(removed)))
+
+    def set_note(self, run_id: int, note: str | None) -> None:
+        """The run's free-text note; None or blank text removes it."""
+        text = None if note is None or not note.strip() else note.strip()
+        with self._write() as session:
+            result = session.execute(update(RunRow).where(RunRow.id == run_id).values(note=text))
             if result.rowcount == 0:
                 raise RunNotFoundError(run_id)
 
@@ -280,13 +321,15 @@ class RunStore:
         order_by: str = "started_at",
         descending: bool = True,
         limit: int | None = None,
+        label: str | None = None,
     ) -> list[RunSummary]:
         """Runs matching every given filter, in two statements whatever their number.
 
-        `text` matches name, dataset, method, backbone or a tag value (case-insensitive substring).
+        `text` matches name, dataset, method, backbone, a tag value, a label or the note (case-insensitive
+        substring); `label` keeps the runs that carry exactly that label.
         `order_by` is one of ORDER_COLUMNS or a final metric key such as "test/NDCG@10"; missing values sort last.
         """
-        filters = _run_filters(status, dataset, method, text, include_deleted)
+        filters = _run_filters(status, dataset, method, text, include_deleted, label)
         order = _order_clauses(order_by, descending)
         listing = (
             select(
@@ -300,6 +343,12 @@ class RunStore:
                 RunRow.started_at,
                 RunRow.ended_at,
                 RunRow.deleted,
+                RunRow.note,
+                # labels hold no spaces (checked_labels), so one space-joined text per run keeps this one statement
+                select(func.group_concat(LabelRow.label, " "))
+                .where(LabelRow.run_id == RunRow.id)
+                .scalar_subquery()
+                .label("labels"),
                 _param_subquery(FUSION_PARAM).label("fusion"),
                 _param_subquery(PROMPT_PARAM).label("prompt"),
             )
@@ -330,6 +379,8 @@ class RunStore:
                 duration_seconds=None if r.ended_at is None else r.ended_at - r.started_at,
                 test_metrics=tests.get(r.id, {}),
                 deleted=bool(r.deleted),
+                labels=tuple(sorted(r.labels.split())) if r.labels else (),
+                note=r.note,
             )
             for r in rows
         ]
@@ -404,13 +455,18 @@ class RunStore:
             metrics=metrics,
         )
 
-    def export_runs(self, ids: Sequence[int] | None = None, fmt: Literal["csv", "json"] = "csv") -> str:
+    def export_runs(
+        self, ids: Sequence[int] | None = None, fmt: Literal["csv", "json"] = "csv", curves: bool = False
+    ) -> str:
         """CSV (one row per run: summary, final metrics, `param.<key>` columns) or a JSON list of full runs.
 
-        `ids` None exports every run that is not deleted.
+        `ids` None exports every run that is not deleted. `curves` (JSON only) adds each run's per-epoch points,
+        `"curves": {"valid/NDCG@10": [{"step": 1, "value": 0.02}, ...], ...}`.
         """
         if fmt not in ("csv", "json"):
             raise ValueError(f"export format must be 'csv' or 'json', got {fmt!r}")
+        if curves and fmt != "json":
+            raise ValueError("the per-epoch curves are exported as JSON only: use the json format")
         with self._read() as session:
             if ids is None:
                 run_ids: tuple[int, ...] = tuple(
@@ -419,11 +475,17 @@ class RunStore:
             else:
                 run_ids = tuple(dict.fromkeys(ids))
             details = _load_details(session, run_ids)
+            points: dict[int, dict[str, list[dict[str, Any]]]] = {}
+            if curves:
+                for chunk in _chunks(run_ids):
+                    points.update(_curves_by_run(session, MetricRow.run_id.in_(chunk)))
         missing = [i for i in run_ids if i not in details]
         if missing:
             raise RunNotFoundError(missing[0])
         runs = [details[i] for i in run_ids]
-        return _to_json(runs) if fmt == "json" else _to_csv(runs)
+        if fmt == "csv":
+            return _to_csv(runs)
+        return _to_json(runs, {i: points.get(i, {}) for i in run_ids} if curves else None)
 
     def last_change(self) -> int:
         """A counter that grows with every committed write: poll it and reload only when it moved."""
@@ -508,7 +570,12 @@ def current_code_version() -> str:
 
 
 def _run_filters(
-    status: RunStatus | str | None, dataset: str | None, method: str | None, text: str | None, include_deleted: bool
+    status: RunStatus | str | None,
+    dataset: str | None,
+    method: str | None,
+    text: str | None,
+    include_deleted: bool,
+    label: str | None = None,
 ) -> list[ColumnElement[bool]]:
     filters: list[ColumnElement[bool]] = []
     if not include_deleted:
@@ -522,15 +589,21 @@ def _run_filters(
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         tag_match = select(TagRow.run_id).where(TagRow.run_id == RunRow.id, TagRow.value.like(pattern, escape="\\"))
+        label_match = select(LabelRow.run_id).where(
+            LabelRow.run_id == RunRow.id, LabelRow.label.like(pattern, escape="\\")
+        )
         filters.append(
             or_(
                 *(
                     col.like(pattern, escape="\\")
-                    for col in (RunRow.name, RunRow.dataset, RunRow.method, RunRow.backbone)
+                    for col in (RunRow.name, RunRow.dataset, RunRow.method, RunRow.backbone, RunRow.note)
                 ),
                 tag_match.exists(),
+                label_match.exists(),
             )
         )
+    if label is not None:
+        filters.append(select(LabelRow.run_id).where(LabelRow.run_id == RunRow.id, LabelRow.label == label).exists())
     return filters
 
 
@@ -575,13 +648,50 @@ def _final_metrics_by_run(session: Session, runs: ColumnElement[bool], prefix: s
     return found
 
 
+def _labels_by_run(session: Session, runs: ColumnElement[bool]) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    for run_id, label in session.connection().execute(
+        select(LabelRow.run_id, LabelRow.label).where(runs).order_by(LabelRow.run_id, LabelRow.label)
+    ):
+        found[run_id].append(label)
+    return {run_id: tuple(labels) for run_id, labels in found.items()}
+
+
+def _curves_by_run(session: Session, runs: ColumnElement[bool]) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """Every per-epoch point (step not None) of the runs, by run and key, in step order."""
+    found: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for run_id, key, step, value in session.connection().execute(
+        select(MetricRow.run_id, MetricRow.key, MetricRow.step, MetricRow.value)
+        .where(runs, MetricRow.step.is_not(None))
+        .order_by(MetricRow.run_id, MetricRow.key, MetricRow.step, MetricRow.id)
+    ):
+        finite = value is not None and math.isfinite(value)
+        found[run_id][key].append({"step": step, "value": value if finite else None})  # strict JSON has no NaN
+    return {run_id: dict(curves) for run_id, curves in found.items()}
+
+
+def checked_labels(labels: Iterable[str]) -> list[str]:
+    """The labels, stripped and without repeats; ValueError (one line) for an empty one or one with a space or a
+    comma (a label is one word, so that a listing can join them with spaces and a prompt split them again)."""
+    checked: list[str] = []
+    for raw in labels:
+        label = raw.strip()
+        if not label or any(c.isspace() or c == "," for c in label):
+            raise ValueError(f"tag {raw!r} must be one word: no spaces or commas")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ValueError(f"tag {label[:20]!r}… is longer than {MAX_LABEL_LENGTH} characters")
+        if label not in checked:
+            checked.append(label)
+    return checked
+
+
 def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
     for start in range(0, len(ids), _ID_CHUNK):
         yield list(ids[start : start + _ID_CHUNK])
 
 
 def _load_details(session: Session, ids: Sequence[int]) -> dict[int, RunDetail]:
-    """Full details of `ids` (those that exist) in five statements per chunk of ids, never one per run."""
+    """Full details of `ids` (those that exist) in six statements per chunk of ids, never one per run."""
     details: dict[int, RunDetail] = {}
     for chunk in _chunks(ids):
         runs = session.exec(select(RunRow).where(RunRow.id.in_(chunk))).all()
@@ -607,6 +717,7 @@ def _load_details(session: Session, ids: Sequence[int]) -> dict[int, RunDetail]:
         in_chunk = MetricRow.run_id.in_(chunk)
         valid = _final_metrics_by_run(session, in_chunk, VALID_PREFIX)
         test = _final_metrics_by_run(session, in_chunk, TEST_PREFIX)
+        labels = _labels_by_run(session, LabelRow.run_id.in_(chunk))
         for run in runs:
             assert run.id is not None
             run_params = params.get(run.id, {})
@@ -625,6 +736,8 @@ def _load_details(session: Session, ids: Sequence[int]) -> dict[int, RunDetail]:
                 duration_seconds=None if run.ended_at is None else run.ended_at - run.started_at,
                 test_metrics=test.get(run.id, {}),
                 deleted=bool(run.deleted),
+                labels=labels.get(run.id, ()),
+                note=run.note,
             )
             details[run.id] = RunDetail(
                 summary=summary,
@@ -661,6 +774,8 @@ _CSV_COLUMNS = (
     "duration_seconds",
     "error",
     "deleted",
+    "labels",
+    "note",
 )
 
 
@@ -682,6 +797,8 @@ def _summary_fields(run: RunDetail) -> dict[str, Any]:
         "duration_seconds": s.duration_seconds,
         "error": run.error,
         "deleted": s.deleted,
+        "labels": list(s.labels),
+        "note": s.note,
     }
 
 
@@ -695,7 +812,7 @@ def _to_csv(runs: Sequence[RunDetail]) -> str:
         fields = _summary_fields(run)
         writer.writerow(
             [
-                *("" if fields[c] is None else fields[c] for c in _CSV_COLUMNS),
+                *(_csv_cell(fields[c]) for c in _CSV_COLUMNS),
                 *("" if (v := _final_metric(run, k)) is None else repr(v) for k in metric_keys),
                 *(run.params.get(k, "") for k in param_keys),
             ]
@@ -703,7 +820,13 @@ def _to_csv(runs: Sequence[RunDetail]) -> str:
     return out.getvalue()
 
 
-def _to_json(runs: Sequence[RunDetail]) -> str:
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return " ".join(value) if isinstance(value, list) else value  # labels: one word each
+
+
+def _to_json(runs: Sequence[RunDetail], curves: Mapping[int, Mapping[str, Any]] | None = None) -> str:
     def finite_or_none(metrics: Mapping[str, float]) -> dict[str, float | None]:
         return {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}  # strict JSON has no NaN
 
@@ -721,6 +844,7 @@ def _to_json(runs: Sequence[RunDetail]) -> str:
                 for a in run.artifacts
             ],
             "metrics": {"valid": finite_or_none(run.valid_metrics), "test": finite_or_none(run.test_metrics)},
+            **({} if curves is None else {"curves": curves[run.id]}),
         }
         for run in runs
     ]

@@ -37,6 +37,8 @@ class RunRow(SQLModel, table=True):
     pid: int | None = None
     hostname: str | None = None
     deleted: bool = Field(default=False, sa_column_kwargs={"server_default": text("0")})
+    # Added in schema version 4: the researcher's free-text note on the run (`kirec runs note`).
+    note: str | None = None
 
 
 class ParamRow(SQLModel, table=True):
@@ -80,6 +82,18 @@ class TagRow(SQLModel, table=True):
     run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True)
     key: str = Field(primary_key=True)
     value: str
+
+
+class LabelRow(SQLModel, table=True):
+    """A researcher's tag on a run (`kirec runs tag`), a single word; added in schema version 4.
+
+    Not the key/value `tags` above, which the pipeline writes (host, best_epoch): a label is a name only, and a
+    run has a set of them."""
+
+    __tablename__ = "labels"
+
+    run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True)
+    label: str = Field(primary_key=True)
 
 
 class ChangeCounterRow(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""`kirec runs list | show | compare | export | delete`: the runs store from the terminal."""
+"""`kirec runs list | show | compare | export | tag | note | delete | restore`: the runs store from the terminal."""
 
 from __future__ import annotations
 
@@ -15,9 +15,20 @@ from rich.table import Table
 from kirec_tui.cli.errors import friendly_errors
 from kirec_tui.cli.workspace import WorkspaceOption, workspace_of
 
-app = typer.Typer(help="Past runs in runs.db: list, inspect, compare, export, delete.", no_args_is_help=True)
+app = typer.Typer(
+    help="Past runs in runs.db: list, inspect, compare, export, tag, note, delete, restore.", no_args_is_help=True
+)
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Runs database (default runs.db, or KIREC_DB).")]
 KEY_METRICS = ("HR@10", "NDCG@10")
+# The listing's filters, shared by `list` and `export` (engine.services.runs.FILTER_NAMES).
+StatusOption = Annotated[Optional[str], typer.Option(help="RUNNING | FINISHED | FAILED | INTERRUPTED")]
+DatasetOption = Annotated[Optional[str], typer.Option()]
+MethodOption = Annotated[Optional[str], typer.Option()]
+TextOption = Annotated[
+    Optional[str], typer.Option("--filter", help="Text to find in the name/dataset/method/backbone, a tag or the note.")
+]
+TagOption = Annotated[Optional[str], typer.Option("--tag", help="Only the runs tagged so (kirec runs tag).")]
+DeletedOption = Annotated[bool, typer.Option("--deleted", help="Include deleted runs (kirec runs restore).")]
 
 
 def open_db(db: str | None, workspace: str | None = None):
@@ -44,17 +55,30 @@ def _fmt_metric(value: float | None) -> str:
 def list_command(
     db: DbOption = None,
     workspace: WorkspaceOption = None,
-    status: Annotated[Optional[str], typer.Option(help="RUNNING | FINISHED | FAILED | INTERRUPTED")] = None,
-    dataset: Annotated[Optional[str], typer.Option()] = None,
-    method: Annotated[Optional[str], typer.Option()] = None,
-    text: Annotated[Optional[str], typer.Option("--filter", help="Text to find in the name/dataset/method.")] = None,
+    status: StatusOption = None,
+    dataset: DatasetOption = None,
+    method: MethodOption = None,
+    text: TextOption = None,
     limit: Annotated[Optional[int], typer.Option()] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    tag: TagOption = None,
+    deleted: DeletedOption = False,
 ) -> None:
     """Runs, newest first."""
-    with friendly_errors():
+    from engine.services.runs import list_runs
+
+    with friendly_errors(), _bad_value_as_usage():
         store = open_db(db, workspace)  # it marks runs whose writer died INTERRUPTED
-        runs = store.list_runs(status=status, dataset=dataset, method=method, text=text, limit=limit)
+        runs = list_runs(
+            store,
+            status=status,
+            dataset=dataset,
+            method=method,
+            text=text,
+            tag=tag,
+            include_deleted=deleted,
+            limit=limit,
+        )
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in runs], default=str))
         return
@@ -69,12 +93,13 @@ def list_command(
         *(f"test {k}" for k in KEY_METRICS),
         "started",
         "duration",
+        "tags",
     ):
         table.add_column(column)
     for r in runs:
         table.add_row(
             str(r.id),
-            r.status,
+            f"{r.status} (deleted)" if r.deleted else r.status,
             r.name,
             r.dataset,
             r.method,
@@ -82,6 +107,7 @@ def list_command(
             *(_fmt_metric(r.test_metrics.get(f"test/{k}")) for k in KEY_METRICS),
             f"{r.started_at:%Y-%m-%d %H:%M}",
             "" if r.duration_seconds is None else f"{r.duration_seconds:.0f}s",
+            " ".join(r.labels),
         )
     Console().print(table)
 
@@ -106,6 +132,12 @@ def show_command(
     )
     if detail.error:
         console.print(f"[red]{detail.error}[/]")
+    if run.deleted:
+        console.print(f"deleted (kirec runs restore {run.id} lists it again)")
+    if run.labels:
+        console.print(f"tags: {' '.join(run.labels)}", highlight=False)
+    if run.note:
+        console.print(f"note: {run.note}", highlight=False, markup=False)
     metrics = Table(title="metrics")
     metrics.add_column("metric")
     metrics.add_column("valid", justify="right")
@@ -170,6 +202,13 @@ def export_command(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing output file (never the database).")
     ] = False,
+    curves: Annotated[bool, typer.Option("--curves", help="Add every run's per-epoch metrics (JSON only).")] = False,
+    status: StatusOption = None,
+    dataset: DatasetOption = None,
+    method: MethodOption = None,
+    text: TextOption = None,
+    tag: TagOption = None,
+    deleted: DeletedOption = False,
     mlflow: Annotated[
         Optional[Path],
         typer.Option(
@@ -179,17 +218,81 @@ def export_command(
         ),
     ] = None,
 ) -> None:
-    """Runs with their parameters and final metrics as CSV or JSON, or into an MLflow store (--mlflow)."""
+    """Runs with their parameters and final metrics as CSV or JSON, or into an MLflow store (--mlflow); the
+    filters pick runs as `runs list` does."""
     from engine.services.runs import export_runs
 
     if mlflow is not None:
         return export_mlflow(run_ids, db, workspace, mlflow, output)
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("expected csv or json", param_hint="--format")
-    with friendly_errors(), naming_runs(*(run_ids or ())):
-        text = export_runs(open_db(db, workspace), run_ids or None, fmt, output, force=force)
+    if curves and fmt != "json":
+        raise typer.BadParameter("the curves are exported as JSON only: add --format json", param_hint="--curves")
+    filters = {
+        "status": status,
+        "dataset": dataset,
+        "method": method,
+        "text": text,
+        "tag": tag,
+        "include_deleted": deleted,
+    }
+    with friendly_errors(), naming_runs(*(run_ids or ())), _bad_value_as_usage():
+        exported = export_runs(
+            open_db(db, workspace), run_ids or None, fmt, output, force=force, curves=curves, filters=filters
+        )
     if not output:
-        typer.echo(text, nl=False)
+        typer.echo(exported, nl=False)
+
+
+@app.command("tag")
+def tag_command(
+    run_id: int,
+    tags: Annotated[list[str], typer.Argument(help="Tags, one word each.")],
+    db: DbOption = None,
+    workspace: WorkspaceOption = None,
+    remove: Annotated[bool, typer.Option("--remove", "-r", help="Remove these tags instead of adding them.")] = False,
+) -> None:
+    """Tag a run (the Runs screen's filter and `runs list --tag` find it by them)."""
+    from engine.services.runs import tag_runs
+
+    with friendly_errors(), naming_runs(run_id), _bad_value_as_usage():
+        store = open_db(db, workspace)
+        if remove:
+            tag_runs(store, [run_id], remove=tags)  # each argument is one tag: "two words" is refused
+        else:
+            tag_runs(store, [run_id], add=tags)
+        now = store.get_run(run_id).summary.labels
+    typer.echo(f"run {run_id} tags: {' '.join(now) if now else '(none)'}")
+
+
+@app.command("note")
+def note_command(
+    run_id: int,
+    text: Annotated[Optional[list[str]], typer.Argument(help="The note (words are joined with spaces).")] = None,
+    db: DbOption = None,
+    workspace: WorkspaceOption = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the run's note.")] = False,
+) -> None:
+    """Set a run's note, or print it when no text is given."""
+    from engine.services.runs import set_run_note
+
+    if clear and text:
+        raise typer.BadParameter("give a note or --clear, not both", param_hint="--clear")
+    with friendly_errors(), naming_runs(run_id):
+        store = open_db(db, workspace)
+        if clear or text:
+            set_run_note(store, run_id, None if clear else " ".join(text or ()))
+        note = store.get_run(run_id).summary.note
+    typer.echo(f"run {run_id} note: {note}" if note else f"run {run_id} has no note")
+
+
+@contextlib.contextmanager
+def _bad_value_as_usage() -> Iterator[None]:
+    """A value the engine refuses (a tag with a space, an unknown status): one line and exit 2, no traceback."""
+    try:
+        yield
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def export_mlflow(run_ids: list[int] | None, db, workspace, folder: Path, output: Path | None) -> None:
@@ -228,4 +331,18 @@ def delete_command(
         if not yes:
             typer.confirm(f"Delete run {run_id} ({detail.summary.name})?", abort=True)
         store.soft_delete(run_id)
-    typer.echo(f"deleted run {run_id}")
+    typer.echo(f"deleted run {run_id} (kirec runs restore {run_id} brings it back)")
+
+
+@app.command("restore")
+def restore_command(
+    run_ids: Annotated[list[int], typer.Argument(help="Deleted runs to list again.")],
+    db: DbOption = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """List deleted runs again (`runs list --deleted` shows them)."""
+    from engine.services.runs import restore_runs
+
+    with friendly_errors(), naming_runs(*run_ids):
+        restore_runs(open_db(db, workspace), run_ids)
+    typer.echo(f"restored run{'s' if len(run_ids) > 1 else ''} {', '.join(map(str, run_ids))}")

@@ -270,6 +270,65 @@ def test_soft_delete_hides_the_run_but_keeps_its_rows(store: RunStore):
         assert raw(db, f"SELECT COUNT(*) FROM {table} WHERE {key} = ?", gone)[0][0] > 0, table
 
 
+def test_labels_and_note_are_kept_listed_matched_and_removed_with_the_run(store: RunStore):
+    a = make_run(store, "a")
+    b = make_run(store, "b")
+    store.set_labels(a, ["baseline", "sweep", "baseline"])
+    store.add_labels(b, ["sweep"])
+    store.add_labels(b, ["sweep", "gate"])  # adding one it has already changes nothing
+    store.set_note(a, "  lr 1e-3 diverged  ")
+    store.remove_labels(a, ["sweep", "absent"])
+
+    listed = {r.id: r for r in store.list_runs()}
+    assert listed[a].labels == ("baseline",) and listed[a].note == "lr 1e-3 diverged"
+    assert listed[b].labels == ("gate", "sweep") and listed[b].note is None
+    assert store.get_run(b).summary.labels == ("gate", "sweep")
+    assert [r.id for r in store.list_runs(label="sweep")] == [b]
+    assert [r.id for r in store.list_runs(label="swe")] == []  # exact, unlike the text filter
+    assert [r.id for r in store.list_runs(text="BASE")] == [a]  # a label, case-insensitively
+    assert [r.id for r in store.list_runs(text="diverged")] == [a]  # the note
+    store.set_note(a, "   ")
+    store.set_labels(a, [])
+    assert store.get_run(a).summary.note is None and store.get_run(a).summary.labels == ()
+    for bad in (["two words"], [""], ["a,b"], ["x" * 65]):
+        with pytest.raises(ValueError, match="tag"):
+            store.add_labels(b, bad)
+    for write in (lambda: store.set_labels(424242, ["x"]), lambda: store.set_note(424242, "x")):
+        with pytest.raises(RunNotFoundError):
+            write()
+
+
+def test_restore_lists_a_deleted_run_again(store: RunStore):
+    run_id = make_run(store, "back")
+    store.soft_delete(run_id)
+    assert store.list_runs() == []
+    store.restore(run_id)
+    assert [r.id for r in store.list_runs()] == [run_id] and not store.get_run(run_id).summary.deleted
+    with pytest.raises(RunNotFoundError):
+        store.restore(424242)
+
+
+def test_export_json_carries_the_curves_and_the_labels(store: RunStore):
+    a = make_run(store, "a")
+    store.log_metrics(a, {"valid/NDCG@10": 0.1, "train/loss": 3.0}, step=1)
+    store.log_metrics(a, {"valid/NDCG@10": float("nan"), "train/loss": 2.0}, step=2)
+    store.log_metrics(a, {"test/NDCG@10": 0.2}, step=None)
+    store.set_labels(a, ["keep", "best"])
+    store.set_note(a, "the one")
+
+    (document,) = json.loads(store.export_runs([a], "json", curves=True))
+    assert document["curves"] == {
+        "train/loss": [{"step": 1, "value": 3.0}, {"step": 2, "value": 2.0}],
+        "valid/NDCG@10": [{"step": 1, "value": 0.1}, {"step": 2, "value": None}],  # NaN: strict JSON
+    }
+    assert document["labels"] == ["best", "keep"] and document["note"] == "the one"
+    assert "curves" not in json.loads(store.export_runs([a], "json"))[0]
+    (row,) = csv.DictReader(io.StringIO(store.export_runs([a], "csv")))
+    assert row["labels"] == "best keep" and row["note"] == "the one"
+    with pytest.raises(ValueError, match="JSON only"):
+        store.export_runs([a], "csv", curves=True)
+
+
 def test_export_csv_and_json_parse_back(store: RunStore):
     a = make_run(store, "a, with comma", tags={"t": "1"})
     b = make_run(store, "b")
@@ -479,6 +538,10 @@ def test_version_1_database_migrates_forward_without_losing_rows(tmp_path: Path)
     with open_store(old) as store:
         detail = store.get_run(7)
         assert detail.summary.name == "old run" and detail.summary.fusion == "add"
+        assert detail.summary.labels == () and detail.summary.note is None  # version 4's, empty
+        store.set_labels(7, ["legacy"])
+        store.set_note(7, "from 0.0.9")
+        assert store.list_runs(label="legacy")[0].note == "from 0.0.9"
         assert detail.summary.deleted is False and detail.pid is None
         assert detail.test_metrics == {"test/NDCG@10": 0.15}
         assert [p.value for p in store.metric_history(7, "valid/NDCG@10")] == [0.1, 0.2]
