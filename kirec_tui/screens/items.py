@@ -150,7 +150,7 @@ class ItemsScreen(Screen):
                         yield Label("", id="neighbours-status", classes="progress-line")
                         yield DataTable(id="items-neighbours", cursor_type="row", zebra_stripes=True)
                         yield Label(
-                            "neighbours, a run's item table (run id at the top, then n)",
+                            "neighbours, a run's item table (run field, then n)",
                             classes="section",
                             id="run-neighbours-title",
                         )
