@@ -4,6 +4,7 @@ version extracted for it) and its nearest neighbours by cosine in a text encoder
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 
 from engine.events import EventSink, Status, ignore_events
 from engine.services.errors import NotFoundError
+from engine.services.progress import Progress, ProgressSink, ignore_progress
 
 
 @dataclass
@@ -81,8 +83,10 @@ def _top(unit: np.ndarray, item: int, k: int) -> list[tuple[int, float]]:
 
 
 class TextNeighbours:
-    """Nearest neighbours in a text encoder's space over the items' raw text. The first call embeds every item
-    (through the embedding cache, so only once per dataset and encoder); later calls are one matrix product."""
+    """Nearest neighbours in a text encoder's space over the items' raw text. The first call embeds the items the
+    embedding cache lacks (on disk, keyed by encoder and text, so a dataset is embedded once per encoder), in
+    chunks that report progress; later calls, in this process or the next, read the cache (no encoder is loaded)
+    and then are one matrix product."""
 
     def __init__(self, dataset, embedding_cache: Path, encoder: str = "minilm", device: str = "cpu"):
         """`embedding_cache`: a workspace's embedding cache folder."""
@@ -90,17 +94,51 @@ class TextNeighbours:
         self._unit: np.ndarray | None = None
         self._lock = threading.Lock()
 
-    def of(self, item: int, k: int = 10, on_event: EventSink = ignore_events) -> list[tuple[int, float]]:
-        return _top(self._vectors(on_event), item, k)
+    @property
+    def ready(self) -> bool:
+        """The vectors are in memory: a lookup answers at once."""
+        return self._unit is not None
 
-    def _vectors(self, on_event: EventSink) -> np.ndarray:
+    def of(
+        self, item: int, k: int = 10, on_event: EventSink = ignore_events, on_progress: ProgressSink = ignore_progress
+    ) -> list[tuple[int, float]]:
+        return _top(self._vectors(on_event, on_progress), item, k)
+
+    def _vectors(self, on_event: EventSink, on_progress: ProgressSink) -> np.ndarray:
         with self._lock:
             if self._unit is None:
                 from engine.semantic import EmbeddingCache, embed_item_table, item_texts, make_encoder
 
                 texts = item_texts(self.dataset.item_text, None, "raw").texts
+                encoder = make_encoder(self.encoder, device=self.device)
                 with EmbeddingCache(self.cache) as cache:
-                    table, stats = embed_item_table(texts, make_encoder(self.encoder, device=self.device), cache)
-                on_event(Status(f"embedding: {stats.cached} cached, {stats.encoded} encoded"))
+                    encoded = embed_missing(texts, encoder, cache, on_progress)
+                    table, _ = embed_item_table(texts, encoder, cache)  # every text is cached now
+                on_event(Status(f"embedding: {len(texts) - encoded} cached, {encoded} encoded"))
                 self._unit = _unit_rows(table)
             return self._unit
+
+
+EMBED_CHUNK = 256  # texts per progress report: a few seconds of MiniLM on two CPU cores
+
+
+def embed_missing(texts: list[str], encoder, cache, on_progress: ProgressSink = ignore_progress) -> int:
+    """Encodes (and caches) the distinct `texts` the cache lacks, EMBED_CHUNK at a time, reporting texts done
+    of those missing, the time per text and the ETA; the encoder is loaded only when something is missing.
+    Returns how many were encoded."""
+    from engine.semantic import embed_texts
+    from engine.semantic.embedding_cache import text_key
+
+    unique = {text_key(t): t for t in texts}
+    found = cache.get_many(encoder.fingerprint, list(unique))
+    missing = [t for key, t in unique.items() if key not in found]
+    if not missing:
+        return 0
+    on_progress(Progress("loading the text encoder", 0, len(missing), 0.0))
+    _ = encoder.dim  # loads the model, so that its load time does not count as time per item
+    start = time.perf_counter()
+    for done in range(0, len(missing), EMBED_CHUNK):
+        on_progress(Progress("embedding item texts", done, len(missing), time.perf_counter() - start))
+        embed_texts(missing[done : done + EMBED_CHUNK], encoder, cache)
+    on_progress(Progress("embedding item texts", len(missing), len(missing), time.perf_counter() - start))
+    return len(missing)

@@ -9,7 +9,7 @@ import gc
 
 import typer
 
-from kirec_tui.cli import data, items, runs
+from kirec_tui.cli import data, items, ranking, runs
 from kirec_tui.cli.bench import bench_command
 from kirec_tui.cli.embed import embed_command
 from kirec_tui.cli.extract import extract_command
@@ -26,6 +26,7 @@ app.command("run")(run_command)
 app.command("extract")(extract_command)
 app.command("embed")(embed_command)
 app.add_typer(data.app, name="data")
+runs.app.command("ranks")(ranking.ranks_command)
 app.add_typer(runs.app, name="runs")
 app.command("recommend")(items.recommend_command)
 app.command("item")(items.item_command)
