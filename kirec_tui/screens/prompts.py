@@ -111,6 +111,7 @@ class PromptsScreen(Screen):
     PromptsScreen #prompt-validation { height: auto; padding: 0 1; }
     PromptsScreen #prompts-right { width: 1fr; }
     PromptsScreen #prompt-preview { padding: 0 1; }
+    PromptsScreen #extract-status, PromptsScreen #diff-title { width: 100%; padding: 0 1; }
     PromptsScreen #extract-table { height: 1fr; }
     PromptsScreen #diff-table { height: auto; max-height: 50%; }
     PromptsScreen #diff-text-scroll { height: 1fr; }
