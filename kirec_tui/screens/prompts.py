@@ -355,7 +355,7 @@ class PromptsScreen(Screen):
         self.app.call_from_thread(self._dataset_ready, dataset)
 
     def _dataset_ready(self, dataset) -> None:
-        self.dataset = dataset
+        self.dataset, self.samples = dataset, []  # the old samples are another dataset's indices
         self.choose_samples(self.query_one("#prompt-samples", Input).value)
 
     @on(Input.Submitted, "#prompt-samples")

@@ -428,7 +428,7 @@ async def test_the_tuis_prompts_dir_is_the_one_the_train_screen_runs_with(tmp_pa
     (folder / "special.toml").write_text(special)
     backend = FakeExtractionBackend()
     monkeypatch.setattr(engine.extraction, "create_backend", lambda *args, **kwargs: backend)
-    app = build_app(["--db", str(tmp_path / "runs.db"), "--prompts-dir", str(folder)], {})
+    app = build_app(["--workspace", str(tmp_path), "--prompts-dir", str(folder)], {})
     assert app.env == {"KIREC_KNOWLEDGE__PROMPTS_DIR": str(folder)}
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")
@@ -439,7 +439,7 @@ async def test_the_tuis_prompts_dir_is_the_one_the_train_screen_runs_with(tmp_pa
         await pilot.press("ctrl+r")
         await screen.worker.wait()
         assert screen.final_status == "FINISHED", screen.worker.error
-    with open_store(tmp_path / "runs.db") as store:
+    with open_store(tmp_path / "runs.db") as store:  # in the workspace, with the caches
         params = store.get_run(screen.run_id).params
     assert params["knowledge.prompt"] == "tiny-special"
     assert params["knowledge.prompt_hash"] == hashlib.sha256(special.encode()).hexdigest()
