@@ -299,6 +299,18 @@ async def test_the_sample_items_can_be_chosen_by_id(tmp_path, prompts_dir, tiny_
         await pilot.press("enter")
         await pilot.pause()
         assert screen.samples == default
+        # another dataset without the typed ids: its own most popular items, never the old one's indices
+        from engine.services.prompts import popular_items
+        from tests.data_support import write_generic_dataset
+
+        small = write_generic_dataset(tmp_path / "small", users=20, items=6)
+        field.value = "i12"
+        screen.query_one("#prompt-dataset").value = str(small)
+        screen.query_one("#prompt-dataset").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.dataset.name == "small")
+        assert screen.samples == popular_items(screen.dataset)
+        assert "not in small: i12" in str(screen.query_one("#prompt-dataset-status").render())
 
 
 async def test_leaving_an_unsaved_edit_asks_first_and_no_keeps_it(tmp_path, prompts_dir, tiny_dataset):
