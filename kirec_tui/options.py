@@ -60,8 +60,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "knowledge.prompt",
         "prompt",
-        "Extraction prompt file or name under prompts/ (default: the dataset's).",
+        "Extraction prompt file, or a name in --prompts-dir (default: the dataset's).",
         form_label="prompt",
+    ),
+    Setting(
+        "knowledge.prompts_dir",
+        "prompts_dir",
+        "Folder of prompt files: where --prompt names and each dataset's default prompt are found "
+        "(default: the repository's prompts/).",
     ),
     Setting("knowledge.extractor", "extractor", "LLM backend of the extraction.", choices=EXTRACTOR_CHOICES),
     Setting("knowledge.llm_model", "llm_model", "GGUF path, model folder or server model name."),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.bench.artifacts import RANKS_KIND
-from engine.config import flatten_dotted
+from engine.config import RunConfig, flatten_dotted
 
 # Where a run was recorded or cached, what it was called and how many CPU threads it used do not change its numbers;
 # the data's content is covered by the dataset fingerprint.
@@ -27,12 +27,15 @@ IGNORED_FIELDS = (
     "knowledge.embedding_cache",
 )
 
+_DEFAULTS = flatten_dotted(json.loads(json.dumps(RunConfig().to_dict(), default=str)))
+
 
 def config_identity(config: Mapping[str, Any]) -> str:
     """A canonical text of the fields of `config` (a RunConfig.to_dict(), live or as stored) that define a result."""
-    flat = {
-        k: v for k, v in flatten_dotted(json.loads(json.dumps(config, default=str))).items() if k not in IGNORED_FIELDS
-    }
+    # A field added after a run was recorded is absent from its stored config: it counts at its default, the
+    # behaviour that run had (new fields keep the old behaviour by default).
+    given = flatten_dotted(json.loads(json.dumps(config, default=str)))
+    flat = {k: v for k, v in {**_DEFAULTS, **given}.items() if k not in IGNORED_FIELDS}
     return json.dumps(flat, sort_keys=True, default=str)
 
 

@@ -43,6 +43,19 @@ TOP_LEVEL_KEYS = {"name", "description", "datasets", "system", "template", "opti
 _VERSION_SUFFIX = re.compile(r"^(?P<base>.+?)\.v(?P<version>\d+)$")
 
 
+def prompts_folder(setting: str | Path | None = None) -> Path:
+    """The folder of prompt files a `knowledge.prompts_dir` setting names (relative: the current folder), or
+    the repository's prompts/ when unset."""
+    return Path(setting).expanduser() if setting is not None and str(setting).strip() else PROMPTS_DIR
+
+
+def version_of(path: str | Path) -> tuple[str, int]:
+    """(family, version) of a prompt file: movies.toml → ("movies", 1), movies.v3.toml → ("movies", 3)."""
+    stem = Path(path).stem
+    match = _VERSION_SUFFIX.match(stem)
+    return (match.group("base"), int(match.group("version"))) if match else (stem, 1)
+
+
 class PromptError(ValueError):
     """A prompt that cannot be used; the one-line message names the file and the problem."""
 
@@ -71,8 +84,7 @@ class Prompt:
     @property
     def version(self) -> int:
         """1 for `movies.toml`, N for `movies.vN.toml`."""
-        match = _VERSION_SUFFIX.match(self.path.stem) if self.path else None
-        return int(match.group("version")) if match else 1
+        return version_of(self.path)[1] if self.path else 1
 
     def json_schema(self) -> dict[str, Any]:
         return self.schema.json_schema()
@@ -200,7 +212,7 @@ def parse_prompt(text: str, source: Path | str | None = None) -> Prompt:
 
 def load_prompt(path_or_name: str | Path, prompts_dir: str | Path | None = None) -> Prompt:
     """A prompt from a file path, or by name from `prompts_dir` ("movies" → movies.toml, "movies.v2" → movies.v2.toml)."""
-    prompts_dir = Path(prompts_dir) if prompts_dir is not None else PROMPTS_DIR
+    prompts_dir = prompts_folder(prompts_dir)
     candidate = Path(path_or_name)
     if not candidate.is_file():
         candidate = prompts_dir / f"{path_or_name}.toml"
@@ -256,7 +268,7 @@ def default_prompt_for(dataset_name: str, prompts_dir: str | Path | None = None)
     a domain prompt that also lists "*" (products.toml): a catalogue of tools should not be asked where on the face
     its items go. Ties go to the file name, in order.
     """
-    prompts_dir = Path(prompts_dir) if prompts_dir is not None else PROMPTS_DIR
+    prompts_dir = prompts_folder(prompts_dir)
     ranked: list[tuple[int, str, Prompt]] = []
     for path in sorted(prompts_dir.glob("*.toml")):
         if _VERSION_SUFFIX.match(path.stem):
@@ -281,7 +293,7 @@ def save_prompt_version(prompt: Prompt, new_text: str, prompts_dir: str | Path |
 
     The text is validated first, and an existing file is never overwritten (the file is created exclusively).
     """
-    folder = prompt.path.parent if prompt.path else Path(prompts_dir) if prompts_dir is not None else PROMPTS_DIR
+    folder = prompt.path.parent if prompt.path else prompts_folder(prompts_dir)
     base = prompt.path.stem if prompt.path else prompt.name
     match = _VERSION_SUFFIX.match(base)
     if match:

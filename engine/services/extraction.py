@@ -12,6 +12,7 @@ from engine.events import EventSink, ignore_events
 
 if TYPE_CHECKING:
     from engine.data.dataset import SequenceDataset
+    from engine.extraction.extractor import ExtractionProgress
     from engine.extraction.prompts import Prompt
     from engine.extraction.session import ExtractionSession
 
@@ -62,3 +63,43 @@ def item_history(cache_path: Path, item_id: str, item_hash: str | None = None) -
         return []
     with ExtractionCache(cache_path) as cache:
         return cache.item_history(item_id, item_hash)
+
+
+def duration_text(seconds: float) -> str:
+    """A short duration: "0.8 s", "42 s", "3m05s", "1h02m"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def progress_text(progress: "ExtractionProgress") -> str:
+    """One line for a live extraction: items done of the total, time per LLM item, the ETA, cache hits and
+    failures ("3/5 items answered · 1.2 s per item · ETA 2.4 s · 1 from the cache")."""
+    parts = [f"{progress.done}/{progress.total} items answered"]
+    if progress.items_per_second > 0:
+        parts.append(f"{duration_text(1 / progress.items_per_second)} per item")
+    if progress.done < progress.total:
+        parts.append(f"ETA {duration_text(progress.eta_seconds)}" if progress.eta_seconds is not None else "ETA —")
+    if progress.from_cache:
+        parts.append(f"{progress.from_cache} from the cache")
+    if progress.failed:
+        parts.append(f"{progress.failed} failed")
+    return " · ".join(parts)
+
+
+def finished_text(report: Any) -> str:
+    """One line for a finished (or stopped) extraction, from its ExtractionReport."""
+    settled = report.extracted + report.from_cache + report.failed
+    parts = [f"{settled}/{report.total} items answered" + (" (stopped)" if report.interrupted else "")]
+    if report.items_per_second > 0:  # items the LLM was asked in this call
+        parts.append(f"{duration_text(report.seconds)} ({duration_text(1 / report.items_per_second)} per item)")
+    if report.from_cache:
+        parts.append(f"{report.from_cache} from the cache")
+    if report.failed:
+        parts.append(f"{report.failed} failed")
+    return " · ".join(parts)

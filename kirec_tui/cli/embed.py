@@ -19,6 +19,7 @@ def embed_command(
     text: option("text") = None,
     encoder: option("encoder") = None,
     prompt: option("prompt") = None,
+    prompts_dir: option("prompts_dir") = None,
     data_root: option("data_root") = None,
     workspace: WorkspaceOption = None,
     half: Annotated[bool, typer.Option(help="Store float16 (half the size; read back as float32).")] = False,
@@ -28,7 +29,7 @@ def embed_command(
     from engine.config import load_config
     from engine.services.embedding import export_table
 
-    flags = flags_of(locals(), ("dataset", "data_root", "text", "encoder", "prompt"))
+    flags = flags_of(locals(), ("dataset", "data_root", "text", "encoder", "prompt", "prompts_dir"))
     flags["workspace"] = workspace
     with friendly_errors():
         cfg = load_config(env=os.environ, flags=flags, keys=("data", "knowledge", "workspace"))  # what embedding reads

@@ -17,6 +17,7 @@ from kirec_tui.cli.workspace import WorkspaceOption
 def extract_command(
     dataset: option("dataset") = None,
     prompt: option("prompt") = None,
+    prompts_dir: option("prompts_dir") = None,
     extractor: option("extractor") = None,
     llm_model: option("llm_model") = None,
     llm_url: option("llm_url") = None,
@@ -35,7 +36,8 @@ def extract_command(
     from engine.workspace import Workspace
 
     flags = flags_of(
-        locals(), ("dataset", "data_root", "prompt", "extractor", "llm_model", "llm_url", "llm_concurrency")
+        locals(),
+        ("dataset", "data_root", "prompt", "prompts_dir", "extractor", "llm_model", "llm_url", "llm_concurrency"),
     )
     flags["workspace"] = workspace
     cwd = Path.cwd()

@@ -81,12 +81,12 @@ def toml_highlights(lines: list[str]) -> dict[int, list[tuple[int, int | None, s
 
 
 class TomlTextArea(TextArea):
-    """TextArea with TOML highlighting from `toml_highlights`."""
+    """TextArea with TOML highlighting from `toml_highlights`, wrapping long lines."""
 
     def __init__(self, text: str = "", **kwargs) -> None:
         kwargs.setdefault("theme", "vscode_dark")
         kwargs.setdefault("show_line_numbers", True)
-        kwargs.setdefault("soft_wrap", False)
+        kwargs.setdefault("soft_wrap", True)  # a long template line stays readable in a narrow editor
         super().__init__(text, **kwargs)
 
     def _build_highlight_map(self) -> None:
