@@ -62,7 +62,7 @@ def binding_sections() -> Iterable[tuple[str, type]]:
 
 
 # One line per workflow. {mode} is the key that switches to the screen; {action} the key bound to that action on
-# the screen: the lines follow the bindings, and an action that no longer exists shows as "?" (a test checks).
+# the screen: the lines follow the bindings; an action that no longer exists shows as "(unbound)" (a test checks).
 WORKFLOWS: tuple[tuple[str, str], ...] = (
     (
         "runs",
@@ -87,9 +87,12 @@ WORKFLOWS: tuple[tuple[str, str], ...] = (
 )
 
 
+UNBOUND = "(unbound)"
+
+
 class _KeysOf(dict):
     def __missing__(self, action: str) -> str:
-        return "?"
+        return UNBOUND
 
 
 def keys_by_action(owner: type) -> dict[str, str]:

@@ -102,6 +102,7 @@ def test_items_screen(snap_compare, tmp_path, runs_db, tiny_dataset):
         await pilot.press("3")
         await pilot.pause()
         pilot.app.screen.query_one("#items-dataset").value = tiny_dataset.name  # relative to the app's cwd
+        pilot.app.screen.query_one("#items-dataset").focus()  # focus starts on the results table
         await pilot.press("enter")
         await settle(pilot)
         await pilot.press("escape", "slash", *"number 7")
