@@ -38,9 +38,22 @@ SCREENS: tuple[tuple[str, str, str, type[Screen]], ...] = (
 )
 SCREEN_TITLES = {mode: title for mode, title, _key, _screen in SCREENS}
 
-# Where a screen that sets no AUTO_FOCUS of its own puts the focus on arrival: the first widget that leaves the
-# printable keys to the screen's bindings (a text field would take the digit meant to switch screens).
+# Where a screen of SCREENS that sets no AUTO_FOCUS of its own puts the focus on arrival: the first widget that
+# leaves the printable keys to the screen's bindings (a text field would take the digit meant to switch screens).
+# Dialogs keep Textual's default (their first widget: a prompt's field).
 NON_TEXT_FOCUS = "DataTable, OptionList, Tabs, Select, Button, Tree, ListView"
+
+
+def arriving_on(screen_type: type[Screen]) -> Callable[[], Screen]:
+    """The MODES entry of a screen: makes it, with the focus on arrival on a non-text widget unless it chose."""
+
+    def make() -> Screen:
+        screen = screen_type()
+        if screen.AUTO_FOCUS is None:
+            screen.AUTO_FOCUS = NON_TEXT_FOCUS  # type: ignore[misc]  (read per instance by Textual)
+        return screen
+
+    return make
 
 
 @runtime_checkable
@@ -91,9 +104,8 @@ class KirecApp(App[None]):
 
     TITLE = "kirec"
     CSS_PATH = "kirec.tcss"
-    MODES = {mode: screen for mode, _title, _key, screen in SCREENS}
+    MODES = {mode: arriving_on(screen) for mode, _title, _key, screen in SCREENS}
     DEFAULT_MODE = "runs"
-    AUTO_FOCUS = NON_TEXT_FOCUS
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", title) for mode, title, key, _screen in SCREENS),
         Binding("f1,question_mark", "help", "Help"),

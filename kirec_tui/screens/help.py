@@ -48,13 +48,13 @@ def binding_rows(owner: type) -> list[tuple[str, str]]:
 
 def binding_sections() -> Iterable[tuple[str, type]]:
     # Imported here: the screens import this module for their own help key.
-    from kirec_tui.app import KirecApp
+    from kirec_tui.app import SCREENS, KirecApp
     from kirec_tui.screens.compare import CompareScreen
     from kirec_tui.screens.modals import ConfirmModal, TextPromptModal
 
     yield "Everywhere", KirecApp
-    for name, screen in KirecApp.MODES.items():
-        yield name.capitalize(), screen  # type: ignore[misc]
+    for _mode, title, _key, screen in SCREENS:
+        yield title, screen
     yield "Compare runs", CompareScreen
     yield "Confirmation dialog", ConfirmModal
     yield "Text prompt dialog", TextPromptModal
