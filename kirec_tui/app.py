@@ -12,15 +12,18 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 
 from kirec_tui.screens.bench import BenchScreen
-from kirec_tui.screens.help import HelpScreen
+from kirec_tui.screens.help import HelpScreen, key_display
+from kirec_tui.screens.modals import ConfirmModal
 from kirec_tui.screens.items import ItemsScreen
 from kirec_tui.screens.prompts import PromptsScreen
 from kirec_tui.screens.runs import RunsScreen
@@ -37,13 +40,73 @@ SCREENS: tuple[tuple[str, str, str, type[Screen]], ...] = (
 )
 SCREEN_TITLES = {mode: title for mode, title, _key, _screen in SCREENS}
 
+# Where a screen of SCREENS that sets no AUTO_FOCUS of its own puts the focus on arrival: the first widget that
+# leaves the printable keys to the screen's bindings (a text field would take the digit meant to switch screens).
+# Dialogs keep Textual's default (their first widget: a prompt's field).
+NON_TEXT_FOCUS = "DataTable, OptionList, Tabs, Select, Button, Tree, ListView"
+
+
+def arriving_on(screen_type: type[Screen]) -> Callable[[], Screen]:
+    """The MODES entry of a screen: makes it, with the focus on arrival on a non-text widget unless it chose."""
+
+    def make() -> Screen:
+        screen = screen_type()
+        if screen.AUTO_FOCUS is None:
+            screen.AUTO_FOCUS = NON_TEXT_FOCUS  # type: ignore[misc]  (read per instance by Textual)
+        return screen
+
+    return make
+
+
+@runtime_checkable
+class HoldsWork(Protocol):
+    """A screen that may be doing work that quitting would end (a run training, an unsaved edit): it opts in to
+    the quit question by describing that work, or returning None when there is none."""
+
+    def busy_work(self) -> str | None: ...
+
+
+def command_action(callback: Callable) -> str | None:
+    """The action name a palette command runs: a binding's action (the partial `binding_commands` makes), or an
+    `action_x` method (what screens' palette_commands yield); None for anything else."""
+    if isinstance(callback, partial) and callback.args:
+        return str(callback.args[0]).partition("(")[0]
+    name = getattr(callback, "__name__", "")
+    return name.removeprefix("action_") if name.startswith("action_") else None
+
+
+def own_bindings(screen_type: type) -> list[Binding]:
+    """The bindings a kirec class declares (and its kirec base classes), one per key; not Textual's own."""
+    declared = [
+        cls.__dict__.get("BINDINGS", []) for cls in screen_type.__mro__ if cls.__module__.startswith("kirec_tui")
+    ]
+    return [b for bindings in declared for b in Binding.make_bindings(bindings)]
+
+
+def binding_commands(screen: Screen, skip: set[str]) -> Iterable[SystemCommand]:
+    """One palette command per action bound on `screen`, but the actions in `skip` (the screen's own
+    palette_commands already offer them): the title is the binding's description, the help its keys."""
+    prefix = screen.sub_title or type(screen).__name__.removesuffix("Screen")
+    bindings = own_bindings(type(screen))
+    for binding in bindings:
+        action = binding.action.partition("(")[0]
+        if action in skip:
+            continue
+        skip.add(action)
+        keys = ", ".join(key_display(b.key) for b in bindings if b.action == binding.action)
+        yield SystemCommand(
+            f"{prefix}: {binding.description or action.replace('_', ' ')}",
+            f"{keys}   {binding.tooltip}".rstrip(),
+            partial(screen.run_action, binding.action),
+        )
+
 
 class KirecApp(App[None]):
     """The workbench. `env` is the environment `load_config` merges (main passes os.environ; tests pass {})."""
 
     TITLE = "kirec"
     CSS_PATH = "kirec.tcss"
-    MODES = {mode: screen for mode, _title, _key, screen in SCREENS}
+    MODES = {mode: arriving_on(screen) for mode, _title, _key, screen in SCREENS}
     DEFAULT_MODE = "runs"
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", title) for mode, title, key, _screen in SCREENS),
@@ -108,6 +171,15 @@ class KirecApp(App[None]):
 
         return extraction.backend(load_config(env=self.env, keys=("knowledge", "train.num_threads")))
 
+    def on_mount(self) -> None:
+        self.mode_change_signal.subscribe(self, self._arrived)
+
+    def _arrived(self, _mode: str) -> None:
+        # Back on a screen left while typing in a field: that field would take the next digit. Blurring it lets
+        # the screen's resume put the focus on its AUTO_FOCUS widget; the field keeps its text.
+        if isinstance(self.screen.focused, (Input, TextArea)):
+            self.screen.set_focus(None)
+
     def on_unmount(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -116,14 +188,45 @@ class KirecApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    # -- quitting: work in progress is not thrown away without a question ---------------------------------------
+
+    def busy_work(self) -> list[str]:
+        """What quitting now would end: the description of every screen (of every mode) that holds work."""
+        screens: list[Screen] = []
+        for mode in self.MODES:
+            try:
+                screens += self.get_screen_stack(mode)
+            except KeyError:  # a mode's screen exists only once it has been shown
+                continue
+        return [work for s in screens if isinstance(s, HoldsWork) and (work := s.busy_work())]
+
+    async def action_quit(self) -> None:
+        work = self.busy_work()
+        if not work:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmModal) and self.screen.id == "confirm-quit":
+            return  # already asking
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        question = "; ".join(work) + ".\nQuit anyway? It ends INTERRUPTED, and Runs can resume it later."
+        self.push_screen(ConfirmModal(question, id="confirm-quit"), answered)
+
+    # -- the command palette ------------------------------------------------------------------------------------
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, title in SCREEN_TITLES.items():
             yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen", lambda m=mode: self.switch_mode(m))
         yield SystemCommand("Help: key bindings", "Every key binding of every screen", self.action_help)
         commands = getattr(screen, "palette_commands", None)
-        if commands is not None:
-            yield from commands()
+        offered = list(commands()) if commands is not None else []
+        yield from offered
+        # every action of the screen, found by name: a binding its palette_commands do not already offer
+        yield from binding_commands(screen, skip={a for c in offered if (a := command_action(c.callback))})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -35,15 +35,25 @@ def _mb(value: float | None) -> str:
     return "?" if value is None else f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:.0f} MiB"
 
 
+class StartButton(Button):
+    """The Start button, whose Enter the footer shows: Enter on it starts the run."""
+
+    BINDINGS = [Binding("enter", "press", "Start run")]
+
+
 class TrainScreen(Screen):
-    AUTO_FOCUS = "#form-name"
+    # Arriving, the form itself has the focus (not a field, which would take the digit that switches screens):
+    # Tab goes into the first field, the arrows scroll the form.
+    AUTO_FOCUS = "#train-form"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     BINDINGS = [
         Binding("ctrl+r", "start", "Start run"),
         # Escape leaves a form field, so that the digit keys switch screens again.
-        Binding("escape", "leave_field", "Leave field"),
+        Binding("escape", "leave_field", "Leave field", show=False),
         # priority: the form's Inputs bind ctrl+x to "cut", and cancelling must work wherever focus is.
         Binding("ctrl+x", "cancel", "Cancel run", priority=True),
-        Binding("ctrl+l", "clear_log", "Clear log"),
+        Binding("ctrl+l", "clear_log", "Clear log", show=False),
     ]
 
     def __init__(self) -> None:
@@ -68,13 +78,13 @@ class TrainScreen(Screen):
             with Vertical(id="train-left"):
                 yield TrainForm(defaults, dataset_names(), id="train-form")
                 yield Label("", id="form-error")
-                yield Button("Start (Ctrl+R)", id="start", variant="success")
+                yield StartButton("Start (Ctrl+R)", id="start", variant="success")
             with Vertical(id="train-right"):
                 yield Label("idle: fill the form and press Ctrl+R", id="run-state")
                 yield ProgressBar(total=1, id="progress", show_eta=True)  # a known total: idle is a still bar
                 with Horizontal(id="charts"):
-                    yield LineChart("train loss per step", id="loss-chart")
-                    yield LineChart("valid NDCG@10 per epoch", id="valid-chart")
+                    yield LineChart("loss per step", id="loss-chart")
+                    yield LineChart("valid NDCG@10", id="valid-chart")
                 yield Static("device: —", id="device-panel")
                 yield RichLog(id="train-log", wrap=True, markup=True, max_lines=2000)
         yield Footer()
@@ -90,6 +100,12 @@ class TrainScreen(Screen):
     @property
     def running(self) -> bool:
         return self.worker is not None and self.worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    def busy_work(self) -> str | None:
+        """The app asks before quitting while this is not None (kirec_tui.app.HoldsWork)."""
+        if not self.running:
+            return None
+        return f"run {self.run_id} is training" if self.run_id is not None else "a run is starting"
 
     # -- starting and cancelling ---------------------------------------------------------------------------
 
@@ -146,7 +162,7 @@ class TrainScreen(Screen):
         self.query_one("#run-state", Label).update("cancelling after the current step…")
 
     def action_leave_field(self) -> None:
-        self.query_one("#start", Button).focus()
+        self.query_one(TrainForm).focus()
 
     def action_clear_log(self) -> None:
         self.query_one(RichLog).clear()

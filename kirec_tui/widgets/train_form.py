@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
@@ -80,6 +81,16 @@ class TrainForm(VerticalScroll):
             placeholder=placeholder,
             compact=True,
         )
+
+    # The row of the focused field is marked (its label lights up, kirec.tcss): a class on the row, since a
+    # :focus-within rule restyles the row but not, at once, the label beside the field.
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        for row in self.query(".form-row"):
+            row.set_class(event.widget in row.children, "-focused")
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        if event.widget.parent is not None:
+            event.widget.parent.remove_class("-focused")
 
     def flags(self) -> dict[str, Any]:
         """Dotted config keys → values; blank free-text fields are left unset (None)."""

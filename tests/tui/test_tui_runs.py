@@ -210,8 +210,8 @@ async def test_help_lists_bindings_of_every_screen(tmp_path, runs_db):
         assert isinstance(app.screen, HelpScreen)
         table = app.screen.query_one("#bindings")
         rows = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
-        assert ("Train", "ctrl+r", "Start run") in rows
-        assert ("Runs", "space", "Select") in rows
+        assert ("Train", "Ctrl+R", "Start run") in rows  # keys as people write them
+        assert ("Runs", "Space", "Select") in rows
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
 

@@ -9,6 +9,7 @@ import pytest
 
 from engine.store import open_store
 from kirec_tui.app import KirecApp
+from kirec_tui.screens.modals import ConfirmModal
 from kirec_tui.screens.runs import RunsScreen
 from kirec_tui.screens.train import TrainScreen
 from kirec_tui.widgets.chart import LineChart
@@ -106,13 +107,25 @@ async def test_environment_settings_fill_the_form_defaults(tmp_path):
         assert app.screen.query_one("#form-seed").value == "7"
 
 
-async def test_quitting_mid_run_interrupts_the_run(tmp_path, tiny_dataset):
+async def test_ctrl_q_mid_run_asks_no_keeps_the_run_yes_quits_and_interrupts_it(tmp_path, tiny_dataset):
     app = KirecApp(db_path=tmp_path / "runs.db", cwd=tmp_path, env={})
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_train(pilot, tiny_dataset, epochs=500, extra=SMALL + " train.patience=1000")
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: screen.run_id is not None)
-        await pilot.press("ctrl+q")
+        await pilot.press("escape", "1", "ctrl+q")  # asked from any screen: the run trains on the hidden Train screen
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal) and f"run {screen.run_id} is training" in app.screen.question
+        chart = screen.query_one("#loss-chart", LineChart)
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen) and app.return_code is None
+        steps = len(chart.series[0].values) if chart.series else 0
+        await wait_until(pilot, lambda: chart.series and len(chart.series[0].values) > steps)  # still training
+        assert screen.running
+        await pilot.press("ctrl+q", "y")
+        await pilot.pause()
+        assert app.return_code == 0
     # The training thread outlives the app's event loop; it must stop on its own within a step or two
     # (not after 500 epochs) and record the run INTERRUPTED.
     deadline = time.monotonic() + 60
@@ -121,3 +134,17 @@ async def test_quitting_mid_run_interrupts_the_run(tmp_path, tiny_dataset):
             assert time.monotonic() < deadline, "the run kept training after the app quit"
             await asyncio.sleep(0.1)
         assert store.get_run(screen.run_id).summary.status == "INTERRUPTED"
+
+
+async def test_enter_on_start_is_in_the_footer_and_starts(tmp_path):
+    from textual.widgets._footer import FooterKey
+
+    app = KirecApp(db_path=tmp_path / "runs.db", cwd=tmp_path, env={})
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_train(pilot, "no-such-dataset", epochs=1, extra="train.epochs=many")
+        screen.query_one("#start").focus()
+        await pilot.pause()
+        shown = {(k.key_display, k.description) for k in screen.query(FooterKey)}
+        assert any(description == "Start run" and key in ("⏎", "enter", "Enter") for key, description in shown)
+        await pilot.press("enter")  # starts: here the form's bad value says so, as Ctrl+R would
+        assert "train.epochs" in str(screen.query_one("#form-error").render())
