@@ -3,6 +3,7 @@ for the app's workers. The fixtures over them (`fixed_clock`, `runs_db`, `anyio_
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from textual.worker import WorkerCancelled
@@ -93,3 +94,18 @@ async def wait_for_workers(app) -> None:
             await app.workers.wait_for_complete(pending)
         except WorkerCancelled:
             pass
+
+
+# A bound on waiting, not a synchronisation: under two CPU hogs on 2 cores a screen's reload took over 10 s.
+WAIT_SECONDS = 60.0
+
+
+async def wait_until(pilot, condition, timeout: float = WAIT_SECONDS, settle_workers: bool = True) -> None:
+    """Wait on the app's own state (a timer's poll, a worker's message) until `condition()` holds, failing after
+    `timeout`. `settle_workers=False` while a long worker (a training run) must keep running."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await pilot.pause(0.05)
+        if settle_workers:
+            await wait_for_workers(pilot.app)

@@ -222,12 +222,6 @@ def export_command(
     filters pick runs as `runs list` does."""
     from engine.services.runs import export_runs
 
-    if mlflow is not None:
-        return export_mlflow(run_ids, db, workspace, mlflow, output)
-    if fmt not in ("csv", "json"):
-        raise typer.BadParameter("expected csv or json", param_hint="--format")
-    if curves and fmt != "json":
-        raise typer.BadParameter("the curves are exported as JSON only: add --format json", param_hint="--curves")
     filters = {
         "status": status,
         "dataset": dataset,
@@ -236,6 +230,12 @@ def export_command(
         "tag": tag,
         "include_deleted": deleted,
     }
+    if mlflow is not None:
+        return export_mlflow(run_ids, db, workspace, mlflow, output, filters)
+    if fmt not in ("csv", "json"):
+        raise typer.BadParameter("expected csv or json", param_hint="--format")
+    if curves and fmt != "json":
+        raise typer.BadParameter("the curves are exported as JSON only: add --format json", param_hint="--curves")
     with friendly_errors(), naming_runs(*(run_ids or ())), _bad_value_as_usage():
         exported = export_runs(
             open_db(db, workspace), run_ids or None, fmt, output, force=force, curves=curves, filters=filters
@@ -295,17 +295,22 @@ def _bad_value_as_usage() -> Iterator[None]:
         raise typer.BadParameter(str(exc)) from None
 
 
-def export_mlflow(run_ids: list[int] | None, db, workspace, folder: Path, output: Path | None) -> None:
+def export_mlflow(
+    run_ids: list[int] | None, db, workspace, folder: Path, output: Path | None, filters: dict | None = None
+) -> None:
     from rich.markup import escape
 
     from engine.services.mlflow_export import MlflowMissingError, export_to_mlflow
+    from engine.services.runs import filtered_run_ids
     from kirec_tui.cli.errors import EXIT_USAGE, err_console, fail
 
     if output is not None:
         raise fail("--mlflow writes into an MLflow store: give it or --output, not both", EXIT_USAGE)
     with friendly_errors(), naming_runs(*(run_ids or ())):
         try:
-            result = export_to_mlflow(open_db(db, workspace), run_ids or None, folder)
+            store = open_db(db, workspace)
+            # the same runs as the CSV/JSON export: the filters pick them as `runs list` does
+            result = export_to_mlflow(store, filtered_run_ids(store, run_ids or None, filters), folder)
         except MlflowMissingError as exc:
             raise fail(escape(str(exc)), EXIT_USAGE) from None  # "kirec[mlflow]" is not markup
     err_console.print(

@@ -76,13 +76,19 @@ WORKFLOWS: tuple[tuple[str, str], ...] = (
     ),
     (
         "items",
-        "{mode} Items: Enter in the dataset field loads it, {focus_search} searches items, "
-        "{neighbours} shows an item's neighbours, {user_view} a user's history and recommendations",
+        "{mode} Items: the dataset loads by itself ({focus_dataset} picks another), {focus_search} searches items, "
+        "{neighbours} shows an item's neighbours (in a run's item table too), {user_view} a user's history, "
+        "recommendations and held-out rank per run, {rank_changes} the rank changes between two runs",
     ),
     (
         "prompts",
         "{mode} Prompts: open a file and edit it (checked as you type), {save_version} saves a new version, "
         "{extract} extracts the sample items, {mark_base} marks a version and {diff} diffs another with it",
+    ),
+    (
+        "bench",
+        "{mode} Bench: a kirec bench results table (gains, p-values); {choose_bench} another bench, "
+        "{focus_folder} another folder, Enter opens a row's runs in Compare",
     ),
 )
 

@@ -174,6 +174,14 @@ class PromptsScreen(Screen):
         """True when the editor holds text that is not the open file's."""
         return self.path is not None and self.query_one(TomlTextArea).text != self.loaded_text
 
+    def busy_work(self) -> str | None:
+        """The app asks before quitting over an unsaved edit (kirec_tui.app.HoldsWork)."""
+        if not self.unsaved:
+            return None
+        from engine.services.prompts import version_label
+
+        return f"{version_label(self.path, edited=True)} has an unsaved edit"
+
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="prompts-body"):

@@ -510,6 +510,10 @@ class RunsScreen(Screen):
     def resuming(self) -> bool:
         return self.resume_worker is not None and self.resume_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
+    def busy_work(self) -> str | None:
+        """The app asks before quitting while a resume trains (kirec_tui.app.HoldsWork)."""
+        return (self.resume_state or "a resume is running") if self.resuming else None
+
     def action_resume(self) -> None:
         run = self._run(self.query_one(RunsTable).current_run_id())
         if run is None:

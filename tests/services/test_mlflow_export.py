@@ -164,3 +164,13 @@ def test_batches_keep_within_mlflows_limits_and_lose_nothing():
     assert sum((b["metrics"] for b in batches), []) == list(range(2500))
     assert sum((b["params"] for b in batches), []) == list(range(130))
     assert sum((b["tags"] for b in batches), []) == list(range(90))
+
+
+@needs_mlflow
+def test_the_mlflow_export_takes_the_listing_filters(runs_db, tmp_path):
+    db, ids = runs_db
+    out = tmp_path / "mlflow"
+    result = invoke("runs", "export", "--db", str(db), "--mlflow", str(out), "--dataset", "amazon-beauty", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    beauty = [run_id for run_id, spec in zip(ids, RUN_SPECS) if spec[1] == "amazon-beauty"]
+    assert beauty and set(exported_runs(out)) == set(beauty)

@@ -3,10 +3,9 @@ measures runs against a baseline, keeps outputs apart from the configuration and
 
 from __future__ import annotations
 
-import time
 
 import pytest
-from tests.tui_support import wait_for_workers
+from tests.tui_support import wait_for_workers, wait_until
 
 from engine.events import EpochEnd, RunFinished
 from engine.store import StoreRecorder, open_store
@@ -18,15 +17,6 @@ from kirec_tui.widgets.chart import LineChart
 pytestmark = pytest.mark.anyio
 SIZE = (160, 45)
 LONG_PROMPT = "attributes-with-a-very-long-name-for-a-prompt-version-" + "x" * 30
-
-
-async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
-    """Wait on the screen's own state, which the change poll (a timer) and its workers bring about."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.05)
-        await wait_for_workers(pilot.app)
 
 
 def start_run(store, name: str, lr: float = 0.001, **params) -> int:

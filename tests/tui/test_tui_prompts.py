@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.tui_support import wait_for_workers
+from tests.tui_support import wait_for_workers, wait_until
 
 from kirec_tui.app import KirecApp
 from kirec_tui.screens.prompts import PromptsScreen
@@ -56,14 +56,6 @@ def prompts_dir(tmp_path) -> Path:
     folder.mkdir()
     (folder / "tiny.toml").write_text(PROMPT)
     return folder
-
-
-async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.05)
-        await wait_for_workers(pilot.app)
 
 
 async def wait_shown(pilot, condition, timeout: float = 60.0) -> None:
@@ -327,6 +319,14 @@ async def test_leaving_an_unsaved_edit_asks_first_and_no_keeps_it(tmp_path, prom
         await pilot.press("escape")  # the file list
         await pilot.press("1", "4")  # another screen and back: the edit is still there
         assert app.screen is screen and editor.text == edit
+        await pilot.press("ctrl+q")  # quitting over it asks too; no keeps app and edit
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal) and "other.toml v1 (edited) has an unsaved edit" in str(
+            app.screen.question
+        )
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is screen and app.return_code is None and editor.text == edit
         await pilot.press("down")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmModal) and "Discard the unsaved edit of other.toml v1" in str(

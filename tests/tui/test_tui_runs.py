@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-import time
 
 import pytest
-from tests.tui_support import wait_for_workers
+from tests.tui_support import wait_for_workers, wait_until
 
 from engine.store import open_store
 from kirec_tui.app import KirecApp
@@ -27,15 +26,6 @@ async def settle(pilot) -> None:
     """Let workers finish and the messages they posted be handled."""
     await wait_for_workers(pilot.app)
     await pilot.pause()
-
-
-async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
-    """Wait on a condition that another timer makes true (the change poll), failing after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.05)
-        await wait_for_workers(pilot.app)
 
 
 def listed_names(app) -> list[str]:
@@ -279,6 +269,7 @@ async def test_r_resumes_an_interrupted_run_in_the_same_row(tmp_path, tiny_datas
         await wait_until(pilot, lambda: {r.id: r.status for r in app.screen.runs}[cut.run_id] == "FINISHED")
         assert app.screen.resume_worker.result.run_id == cut.run_id
         assert len(app.screen.runs) == 2  # the same row, not a new run
+        assert app.screen.busy_work() is None  # finished: Ctrl+Q no longer asks for it
     with open_store(db) as store:
         resumed = store.get_run(cut.run_id)
     assert resumed.test_metrics == pytest.approx({f"test/{k}": v for k, v in finished.test.items()}, abs=1e-6)

@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 import pytest
 
 from engine.store import open_store
+from tests.tui_support import wait_until
 from kirec_tui.app import KirecApp
 from kirec_tui.screens.modals import ConfirmModal
 from kirec_tui.screens.runs import RunsScreen
 from kirec_tui.screens.train import TrainScreen
 from kirec_tui.widgets.chart import LineChart
 
+# Training workers keep running while these tests wait: waiting must not settle them.
+wait_running = functools.partial(wait_until, settle_workers=False)
+
 pytestmark = pytest.mark.anyio
 SIZE = (160, 45)
 # knowledge.method=id: the UI path is the same for every method, and LLM extraction would only slow the test.
 SMALL = "model.hidden_size=16 model.num_layers=1 model.max_len=12 train.batch_size=32 eval.ks=10 knowledge.method=id"
-
-
-async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.05)
 
 
 async def open_train(pilot, dataset, epochs: int, extra: str = SMALL) -> TrainScreen:
@@ -58,7 +56,9 @@ async def test_a_run_started_from_the_form_trains_reports_and_shows_in_runs(tmp_
         await pilot.press("escape", "1")  # leave the form field, then switch to Runs
         runs_screen = app.screen
         assert isinstance(runs_screen, RunsScreen)
-        await wait_until(pilot, lambda: any(r.id == screen.run_id and r.status == "FINISHED" for r in runs_screen.runs))
+        await wait_running(
+            pilot, lambda: any(r.id == screen.run_id and r.status == "FINISHED" for r in runs_screen.runs)
+        )
     with open_store(tmp_path / "runs.db") as store:
         run = store.get_run(screen.run_id)
         assert run.summary.status == "FINISHED" and "test/NDCG@10" in run.test_metrics
@@ -71,14 +71,16 @@ async def test_keys_keep_working_while_training_and_cancel_interrupts(tmp_path, 
         screen = await open_train(pilot, tiny_dataset, epochs=500, extra=SMALL + " train.patience=1000")
         await pilot.press("ctrl+r")
         chart = screen.query_one("#loss-chart", LineChart)
-        await wait_until(pilot, lambda: chart.series and len(chart.series[0].values) >= 3)
+        await wait_running(pilot, lambda: chart.series and len(chart.series[0].values) >= 3)
         await pilot.press("escape", "1")  # switch screens mid-run: the Runs screen shows the run as RUNNING
         steps_when_we_left = len(chart.series[0].values)
         runs_screen = app.screen
         assert isinstance(runs_screen, RunsScreen) and screen.running
-        await wait_until(pilot, lambda: any(r.id == screen.run_id and r.status == "RUNNING" for r in runs_screen.runs))
+        await wait_running(
+            pilot, lambda: any(r.id == screen.run_id and r.status == "RUNNING" for r in runs_screen.runs)
+        )
         # the hidden Train screen still takes the run's steps: its chart grows while Runs is shown
-        await wait_until(pilot, lambda: len(chart.series[0].values) > steps_when_we_left)
+        await wait_running(pilot, lambda: len(chart.series[0].values) > steps_when_we_left)
         assert app.screen is runs_screen
         await pilot.press("2")
         assert app.screen is screen
@@ -112,7 +114,7 @@ async def test_ctrl_q_mid_run_asks_no_keeps_the_run_yes_quits_and_interrupts_it(
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_train(pilot, tiny_dataset, epochs=500, extra=SMALL + " train.patience=1000")
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: screen.run_id is not None)
+        await wait_running(pilot, lambda: screen.run_id is not None)
         await pilot.press("escape", "1", "ctrl+q")  # asked from any screen: the run trains on the hidden Train screen
         await pilot.pause()
         assert isinstance(app.screen, ConfirmModal) and f"run {screen.run_id} is training" in app.screen.question
@@ -121,7 +123,7 @@ async def test_ctrl_q_mid_run_asks_no_keeps_the_run_yes_quits_and_interrupts_it(
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen) and app.return_code is None
         steps = len(chart.series[0].values) if chart.series else 0
-        await wait_until(pilot, lambda: chart.series and len(chart.series[0].values) > steps)  # still training
+        await wait_running(pilot, lambda: chart.series and len(chart.series[0].values) > steps)  # still training
         assert screen.running
         await pilot.press("ctrl+q", "y")
         await pilot.pause()
