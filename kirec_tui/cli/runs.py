@@ -288,11 +288,18 @@ def note_command(
 
 @contextlib.contextmanager
 def _bad_value_as_usage() -> Iterator[None]:
-    """A value the engine refuses (a tag with a space, an unknown status): one line and exit 2, no traceback."""
+    """A value the engine refuses (a tag with a space, an unknown status): one line and exit 2, no traceback.
+    Errors friendly_errors knows (a bad workspace, a missing run) keep their own line and exit code."""
+    from rich.markup import escape
+
+    from kirec_tui.cli.errors import EXIT_USAGE, exit_code_for, fail
+
     try:
         yield
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        if exit_code_for(exc) is not None:
+            raise
+        raise fail(escape(str(exc)), EXIT_USAGE) from None
 
 
 def export_mlflow(

@@ -91,8 +91,9 @@ def test_a_run_started_in_the_terminal_appears_in_runs(tmp_path, tiny_dataset):
         wait_for(session, "runs", timeout=60)
         send(session, "2")
         wait_for(session, "Start run", timeout=60)
-        # Focus starts on the first form field (run name); Tab walks the form in order and selects a field's
-        # text, so typing replaces it.
+        # Arriving, the focus is on the form, not in a field (so digits still switch screens); Tab enters the
+        # first field (run name) and walks the form in order, selecting a field's text, so typing replaces it.
+        send(session, "Tab")
         send(session, RUN_NAME, literal=True)
         send(session, "Tab")
         send(session, str(tiny_dataset), literal=True)
