@@ -56,10 +56,12 @@ def progress_text(progress) -> str:
 
 
 def search_items(loaded: LoadedDataset, query: str, limit: int = MAX_RESULTS) -> list[int]:
-    """An exact raw id first, then titles ranked by Textual's fuzzy matcher (ties: more popular first)."""
+    """An exact raw id first, then titles ranked by Textual's fuzzy matcher (ties: more popular first); with no
+    query, the most popular items, so the screen has something to open on arrival."""
     query = query.strip()
     if not query:
-        return []
+        order = sorted(range(1, loaded.dataset.num_items + 1), key=lambda i: (-int(loaded.popularity[i]), i))
+        return order[:limit]
     found: list[int] = []
     exact = loaded.index_of.get(query)
     if exact is not None:

@@ -176,6 +176,12 @@ async def test_items_loads_its_dataset_on_mount_and_no_field_takes_the_keys(tmp_
         assert screen.loaded is not None and screen.loaded.dataset.num_items == 30  # no Enter pressed
         assert "30 items" in str(screen.query_one("#items-status").render())
         assert isinstance(app.focused, DataTable)  # not the dataset field
+        popularity = screen.loaded.popularity
+        assert (
+            screen.results
+            and [int(popularity[i]) for i in screen.results]
+            == sorted((int(p) for p in popularity[1:]), reverse=True)[: len(screen.results)]
+        )  # no query yet: the most popular items, ready to open
         dataset_field = screen.query_one("#items-dataset").value
         await search(pilot, screen, "i7")
         assert app.focused is screen.query_one("#items-search")
