@@ -21,3 +21,25 @@ def write_generic_dataset(folder: Path, users: int = 60, items: int = 30, length
                 + "\n"
             )
     return folder
+
+
+def train_tiny_run(tmp_path: Path, dataset: Path, seed: int, **extra) -> int:
+    """A one-epoch ID SASRec on the tiny dataset, recorded in tmp_path/runs.db; its run id."""
+    from engine.config import load_config
+    from engine.pipeline import run_experiment
+
+    flags = {
+        "data.dataset": str(dataset),
+        "db": str(tmp_path / "runs.db"),
+        "train.epochs": 1,
+        "train.seed": seed,
+        "model.hidden_size": 16,
+        "model.num_layers": 1,
+        "model.max_len": 12,
+        "train.batch_size": 32,
+        "train.device": "cpu",
+        "eval.ks": "10",
+        "knowledge.method": "id",
+        **extra,
+    }
+    return run_experiment(load_config(flags=flags), cwd=tmp_path).run_id

@@ -14,31 +14,12 @@ from engine.config import load_config
 from engine.services import ranking, runs
 from engine.services.items import EMBED_CHUNK, TextNeighbours, embed_missing
 from engine.services.progress import Progress
-
-
-def train_tiny(tmp_path, dataset, seed: int, **extra) -> int:
-    from engine.pipeline import run_experiment
-
-    flags = {
-        "data.dataset": str(dataset),
-        "db": str(tmp_path / "runs.db"),
-        "train.epochs": 1,
-        "train.seed": seed,
-        "model.hidden_size": 16,
-        "model.num_layers": 1,
-        "model.max_len": 12,
-        "train.batch_size": 32,
-        "train.device": "cpu",
-        "eval.ks": "10",
-        "knowledge.method": "id",
-        **extra,
-    }
-    return run_experiment(load_config(flags=flags), cwd=tmp_path).run_id
+from tests.data_support import train_tiny_run
 
 
 @pytest.fixture
 def two_runs(tmp_path, tiny_dataset):
-    return [train_tiny(tmp_path, tiny_dataset, seed) for seed in (1, 2)]
+    return [train_tiny_run(tmp_path, tiny_dataset, seed) for seed in (1, 2)]
 
 
 def store_of(tmp_path):

@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 from tests.tui_support import wait_for_workers
 
-from engine.config import load_config
+from tests.data_support import train_tiny_run
 from engine.extraction.cache import ExtractionCache, ExtractionRecord, default_cache_path, item_text_hash
 from kirec_tui.app import KirecApp
 from kirec_tui.screens.items import ItemsScreen, rank_changes
@@ -110,27 +110,7 @@ def test_rank_changes_orders_by_gain():
 
 @pytest.fixture
 def two_trained_runs(tmp_path, tiny_dataset):
-    from engine.pipeline import run_experiment
-
-    ids = []
-    for seed in (1, 2):
-        cfg = load_config(
-            flags={
-                "data.dataset": str(tiny_dataset),
-                "db": str(tmp_path / "runs.db"),
-                "train.epochs": 1,
-                "train.seed": seed,
-                "model.hidden_size": 16,
-                "model.num_layers": 1,
-                "model.max_len": 12,
-                "train.batch_size": 32,
-                "train.device": "cpu",
-                "eval.ks": "10",
-                "knowledge.method": "id",
-            }
-        )
-        ids.append(run_experiment(cfg, cwd=tmp_path).run_id)
-    return ids
+    return [train_tiny_run(tmp_path, tiny_dataset, seed) for seed in (1, 2)]
 
 
 async def test_user_view_lists_history_and_compares_two_runs(tmp_path, tiny_dataset, two_trained_runs):
