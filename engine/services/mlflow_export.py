@@ -170,11 +170,11 @@ def _write_run(client: Any, experiment_id: str, store: Any, detail: Any, databas
     }
     run = client.create_run(experiment_id, start_time=_millis(summary.started_at), run_name=summary.name)
     run_id = run.info.run_id
-    curves = _history_keys(store, detail.id)
+    curves = store.metric_series([detail.id]).get(detail.id, {})  # every per-epoch series, in one read
     metrics = [
         Metric(mlflow_key(key), point.value, _millis(point.timestamp), point.step)
-        for key in curves
-        for point in store.metric_history(detail.id, key)
+        for key, points in sorted(curves.items())
+        for point in points
     ]
     final_time = _millis(summary.ended_at or summary.started_at)
     for key, value in {**detail.valid_metrics, **detail.test_metrics}.items():
@@ -197,19 +197,6 @@ def _log_artifacts(client: Any, run_id: str, detail: Any) -> None:
     checkpoints = [a.path for a in detail.artifacts if a.kind == CHECKPOINT_KIND and Path(a.path).is_file()]
     if checkpoints:
         client.log_artifact(run_id, checkpoints[-1], artifact_path="checkpoint")
-
-
-def _history_keys(store: Any, run_id: int) -> list[str]:
-    """The metric keys the run logged per epoch (step not NULL), in name order."""
-    from sqlmodel import Session, select
-
-    from engine.store.tables import MetricRow
-
-    with Session(store.engine) as session:
-        keys = session.exec(
-            select(MetricRow.key).where(MetricRow.run_id == run_id, MetricRow.step.is_not(None)).distinct()
-        ).all()
-    return sorted(keys)
 
 
 def _batches(metrics: list[Any], params: list[Any], tags: list[Any]) -> Iterator[dict[str, list[Any]]]:
