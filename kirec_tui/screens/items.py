@@ -31,11 +31,14 @@ NEIGHBOURS = 10
 TOP_K = 10
 
 
-@dataclass
+@dataclass(repr=False)  # the default repr would print every item's popularity each time a worker is named
 class LoadedDataset:
     dataset: Any  # engine.data.dataset.SequenceDataset
     popularity: Any  # numpy array, per item index
     index_of: dict[str, int]  # raw item id -> item index
+
+    def __repr__(self) -> str:
+        return f"LoadedDataset({self.dataset!r})"
 
 
 def duration_text(seconds: float) -> str:

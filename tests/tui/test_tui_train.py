@@ -116,17 +116,19 @@ async def test_ctrl_q_mid_run_asks_no_keeps_the_run_yes_quits_and_interrupts_it(
         await pilot.press("ctrl+r")
         await wait_running(pilot, lambda: screen.run_id is not None)
         await pilot.press("escape", "1", "ctrl+q")  # asked from any screen: the run trains on the hidden Train screen
-        await pilot.pause()
+        await wait_running(pilot, lambda: isinstance(app.screen, ConfirmModal))
         assert isinstance(app.screen, ConfirmModal) and f"run {screen.run_id} is training" in app.screen.question
         chart = screen.query_one("#loss-chart", LineChart)
         await pilot.press("n")
-        await pilot.pause()
+        await wait_running(pilot, lambda: not isinstance(app.screen, ConfirmModal))
         assert isinstance(app.screen, RunsScreen) and app.return_code is None
         steps = len(chart.series[0].values) if chart.series else 0
         await wait_running(pilot, lambda: chart.series and len(chart.series[0].values) > steps)  # still training
         assert screen.running
-        await pilot.press("ctrl+q", "y")
-        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await wait_running(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_running(pilot, lambda: app.return_code is not None)
         assert app.return_code == 0
     # The training thread outlives the app's event loop; it must stop on its own within a step or two
     # (not after 500 epochs) and record the run INTERRUPTED.
