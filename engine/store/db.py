@@ -95,7 +95,6 @@ _KIREC_TABLES = {1: {"runs", "params", "metrics", "artifacts", "tags"}}
 _KIREC_TABLES[2] = _KIREC_TABLES[1] | {"change_counter"}
 _KIREC_TABLES[3] = _KIREC_TABLES[2]
 _KIREC_TABLES[4] = _KIREC_TABLES[3] | {"labels"}
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def create_db_engine(path: Path) -> Engine:
@@ -160,15 +159,19 @@ def open_database(path: str | Path, create: bool = True, require_writable: bool 
 
 def _inspect_existing(path: Path) -> None:
     """Refuse a file that is not a kirec runs database, or is one of a newer schema, without changing it."""
+    # The file is never opened here except through SQLite. POSIX drops every lock a process holds on a file when
+    # it closes any descriptor of it, so a plain open() and close() of a database this process already has open
+    # (a second store, as `kirec bench` opens per phase) released that connection's locks: the next process to
+    # close its last connection then took the file for its own, checkpointed and deleted the -wal still in use,
+    # and every later write went to the deleted file. SQLite's own connections share their descriptors safely.
     try:
-        with open(path, "rb") as fh:
-            header = fh.read(100)
+        size = path.stat().st_size
     except OSError as exc:
         raise StoreError(f"{path}: cannot be read: {exc.strerror}") from None
-    if not header:
+    if size == 0:
         return  # an empty file: SQLite makes it a new database
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise StoreError(f"{path}: not a SQLite database file, so not a kirec runs database")
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"{path}: cannot be read: Permission denied")
     version, tables = _read_schema_untouched(path)
     if version > SCHEMA_VERSION:
         raise SchemaTooNewError(
@@ -212,6 +215,8 @@ def _read_schema_untouched(path: Path) -> tuple[int, set[str]]:
             # An immutable read can catch another process creating the database; read it properly then.
             if attempt + 1 < len(modes):
                 continue
+            if "file is not a database" in str(exc):
+                raise StoreError(f"{path}: not a SQLite database file, so not a kirec runs database") from None
             raise StoreError(f"{path}: cannot be used as a runs database: {_one_line(exc)}") from None
     raise AssertionError("unreachable")
 

@@ -727,3 +727,30 @@ def test_open_without_create_refuses_a_missing_database(tmp_path: Path):
     with pytest.raises(DatabaseNotFoundError, match="no runs database at"):
         open_store(tmp_path / "typo" / "x.db", create=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_store_in_a_process_keeps_the_first_ones_writes_visible_to_other_processes(tmp_path: Path):
+    """A plain open()/close() of runs.db by a process that already has it open drops that process's POSIX locks:
+    another process closing its last connection then deleted the -wal in use, and the first store's later writes
+    went to a deleted file, lost (a bench's whole run once). Opening a second store must not do that."""
+    db = tmp_path / "runs.db"
+    reader = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute(sys.argv[2]).fetchone()[0]); c.close()"
+    )
+
+    def steps_seen_elsewhere() -> int:
+        sql = "SELECT COUNT(*) FROM metrics"
+        return int(
+            subprocess.run(
+                [sys.executable, "-c", reader, str(db), sql], capture_output=True, text=True, check=True
+            ).stdout
+        )
+
+    with open_store(db) as first:
+        run_id = make_run(first)
+        first.log_metrics(run_id, {"train/loss": 1.0}, step=1)
+        open_store(db).close()  # the bench opens one per phase; the TUI one per screen
+        assert steps_seen_elsewhere() == 1  # another process reads, and closes its last connection
+        assert Path(f"{db}-wal").exists()  # still the file the first store writes to
+        first.log_metrics(run_id, {"train/loss": 0.5}, step=2)
+        assert steps_seen_elsewhere() == 2
