@@ -20,6 +20,7 @@ REDUCTION_CHOICES = FIXED_REDUCTIONS + ADAPTER_REDUCTIONS
 ENCODER_CHOICES = registry.choices("encoder")
 EMBED_TEXT_CHOICES = registry.choices("embed_text")
 LOSS_CHOICES = registry.choices("loss")
+LR_SCHEDULE_CHOICES = registry.choices("lr_schedule")
 PROTOCOL_CHOICES = registry.choices("protocol")
 EXTRACTOR_CHOICES = registry.choices("extractor")
 DATASET_FORMAT_CHOICES = registry.choices("dataset_format")

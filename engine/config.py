@@ -28,6 +28,7 @@ from engine.choices import (
     FUSION_CHOICES,
     INIT_CHOICES,
     LOSS_CHOICES,
+    LR_SCHEDULE_CHOICES,
     METHOD_CHOICES,
     PROTOCOL_CHOICES,
     REDUCTION_CHOICES,
@@ -75,10 +76,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     loss: str = "ce"  # ce (full softmax) | bce (sampled negatives) | sampled-softmax
     num_negatives: int = 1  # bce: negatives per positive; sampled-softmax: shared negatives per batch = 100 * this
+    lr_schedule: str = "constant"  # constant | cosine (to 0 at train.epochs): engine.training.schedules
+    warmup_epochs: int = 0  # linear warm-up of the learning rate over this many epochs, for any schedule
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # mixed precision on CUDA only
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16)
+    amp_cpu: bool = False  # bf16 autocast on a CPU with native bf16 (AVX512-BF16 or AMX); off: CPU runs stay fp32
     num_threads: int | None = None  # CPU threads for torch; None: torch's default (all cores). 1 on a busy machine
     checkpoint_dir: str | None = (
         None  # None: beside the database, <db folder>/<db stem>.checkpoints; relative: in the workspace
@@ -93,6 +97,7 @@ class EvalConfig:
     protocol: str = "full"  # full | sampled (1 positive + num_sampled negatives, for comparing with papers)
     num_sampled: int = 100
     batch_size: int = 1024
+    every: int = 1  # validate every N epochs (and at the last one); patience still counts epochs
 
 
 @dataclass
@@ -433,6 +438,8 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     )
     yield "train.loss", _choice(t.loss, LOSS_CHOICES)
     yield "train.num_negatives", _at_least(t.num_negatives, 1)
+    yield "train.lr_schedule", _choice(t.lr_schedule, LR_SCHEDULE_CHOICES)
+    yield "train.warmup_epochs", _at_least(t.warmup_epochs, 0)
     yield "train.patience", _at_least(t.patience, 1)
     yield "train.seed", _at_least(t.seed, 0)
     yield (
@@ -468,6 +475,7 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     )
     yield "eval.protocol", _choice(e.protocol, PROTOCOL_CHOICES)
     yield "eval.num_sampled", _at_least(e.num_sampled, 1)
+    yield "eval.every", _at_least(e.every, 1)
     yield "eval.batch_size", _at_least(e.batch_size, 1)
 
     yield "knowledge.method", _choice(k.method, METHOD_CHOICES)

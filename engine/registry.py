@@ -44,6 +44,7 @@ FIELDS: Mapping[str, str | None] = MappingProxyType(
         "extractor": "knowledge.extractor",
         "embed_text": "knowledge.embed_text",
         "protocol": "eval.protocol",
+        "lr_schedule": "train.lr_schedule",
         "dataset_format": None,
     }
 )
@@ -145,6 +146,13 @@ _ENTRIES: tuple[Entry, ...] = (
         "adapter",
     ),
     Entry("loss", "ce", "full softmax cross-entropy over every item", "engine.models.losses:full_cross_entropy"),
+    Entry("lr_schedule", "constant", "train.lr throughout (after any warm-up)", "engine.training.schedules:constant"),
+    Entry(
+        "lr_schedule",
+        "cosine",
+        "train.lr decayed to 0 at train.epochs along half a cosine (after any warm-up)",
+        "engine.training.schedules:cosine",
+    ),
     Entry(
         "loss",
         "bce",

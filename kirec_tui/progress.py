@@ -52,5 +52,6 @@ class ConsoleProgress:
         elif isinstance(event, StepLoss) and self.batch_task is not None:
             self.progress.update(self.batch_task, completed=event.step, info=f"loss {event.loss:.4f}")
         elif isinstance(event, EpochEnd) and self.epoch_task is not None:
-            ndcg = event.valid.get("NDCG@10", float("nan"))
-            self.progress.update(self.epoch_task, completed=event.epoch, info=f"NDCG@10 {ndcg:.4f}")
+            if "NDCG@10" in event.valid:  # not validated this epoch (eval.every): the last figure stays
+                self.progress.update(self.epoch_task, info=f"NDCG@10 {event.valid['NDCG@10']:.4f}")
+            self.progress.update(self.epoch_task, completed=event.epoch)

@@ -56,9 +56,17 @@ class TrainingInterrupted(Exception):
         self.result = result
 
 
-def _mixed_precision(device: torch.device, enabled: bool) -> tuple[Callable[[], Any], Any]:
-    """(a context-manager factory, a GradScaler or None). Mixed precision on CUDA only: bf16 where supported
-    (no scaler needed), else fp16 with a GradScaler."""
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matrix products run in hardware. Elsewhere torch emulates them, slower than fp32."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _mixed_precision(device: torch.device, enabled: bool, on_cpu: bool = False) -> tuple[Callable[[], Any], Any]:
+    """(a context-manager factory, a GradScaler or None). On CUDA (`enabled`): bf16 where supported (no scaler
+    needed), else fp16 with a GradScaler. On a CPU (`on_cpu`, with native bf16 only): bf16, no scaler. Measured on
+    Beauty's shapes (SASRec, batch 512, 1 thread, AVX512-BF16): 651 -> 391 ms per step."""
+    if device.type == "cpu" and on_cpu and cpu_has_native_bf16():
+        return lambda: torch.autocast("cpu", dtype=torch.bfloat16), None
     if device.type != "cuda" or not enabled:
         return contextlib.nullcontext, None
     if torch.cuda.is_bf16_supported():
@@ -111,7 +119,10 @@ def train(
     step_module = distributed.wrap(TrainingStep(model, tc.loss, tc.num_negatives, negatives_generator))
     should_stop = distributed.agreed(should_stop)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    autocast, scaler = _mixed_precision(device, tc.amp)
+    autocast, scaler = _mixed_precision(device, tc.amp, tc.amp_cpu)
+    schedule = registry.load("lr_schedule", tc.lr_schedule)
+    steps_per_epoch = len(batcher)
+    total_steps, warmup_steps = tc.epochs * steps_per_epoch, tc.warmup_epochs * steps_per_epoch
 
     result = TrainResult(None, {}, 0, None, 0.0)
     best_state: dict[str, torch.Tensor] | None = None  # in memory when there are no checkpoint files
@@ -169,6 +180,9 @@ def train(
                 restore_best()
                 raise TrainingInterrupted(result)
             batch = batch.to(device)
+            rate = tc.lr * schedule((epoch - 1) * steps_per_epoch + step - 1, total_steps, warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
             with autocast():
                 loss = step_module(batch.inputs, batch.targets, batch.weight)
             optimizer.zero_grad(set_to_none=True)
@@ -190,16 +204,21 @@ def train(
         result.train_seconds += train_seconds
         release_freed_memory()
 
+        # Every eval.every epochs, at the last one, and wherever the run would stop (patience or the time budget):
+        # the weights it ends with are always judged.
+        evaluate = epoch % cfg.eval.every == 0 or epoch == tc.epochs or stop_reason(epoch) is not None
+        valid: dict[str, float] = {}
         eval_start = time.perf_counter()
-        model.eval()
-        with torch.no_grad():  # rank 0 validates; every rank gets its figures, so all decide alike
-            valid = distributed.on_main(lambda: {k: float(v) for k, v in validate(model).items()})
+        if evaluate:
+            model.eval()
+            with torch.no_grad():  # rank 0 validates; every rank gets its figures, so all decide alike
+                valid = distributed.on_main(lambda: {k: float(v) for k, v in validate(model).items()})
+            release_freed_memory()
+            if SELECTION_METRIC not in valid:
+                raise KeyError(f"validate: returned {sorted(valid)} but early stopping needs {SELECTION_METRIC!r}")
         eval_seconds = time.perf_counter() - eval_start
-        release_freed_memory()
-        if SELECTION_METRIC not in valid:
-            raise KeyError(f"validate: returned {sorted(valid)} but early stopping needs {SELECTION_METRIC!r}")
 
-        score = valid[SELECTION_METRIC]
+        score = valid.get(SELECTION_METRIC, -math.inf)
         is_best = score > best_score
         if is_best:
             best_score, result.best_epoch, result.best_valid = score, epoch, dict(valid)

@@ -190,8 +190,8 @@ class TrainScreen(Screen):
                 total=self._epochs * self._steps, progress=(event.epoch - 1) * self._steps
             )
             self.query_one("#run-state", Label).update(f"run {self.run_id}: epoch {event.epoch}/{self._epochs}")
-        elif isinstance(event, EpochEnd):
-            self.query_one("#valid-chart", LineChart).append("NDCG@10", event.valid.get("NDCG@10", float("nan")))
+        elif isinstance(event, EpochEnd) and "NDCG@10" in event.valid:  # absent: not validated (eval.every)
+            self.query_one("#valid-chart", LineChart).append("NDCG@10", event.valid["NDCG@10"])
         elif isinstance(event, DeviceStats):
             util = "?" if event.utilization is None else f"{event.utilization:.0f}%"
             self.query_one("#device-panel", Static).update(
