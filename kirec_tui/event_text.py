@@ -15,6 +15,8 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, RunStarted):
         return f"run [bold]{event.run_id}[/] {event.name} on {event.device}"
     if isinstance(event, EpochEnd):
+        if not event.valid:  # not validated this epoch (eval.every)
+            return f"epoch {event.epoch:3d}  loss {event.train_loss:.4f}  ({event.train_seconds:.1f}s)"
         best = " [green]best[/]" if event.is_best else ""
         ndcg, hr = event.valid.get("NDCG@10", float("nan")), event.valid.get("HR@10", float("nan"))
         return (

@@ -71,6 +71,8 @@ def test_one_line_per_event_for_both_front_ends():
     assert event_line(RunStarted(3, "kirec-sasrec", "cpu")) == "run [bold]3[/] kirec-sasrec on cpu"
     epoch = event_line(EpochEnd(2, 0.5, {"NDCG@10": 0.1234, "HR@10": 0.2}, 1.0, 0.5, True))
     assert "epoch   2" in epoch and "NDCG@10 0.1234" in epoch and "HR@10 0.2000" in epoch and "best" in epoch
+    unvalidated = event_line(EpochEnd(4, 0.25, {}, 1.0, 0.0, False))  # eval.every skipped this epoch
+    assert unvalidated == "epoch   4  loss 0.2500  (1.0s)"
     finished = event_line(RunFinished(3, "FAILED", error="boom"))
     assert "[red]FAILED" in finished and "boom" in finished
     assert "NDCG@10 0.0500" in event_line(RunFinished(3, "FINISHED", test={"NDCG@10": 0.05, "MRR": 0.1}))
