@@ -45,7 +45,7 @@ class Row:
     train_seconds: MeanStd | None
     seconds_to_best: MeanStd | None
     best_epochs: list[int | None]  # per seed
-    epochs_run: list[int]  # per seed: validated epochs (equal to best_epoch: still improving when it stopped)
+    epochs_run: list[int]  # per seed: epochs trained (equal to best_epoch: still improving when it stopped)
     users: np.ndarray = field(repr=False)
     per_user: np.ndarray = field(repr=False)  # per-user NDCG@10 averaged over seeds, aligned with `users`
     is_baseline: bool = False
@@ -96,7 +96,7 @@ def build_rows(outcome: BenchOutcome, store: Any) -> list[Row]:
         runs = [r for r in outcome.runs if r.cell.group == group and r.cell.setting == chosen]
         if runs:
             details = [store.get_run(r.run_id) for r in runs]
-            epochs = [len(store.metric_history(r.run_id, "valid/NDCG@10")) for r in runs]
+            epochs = [_epochs_trained(store, r.run_id) for r in runs]
             rows.append(_row(runs, details, epochs, group[2] == spec.baseline))
     for row in rows:
         if row.is_baseline:
@@ -118,6 +118,13 @@ def build_rows(outcome: BenchOutcome, store: Any) -> list[Row]:
         common, mine, theirs = np.intersect1d(row.users, base.users, return_indices=True)
         row.test = paired_wilcoxon(row.per_user[mine], base.per_user[theirs]) if common.size else None
     return rows
+
+
+def _epochs_trained(store: Any, run_id: int) -> int:
+    """The last epoch a run trained: its training loss is logged every epoch, its validation only every
+    eval.every epochs (counting validations said 10 for a 30-epoch run validated every 3)."""
+    losses = store.metric_history(run_id, "train/loss")
+    return max((p.step for p in losses), default=0)
 
 
 def _row(runs: list[Any], details: list[Any], epochs_run: list[int], is_baseline: bool) -> Row:

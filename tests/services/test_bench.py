@@ -301,3 +301,19 @@ def test_jobs_train_cells_in_parallel_processes_with_the_same_results(tiny_datas
             assert left.config["train"]["seed"] == right.config["train"]["seed"] == p.cell.seed
             assert left.test_metrics["test/NDCG@10"] == pytest.approx(right.test_metrics["test/NDCG@10"], abs=1e-6)
             assert ranks_path(left) is not None
+
+
+def test_the_table_counts_epochs_trained_not_validations(tiny_dataset, tmp_path):
+    bench = write_bench(
+        tmp_path / "every.toml",
+        tiny_dataset,
+        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1]\n',
+        epochs=3,
+    )
+    bench.write_text(bench.read_text() + '"eval.every" = 2\n"train.patience" = 5\n')
+    db = tmp_path / "runs.db"
+    outcome = run_bench(load_spec(bench), db, cwd=tmp_path)
+    with open_store(db) as store:
+        assert len(store.metric_history(outcome.runs[0].run_id, "valid/NDCG@10")) == 2  # epochs 2 and 3
+        (row,) = build_rows(outcome, store)
+    assert row.epochs_run == [3] and row.best_epochs[0] in (2, 3)
