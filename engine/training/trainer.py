@@ -21,7 +21,7 @@ import torch
 from engine import registry
 from engine.config import ConfigError, RunConfig
 from engine.data.dataset import SequenceDataset
-from engine.events import DeviceStats, EpochEnd, EpochStarted, EventSink, StepLoss
+from engine.events import DeviceStats, EpochEnd, EpochStarted, EventSink, Status, StepLoss
 from engine.models.base import SequentialBackbone
 from engine.training.batches import SequenceBatcher
 from engine.training.checkpoint import RunCheckpoints, TrainingState, capture_rng, restore_rng
@@ -120,6 +120,8 @@ def train(
     should_stop = distributed.agreed(should_stop)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     autocast, scaler = _mixed_precision(device, tc.amp, tc.amp_cpu)
+    if tc.amp_cpu and device.type == "cpu" and not cpu_has_native_bf16():
+        on_event(Status("train.amp_cpu: this CPU has no native bf16 (AVX512-BF16 or AMX); training in fp32", "warning"))
     schedule = registry.load("lr_schedule", tc.lr_schedule)
     steps_per_epoch = len(batcher)
     total_steps, warmup_steps = tc.epochs * steps_per_epoch, tc.warmup_epochs * steps_per_epoch

@@ -9,7 +9,7 @@ import torch
 
 from engine import registry
 from engine.config import ConfigError, RunConfig, validate_config
-from engine.events import EpochEnd
+from engine.events import EpochEnd, Status
 from engine.models import build_model
 from engine.training import schedules, train, trainer
 from tests.unit.test_losses import cycle_dataset
@@ -127,3 +127,7 @@ def test_amp_cpu_without_native_bf16_stays_fp32(monkeypatch):
     monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
     cfg.train.amp_cpu = True
     assert step_losses(cfg) == fp32  # emulated bf16 would be slower than fp32: it is not used
+    dataset, said = cycle_dataset(), []
+    train(build_model(cfg.model, dataset.num_items), dataset, cfg, fixed_scores(0.1, 0.2), said.append)
+    warnings = [e.message for e in said if isinstance(e, Status) and e.level == "warning"]
+    assert warnings == ["train.amp_cpu: this CPU has no native bf16 (AVX512-BF16 or AMX); training in fp32"]
