@@ -70,42 +70,32 @@ def test_bad_schedule_settings_are_named_before_any_work():
         validate_config(cfg)
 
 
-def test_validation_every_n_epochs_and_wherever_the_run_stops():
-    dataset, cfg = cycle_dataset(), tiny_config(epochs=7)
-    cfg.eval.every = 3
-    validated: list[int] = []
-    ends: list[EpochEnd] = []
+def train_validating(cfg: RunConfig, scores: list[float]):
+    """A tiny run whose validation returns `scores` in turn: (the result, the epochs validated, every EpochEnd)."""
+    dataset, validated, ends = cycle_dataset(), [], []
+    remaining = iter(scores)
 
     def validate(model):
-        validated.append(len(ends) + 1)
-        return {"NDCG@10": 0.1 * len(validated)}
+        validated.append(len(ends) + 1)  # this epoch's EpochEnd is not sent yet
+        return {"NDCG@10": next(remaining)}
 
-    result = train(
-        build_model(cfg.model, dataset.num_items),
-        dataset,
-        cfg,
-        validate,
-        lambda e: ends.append(e) if isinstance(e, EpochEnd) else None,
-    )
+    def on_event(event):
+        if isinstance(event, EpochEnd):
+            ends.append(event)
+
+    return train(build_model(cfg.model, dataset.num_items), dataset, cfg, validate, on_event), validated, ends
+
+
+def test_validation_every_n_epochs_and_wherever_the_run_stops():
+    cfg = tiny_config(epochs=7)
+    cfg.eval.every = 3
+    result, validated, ends = train_validating(cfg, [0.1, 0.2, 0.3])
     assert validated == [3, 6, 7]  # every 3rd epoch and the last
     assert [bool(e.valid) for e in ends] == [False, False, True, False, False, True, True]
     assert result.best_epoch == 7 and result.epochs_run == 7
     # patience 2 with the best at epoch 3: the run stops at epoch 5, and that epoch is validated too
     cfg.train.epochs, cfg.train.patience = 20, 2
-    validated.clear(), ends.clear()
-    scores = iter([0.5, 0.1, 0.1])
-
-    def falling(model):
-        validated.append(len(ends) + 1)
-        return {"NDCG@10": next(scores)}
-
-    result = train(
-        build_model(cfg.model, dataset.num_items),
-        dataset,
-        cfg,
-        falling,
-        lambda e: ends.append(e) if isinstance(e, EpochEnd) else None,
-    )
+    result, validated, _ = train_validating(cfg, [0.5, 0.1, 0.1])
     assert validated == [3, 5] and (result.best_epoch, result.epochs_run, result.stop_reason) == (3, 5, "patience")
 
 
