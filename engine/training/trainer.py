@@ -207,8 +207,10 @@ def train(
         release_freed_memory()
 
         # Every eval.every epochs, at the last one, and wherever the run would stop (patience or the time budget):
-        # the weights it ends with are always judged.
-        evaluate = epoch % cfg.eval.every == 0 or epoch == tc.epochs or stop_reason(epoch) is not None
+        # the weights it ends with are always judged. Unvalidated, the epoch keeps this verdict (None): asked again
+        # after the epoch's bookkeeping, the clock could end the run at weights nobody validated.
+        reason = stop_reason(epoch)
+        evaluate = epoch % cfg.eval.every == 0 or epoch == tc.epochs or reason is not None
         valid: dict[str, float] = {}
         eval_start = time.perf_counter()
         if evaluate:
@@ -271,7 +273,8 @@ def train(
                 )
             )
 
-        reason = stop_reason(epoch)
+        if evaluate:  # a new best resets patience: ask again
+            reason = stop_reason(epoch)
         if reason is not None:
             result.stopped_early, result.stop_reason = True, reason
             break
