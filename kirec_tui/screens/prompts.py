@@ -142,6 +142,7 @@ class PromptsScreen(Screen):
         self.edited = None  # the engine Prompt parsed from the editor text, when valid
         self.validation_error: str | None = None
         self.dataset = None
+        self._dataset_request: str | None = None  # the dataset last asked for: a slower, older load must not replace it
         self.samples: list[int] = []
         self.answers: dict[int, dict[str, Any] | None] = {}
         self.base = None  # the prompt marked for a diff
@@ -350,6 +351,7 @@ class PromptsScreen(Screen):
         self.load_sample_dataset(event.value.strip())
 
     def load_sample_dataset(self, name: str) -> None:
+        self._dataset_request = name
         self.query_one("#prompt-dataset-status", Label).update(f"loading {name}…")
         self._load_dataset(name)
 
@@ -360,9 +362,13 @@ class PromptsScreen(Screen):
         dataset = datasets.load(
             self.app.data_settings(name), cwd=self.app.cwd, cache_dir=self.app.workspace.dataset_cache
         )
-        self.app.call_from_thread(self._dataset_ready, dataset)
+        self.app.call_from_thread(self._dataset_ready, name, dataset)
 
-    def _dataset_ready(self, dataset) -> None:
+    def _dataset_ready(self, name: str, dataset) -> None:
+        # A superseded load (the mount's default, then the one the user typed) is cancelled, but a thread worker
+        # runs to its end: when the older, larger dataset finished last it replaced the one asked for.
+        if name != self._dataset_request:
+            return
         self.dataset, self.samples = dataset, []  # the old samples are another dataset's indices
         self.choose_samples(self.query_one("#prompt-samples", Input).value)
 

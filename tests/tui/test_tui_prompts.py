@@ -88,6 +88,41 @@ def make_app(tmp_path, prompts_dir, backend=None) -> KirecApp:
     )
 
 
+async def test_a_slower_earlier_load_never_replaces_the_dataset_asked_for(
+    tmp_path, prompts_dir, tiny_dataset, monkeypatch
+):
+    """The mount loads the default dataset; the user then asks for another. When the default finished last (a
+    larger file, a loaded machine), it used to replace the one asked for, and the screen showed the wrong items."""
+    import dataclasses
+
+    from engine.services import datasets
+
+    real_load, asked_for_shown = datasets.load, threading.Event()
+
+    def load(settings, **kwargs):
+        if Path(settings.dataset).name == "tiny":
+            return real_load(settings, **kwargs)
+        assert asked_for_shown.wait(60), "the test never let the default's load finish"
+        tiny = real_load(dataclasses.replace(settings, dataset=str(tiny_dataset)), **kwargs)
+        return dataclasses.replace(tiny, name="the-default")  # stands in for the default dataset, finishing last
+
+    monkeypatch.setattr(datasets, "load", load)
+    app = make_app(tmp_path, prompts_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#prompt-dataset").value = str(tiny_dataset)
+        screen.query_one("#prompt-dataset").focus()
+        await pilot.press("enter")
+        await wait_shown(pilot, lambda: screen.dataset is not None)
+        assert screen.dataset.name == "tiny"
+        asked_for_shown.set()  # now the default's load ends, after the one asked for
+        await wait_for_workers(app)
+        await pilot.pause()
+        assert screen.dataset.name == "tiny"
+
+
 async def test_validates_as_you_type_and_previews_on_a_sample_item(tmp_path, prompts_dir, tiny_dataset):
     app = make_app(tmp_path, prompts_dir)
     async with app.run_test(size=SIZE) as pilot:
