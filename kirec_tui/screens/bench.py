@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 from textual.worker import Worker, WorkerState
 
 from kirec_tui.screens.compare import CompareScreen
+from kirec_tui.widgets.table import Table
 
 DEFAULT_FOLDER = "docs/results"  # where `kirec bench` writes, relative to where it ran
 SIGNIFICANT = 0.05
@@ -42,7 +43,7 @@ def p_text(p: float | None) -> Text:
     return Text(shown, style="bold green" if p < SIGNIFICANT else "")
 
 
-class BenchTable(DataTable):
+class BenchTable(Table):
     """The results table; its Enter (select the row) is shown in the footer, since here it opens the row's runs."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Open runs")]

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from kirec_tui.widgets.chart import LineChart
+from kirec_tui.widgets.table import Table
 
 # The curves offered first, in this order (the m key cycles through them, then every other logged series).
 PREFERRED_CURVES = ("valid/NDCG@10", "valid/HR@10", "train/loss", "time/epoch_seconds")
@@ -116,7 +117,7 @@ class FullValueModal(ModalScreen[None]):
             yield Label("Escape: close", classes="hint")
 
 
-class ValueTable(DataTable):
+class ValueTable(Table):
     """A table whose Enter (shown in the footer) opens the highlighted row's full values."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Full value")]

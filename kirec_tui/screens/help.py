@@ -12,6 +12,8 @@ from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
+from kirec_tui.widgets.table import Table
+
 # Keys that Textual's format_key shows as a symbol or in lower case, written as on a keyboard instead.
 NAMED_KEYS = {
     "enter": "Enter",
@@ -145,7 +147,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("the workflows", classes="section")
             yield Static("\n".join(f"• {line}" for line in workflow_lines()), id="workflows", markup=False)
             yield Label("every key binding   (Ctrl+P finds any action by name)", classes="section")
-            table: DataTable = DataTable(id="bindings", zebra_stripes=True, show_cursor=False)
+            table: DataTable = Table(id="bindings", zebra_stripes=True, show_cursor=False)
             table.can_focus = False
             yield table
 

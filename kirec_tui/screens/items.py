@@ -26,6 +26,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from kirec_tui.widgets.table import Table
+
 MAX_RESULTS = 50
 NEIGHBOURS = 10
 TOP_K = 10
@@ -148,19 +150,19 @@ class ItemsScreen(Screen):
                 with Horizontal():
                     with Vertical(id="items-left"):
                         yield Input(placeholder="/ item id or title (fuzzy)", id="items-search")
-                        yield DataTable(id="items-results", cursor_type="row", zebra_stripes=True)
+                        yield Table(id="items-results", cursor_type="row", zebra_stripes=True)
                     with VerticalScroll(id="items-right"):
                         yield Static("", id="item-detail")
                         yield Label("neighbours, text encoder space (n)", classes="section")
                         yield Label("", id="neighbours-status", classes="progress-line")
-                        yield DataTable(id="items-neighbours", cursor_type="row", zebra_stripes=True)
+                        yield Table(id="items-neighbours", cursor_type="row", zebra_stripes=True)
                         yield Label(
                             "neighbours, a run's item table (run field, then n)",
                             classes="section",
                             id="run-neighbours-title",
                         )
                         yield Label("", id="run-neighbours-status", classes="progress-line")
-                        yield DataTable(id="items-run-neighbours", cursor_type="row", zebra_stripes=True)
+                        yield Table(id="items-run-neighbours", cursor_type="row", zebra_stripes=True)
             with TabPane("User", id="tab-user"):
                 with Horizontal(id="user-inputs"):
                     yield Label("user", classes="field-label")
@@ -172,10 +174,10 @@ class ItemsScreen(Screen):
                 with Horizontal(id="user-body"):
                     with Vertical(id="user-left"):
                         yield Label("history (oldest first; ◆ valid, ★ test item)", classes="section")
-                        yield DataTable(id="user-history", cursor_type="row", zebra_stripes=True)
+                        yield Table(id="user-history", cursor_type="row", zebra_stripes=True)
                     with Vertical(id="user-right"):
                         yield Label("", id="recs-title", classes="section")
-                        yield DataTable(id="user-recs", cursor_type="row", zebra_stripes=True)
+                        yield Table(id="user-recs", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

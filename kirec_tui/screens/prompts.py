@@ -38,6 +38,7 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from kirec_tui.screens.modals import ConfirmModal
+from kirec_tui.widgets.table import Table
 from kirec_tui.widgets.toml_editor import TomlTextArea
 
 VALIDATE_DEBOUNCE_SECONDS = 0.2
@@ -205,11 +206,11 @@ class PromptsScreen(Screen):
                             yield Static("", id="prompt-preview")
                     with TabPane("Extraction", id="tab-extract"):
                         yield Label("ctrl+r: extract the sample items", id="extract-status")
-                        yield DataTable(id="extract-table", cursor_type="row", zebra_stripes=True)
+                        yield Table(id="extract-table", cursor_type="row", zebra_stripes=True)
                         yield Static("", id="extract-quality")
                     with TabPane("Diff", id="tab-diff"):
                         yield Label("ctrl+l marks the open version, ctrl+o compares it with another", id="diff-title")
-                        yield DataTable(id="diff-table", cursor_type="row", zebra_stripes=True)
+                        yield Table(id="diff-table", cursor_type="row", zebra_stripes=True)
                         with VerticalScroll(id="diff-text-scroll"):
                             yield Static("", id="diff-text")
         yield Footer()

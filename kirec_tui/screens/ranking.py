@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from kirec_tui.screens.items import duration_text, message_of, parse_run_ids, progress_text
+from kirec_tui.widgets.table import Table
 
 
 def _count(n: int, total: int, style: str = "") -> Text:
@@ -49,7 +50,7 @@ class RankingScreen(Screen):
         yield Label(
             "rank of each user's held-out test item among all items; + : run B ranks it higher", id="ranking-legend"
         )
-        yield DataTable(id="ranking-table", cursor_type="row", zebra_stripes=True)
+        yield Table(id="ranking-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -15,7 +15,8 @@ from datetime import datetime
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.widgets import DataTable
+
+from kirec_tui.widgets.table import Table
 
 STATUS_STYLE = {"RUNNING": "bold #4fc1ff", "FINISHED": "green", "FAILED": "bold red", "INTERRUPTED": "yellow"}
 SELECTED_MARK = "●"
@@ -180,7 +181,7 @@ def sort_locally(runs: Sequence, column_key: str, descending: bool) -> list:
     return present + missing
 
 
-class RunsTable(DataTable):
+class RunsTable(Table):
     """Row key = run id (as text); column keys = the Column keys (a metric column's key is its metric key)."""
 
     # DataTable's own Enter binding is hidden; shown here, so the footer says that Enter opens the run.
