@@ -166,18 +166,31 @@ def compare_command(
         bool, typer.Option("--all", help="Show every parameter, not only those that differ.")
     ] = False,
 ) -> None:
-    """Parameters that differ and metrics side by side."""
+    """The settings that differ, what each run recorded, and the metrics, side by side."""
+    from engine.services.runs import runs_side_by_side
+
+    from kirec_tui.values import value_text
+
     with friendly_errors(), naming_runs(*run_ids):
-        comparison = open_db(db, workspace).compare_runs(run_ids)
+        comparison = runs_side_by_side(open_db(db, workspace), run_ids)
     console = Console()
-    params = Table(title="parameters" + ("" if all_params else " that differ"))
+    params = Table(title="settings" + ("" if all_params else " that differ"))
     params.add_column("key")
     for rid in run_ids:
         params.add_column(f"run {rid}")
-    shown = comparison.params if all_params else comparison.differing_params
+    shown = comparison.settings if all_params else comparison.differing_settings
     for key, values in sorted(shown.items()):
         params.add_row(key, *("" if v is None else v for v in values))
     console.print(params)
+    # Recorded by the runs (durations, answer quality, dataset figures): they differ between any two runs, so
+    # among the settings they would hide what was changed.
+    outputs = Table(title="recorded by the runs")
+    outputs.add_column("output")
+    for rid in run_ids:
+        outputs.add_column(f"run {rid}", justify="right")
+    for key, values in comparison.outputs.items():
+        outputs.add_row(key, *(value_text(key, v) for v in values))
+    console.print(outputs)
     metrics = Table(title="metrics")
     metrics.add_column("metric")
     for rid in run_ids:

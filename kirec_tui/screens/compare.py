@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from kirec_tui.widgets.chart import LineChart
+from kirec_tui.values import is_count, value_text
 from kirec_tui.widgets.table import Table
 
 # The curves offered first, in this order (the m key cycles through them, then every other logged series).
@@ -30,36 +31,6 @@ LOWER_IS_BETTER = ("loss", "seconds")
 # (its value, Δ and × columns).
 DETAIL_WIDE_COLUMNS, COLUMNS_PER_RUN = 100, 20
 CELL_CHARS = 28  # longer values are cut with "…"; Enter shows them whole
-
-
-def is_count(key: str, value: float) -> bool:
-    """Whole numbers that are not rates (HR@10 of 1.0 stays 1.0000) nor losses: users, epochs, items."""
-    return value.is_integer() and "@" not in key and "loss" not in key
-
-
-def value_text(key: str, value: object) -> str:
-    """A value as the tables show it: counts as integers, rates to 4 decimals, seconds as a duration."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else str(value)
-    if key.endswith("seconds"):
-        return duration_text(float(value))
-    if isinstance(value, int) or is_count(key, value):
-        return f"{int(value):d}"
-    return f"{value:.4f}"
-
-
-def duration_text(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def shortened(text: str, limit: int = CELL_CHARS) -> str:

@@ -72,6 +72,10 @@ def test_runs_show_compare_export(finished_run, tiny_dataset, tmp_path):
     compared = invoke("runs", "compare", str(first["run_id"]), str(second_id), "--db", str(db), cwd=tmp_path)
     assert compared.exit_code == 0
     assert "train.seed" in compared.stdout and "model.backbone" not in compared.stdout  # only what differs
+    every = invoke("runs", "compare", str(first["run_id"]), str(second_id), "--all", "--db", str(db), cwd=tmp_path)
+    settings, recorded = every.stdout.split("recorded by the runs")
+    assert "model.backbone" in settings and "model.parameters" not in settings  # a count the run made, not a setting
+    assert "model.parameters" in recorded and "run.duration_seconds" in recorded
     exported = invoke("runs", "export", "--format", "json", "--db", str(db), cwd=tmp_path)
     assert {r["id"] for r in json.loads(exported.stdout)} == {first["run_id"], second_id}
 
