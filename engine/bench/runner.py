@@ -69,7 +69,7 @@ def run_bench(
     if jobs < 1:
         raise ValueError(f"jobs: expected at least 1, got {jobs}")
     cwd = Path(cwd or Path.cwd())
-    store = open_store(db)
+    store = open_store(db, create=not table_only)  # reading a table never makes an empty database
     try:
         store.mark_orphans()  # a cell a killed bench was training reads INTERRUPTED, and is trained again
         context = _Context(

@@ -19,8 +19,9 @@ class BenchResult:
     trained: int  # cells trained by this call; the rest were reused from the database
     missing: int  # cells without a finished run (listed in the table)
     complete: bool  # False: stopped before every cell was tried
-    markdown: Path
-    json: Path
+    markdown: Path | None  # None: nothing written (a --table-only read that misses cells)
+    json: Path | None
+    target: Path  # the results path without suffix
 
 
 def run_bench(
@@ -49,13 +50,19 @@ def run_bench(
     outcome = run(
         spec, db, on_event=on_event, should_stop=should_stop, jobs=jobs, table_only=table_only, workspace=workspace
     )
+    if table_only and outcome.missing:
+        # Recomputing a table must not replace a complete one with a table of holes (a wrong --db, a cleaned
+        # workspace): a training bench lists its missing cells, a read of runs that are not there writes nothing.
+        return BenchResult(spec.name, len(outcome.runs), 0, len(outcome.missing), outcome.complete, None, None, target)
     label = db_label if db_label is not None else str(db)
     with open_store(db) as store:
         rows = build_rows(outcome, store)
         versions = [store.get_run(r.run_id).code_version for r in outcome.runs]
     budget = describe_budget([spec.config_for(r.cell, label) for r in outcome.runs])
     md, js = write_results(outcome, rows, target, command, label, versions, budget)
-    return BenchResult(spec.name, len(outcome.runs), outcome.trained, len(outcome.missing), outcome.complete, md, js)
+    return BenchResult(
+        spec.name, len(outcome.runs), outcome.trained, len(outcome.missing), outcome.complete, md, js, target
+    )
 
 
 # -- reading results tables (the workbench's Bench view) ----------------------------------------------------------

@@ -73,6 +73,12 @@ def bench_command(
             workspace=paths.root,
             db_label=db,
         )
+    if result.markdown is None:
+        raise fail(
+            f"{result.missing} of {result.cells + result.missing} cells have no finished run in {db}; --table-only wrote nothing, "
+            f"{result.target}.md and .json are as they were",
+            EXIT_FAILED,
+        )
     err_console.print(
         f"bench {result.name}: {result.cells} cells, {result.trained} trained now, "
         f"{result.cells - result.trained} reused; wrote {result.markdown} and {result.json}"

@@ -317,3 +317,24 @@ def test_the_table_counts_epochs_trained_not_validations(tiny_dataset, tmp_path)
         assert len(store.metric_history(outcome.runs[0].run_id, "valid/NDCG@10")) == 2  # epochs 2 and 3
         (row,) = build_rows(outcome, store)
     assert row.epochs_run == [3] and row.best_epochs[0] in (2, 3)
+
+
+def test_table_only_never_replaces_a_table_nor_makes_a_database(tiny_dataset, tmp_path, monkeypatch):
+    """A --table-only read of a database without the runs (a wrong --db, a cleaned workspace) once replaced a
+    committed table with one of empty cells, and created the database it was pointed at."""
+    monkeypatch.chdir(tmp_path)
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset, '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\n')
+    out = tmp_path / "results" / "b"
+    made = CliRunner().invoke(app, ["bench", str(bench), "--db", "runs.db", "--out", str(out)], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    table = {suffix: out.with_suffix(suffix).read_bytes() for suffix in (".md", ".json")}
+    with open_store(tmp_path / "other.db") as store:  # a real database that holds none of the bench's runs
+        assert store.list_runs() == []
+    for db in ("other.db", "missing.db"):
+        read = CliRunner().invoke(
+            app, ["bench", str(bench), "--db", db, "--out", str(out), "--table-only"], catch_exceptions=False
+        )
+        said = read.output.strip().splitlines()[-1]
+        assert read.exit_code != 0 and said.startswith("error: ") and db in said, read.output
+        assert {suffix: out.with_suffix(suffix).read_bytes() for suffix in table} == table
+    assert not (tmp_path / "missing.db").exists()
