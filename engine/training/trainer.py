@@ -122,7 +122,8 @@ def train(
     cpu_bf16 = tc.amp_cpu and device.type == "cpu" and cpu_has_native_bf16()  # asked once: the warning agrees
     autocast, scaler = _mixed_precision(device, tc.amp, cpu_bf16)
     if tc.amp_cpu and device.type == "cpu" and not cpu_bf16:
-        on_event(Status("train.amp_cpu: this CPU has no native bf16 (AVX512-BF16 or AMX); training in fp32", "warning"))
+        # A notice, not a warning: amp_cpu is on by default and fp32 is the right choice on such a CPU.
+        on_event(Status("train.amp_cpu: this CPU has no native bf16 (AVX512-BF16 or AMX); training in fp32"))
     schedule = registry.load("lr_schedule", tc.lr_schedule)
     steps_per_epoch = len(batcher)
     total_steps, warmup_steps = tc.epochs * steps_per_epoch, tc.warmup_epochs * steps_per_epoch

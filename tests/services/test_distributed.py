@@ -175,6 +175,8 @@ def _kirec_run(folder: Path, dataset: Path, *extra: str) -> subprocess.Completed
         "model.dropout=0",
         "--set",
         "train.num_threads=1",
+        "--set",
+        "train.amp_cpu=false",  # two ranks' fp32 gradients average to one process's; bf16 rounding would not
         "--json",
         *extra,
     ]
@@ -328,6 +330,8 @@ def test_sigterm_stops_every_rank_and_the_run_resumes_under_ddp_to_the_uninterru
             "model.dropout=0",
             "--set",
             "train.num_threads=1",
+            "--set",
+            "train.amp_cpu=false",  # as the reference ran
             "--nproc",
             "2",
         ],

@@ -64,6 +64,7 @@ def test_id_method_has_fewer_parameters_than_kirec(tiny_dataset, tmp_path):
                 "data.dataset": str(tiny_dataset),
                 "db": str(tmp_path / "runs.db"),
                 "knowledge.method": method,
+                "knowledge.fusion": "gate",
             }
         )
         run_id = run_experiment(cfg, cwd=tmp_path).run_id

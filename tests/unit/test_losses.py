@@ -125,6 +125,7 @@ def test_each_loss_decreases_when_training(backbone, kind):
     epochs = 20 if backbone == "bert4rec" else 8  # recovering ~20% masked items learns more slowly
     cfg.train.loss, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr = kind, epochs, 16, 1e-2
     cfg.train.device, cfg.train.patience = "cpu", 100
+    cfg.train.lr_schedule, cfg.train.warmup_epochs = "constant", 0  # the loss at a fixed rate, not a schedule's
     model = build_model(cfg.model, dataset.num_items)
     losses: list[float] = []
     result = train(

@@ -20,6 +20,8 @@ def tiny_config(backbone: str = "sasrec", epochs: int = 3, patience: int = 10) -
     cfg = RunConfig()
     cfg.model.backbone, cfg.model.hidden_size, cfg.model.num_layers, cfg.model.max_len = backbone, 16, 1, 8
     cfg.train.epochs, cfg.train.batch_size, cfg.train.patience, cfg.train.device = epochs, 16, patience, "cpu"
+    # What these tests compare (rates, losses, resumed runs) is fp32 at a constant rate, whatever the defaults are.
+    cfg.train.lr_schedule, cfg.train.warmup_epochs, cfg.train.amp_cpu = "constant", 0, False
     return cfg
 
 
