@@ -128,6 +128,7 @@ def load_spec(
     if unknown:
         raise ConfigError(f"{source}: unknown table or key '{unknown[0]}' (expected {', '.join(TOP_LEVEL)})")
     bench = _table(data, "bench", source)
+    listed = dict(bench)  # as the file has it: --methods etc. may choose a subset of what it lists
     for key, value in (overrides or {}).items():
         if value is not None:
             bench[key] = value
@@ -139,9 +140,9 @@ def load_spec(
     backbones = _names(bench, "backbones", source, default=("sasrec",))
     datasets = _names(bench, "datasets", source)
     seeds = _seeds(bench, source)
-    per_method = _named_tables(data, "method", methods, source)
-    per_backbone = _named_tables(data, "backbone", backbones, source)
-    per_dataset = _named_tables(data, "dataset", datasets, source)
+    per_method = _named_tables(data, "method", methods, source, _file_names(listed, "methods"))
+    per_backbone = _named_tables(data, "backbone", backbones, source, _file_names(listed, "backbones"))
+    per_dataset = _named_tables(data, "dataset", datasets, source, _file_names(listed, "datasets"))
     for method in methods:
         if "knowledge.method" not in per_method.get(method, {}) and method not in METHOD_CHOICES:
             raise ConfigError(
@@ -152,6 +153,8 @@ def load_spec(
         if backbone not in BACKBONE_CHOICES:
             raise ConfigError(f"{source}: bench.backbones: '{backbone}' is not one of {', '.join(BACKBONE_CHOICES)}")
     baseline = bench.get("baseline", DEFAULT_BASELINE if DEFAULT_BASELINE in methods else None)
+    if baseline is not None and baseline not in methods and baseline in _file_names(listed, "methods"):
+        baseline = None  # the file's baseline, left out by --methods: a table without gains, not an error
     if baseline is not None and baseline not in methods:
         raise ConfigError(f"{source}: bench.baseline: '{baseline}' is not one of bench.methods ({', '.join(methods)})")
 
@@ -221,10 +224,20 @@ def _seeds(bench: Mapping[str, Any], source: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _named_tables(data: Mapping[str, Any], kind: str, names: tuple[str, ...], source: str) -> dict[str, dict[str, Any]]:
+def _file_names(bench: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = bench.get(key)
+    return tuple(value) if isinstance(value, list) else ()
+
+
+def _named_tables(
+    data: Mapping[str, Any], kind: str, names: tuple[str, ...], source: str, unchosen: tuple[str, ...] = ()
+) -> dict[str, dict[str, Any]]:
+    """The [kind.NAME] tables of the chosen names; a table of a name the file lists but a flag left out is skipped."""
     tables = _table(data, kind, source)
     out = {}
     for name, values in tables.items():
+        if name in unchosen and name not in names:
+            continue
         if name not in names:
             raise ConfigError(f"{source}: [{kind}.{name}]: '{name}' is not one of bench.{kind}s ({', '.join(names)})")
         if not isinstance(values, Mapping):

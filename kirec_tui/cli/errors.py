@@ -8,6 +8,7 @@ from typing import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run or command failed
@@ -30,7 +31,8 @@ def print_status(event) -> None:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # The message is text: a "[method.id]" in it is a bench table's name, not markup for rich to swallow.
+    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -120,6 +120,30 @@ def test_the_cli_refuses_a_bad_bench_with_exit_2_and_stores_nothing(tmp_path):
     assert not (tmp_path / "runs.db").exists()
 
 
+def test_the_cli_error_keeps_a_table_name_in_brackets(tmp_path):
+    """rich read "[method.kirec]" as markup and printed ": 'kirec' is not one of ...", naming nothing."""
+    path = tmp_path / "bad.toml"
+    path.write_text('[bench]\nmethods = ["id"]\ndatasets = ["d"]\n[method.kirec]\n"knowledge.fusion" = "add"\n')
+    result = CliRunner().invoke(app, ["bench", str(path), "--db", str(tmp_path / "runs.db")], catch_exceptions=False)
+    assert result.exit_code == 2 and f"{path}: [method.kirec]: 'kirec' is not one of bench.methods" in result.output
+
+
+def test_flags_choose_a_subset_of_the_files_methods_without_its_baseline(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text(
+        '[bench]\nmethods = ["id", "kirec", "unisrec"]\ndatasets = ["d"]\nbaseline = "id"\n'
+        '[method.kirec]\n"knowledge.fusion" = "add"\n[method.unisrec]\n"knowledge.unisrec_experts" = 4\n'
+    )
+    spec = load_spec(path, overrides={"methods": "unisrec"})
+    assert spec.methods == ("unisrec",) and spec.baseline is None  # gains need the baseline: none are computed
+    assert spec.per_method == {"unisrec": {"knowledge.unisrec_experts": 4}}
+    both = load_spec(path, overrides={"methods": "id,kirec"})
+    assert both.baseline == "id" and set(both.per_method) == {"kirec"}
+    path.write_text(path.read_text().replace("[method.unisrec]", "[method.unisrek]"))
+    with pytest.raises(ConfigError, match=r"\[method\.unisrek\]"):  # a table of no listed method is still an error
+        load_spec(path, overrides={"methods": "unisrec"})
+
+
 def test_precedence_puts_the_method_table_over_config_and_flags_over_both(tmp_path):
     path = tmp_path / "b.toml"
     path.write_text(
