@@ -38,7 +38,8 @@ test: setup
 	$(BIN)/ruff format --check .
 	# Three processes on two cores: a TUI test waits on timers and workers, a service test on its child
 	# processes, and a third process fills those waits (3 min 55 s against 4 min 28 s with two, idle 2 cores).
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	# The 15 slowest tests are listed at the end of every run: where the suite's time goes, in CI too.
+	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=15
 
 bench: setup
 	$(BIN)/python benchmarks/bench_engine.py
