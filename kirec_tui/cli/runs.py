@@ -303,8 +303,6 @@ def note_command(
 def _bad_value_as_usage() -> Iterator[None]:
     """A value the engine refuses (a tag with a space, an unknown status): one line and exit 2, no traceback.
     Errors friendly_errors knows (a bad workspace, a missing run) keep their own line and exit code."""
-    from rich.markup import escape
-
     from kirec_tui.cli.errors import EXIT_USAGE, exit_code_for, fail
 
     try:
@@ -312,14 +310,12 @@ def _bad_value_as_usage() -> Iterator[None]:
     except ValueError as exc:
         if exit_code_for(exc) is not None:
             raise
-        raise fail(escape(str(exc)), EXIT_USAGE) from None
+        raise fail(str(exc), EXIT_USAGE) from None
 
 
 def export_mlflow(
     run_ids: list[int] | None, db, workspace, folder: Path, output: Path | None, filters: dict | None = None
 ) -> None:
-    from rich.markup import escape
-
     from engine.services.mlflow_export import MlflowMissingError, export_to_mlflow
     from engine.services.runs import filtered_run_ids
     from kirec_tui.cli.errors import EXIT_USAGE, err_console, fail
@@ -332,7 +328,7 @@ def export_mlflow(
             # the same runs as the CSV/JSON export: the filters pick them as `runs list` does
             result = export_to_mlflow(store, filtered_run_ids(store, run_ids or None, filters), folder)
         except MlflowMissingError as exc:
-            raise fail(escape(str(exc)), EXIT_USAGE) from None  # "kirec[mlflow]" is not markup
+            raise fail(str(exc), EXIT_USAGE) from None
     err_console.print(
         f"MLflow {result.tracking_uri}: {len(result.written)} runs written, {len(result.replaced)} replaced "
         f"(changed since), {len(result.unchanged)} unchanged, in {result.seconds:.1f} s; "
