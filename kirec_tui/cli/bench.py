@@ -75,8 +75,8 @@ def bench_command(
         )
     if result.markdown is None:
         raise fail(
-            f"{result.missing} of {result.cells + result.missing} cells have no finished run in {db}; --table-only wrote nothing, "
-            f"{result.target}.md and .json are as they were",
+            f"{result.missing} of {result.cells + result.missing} cells have no finished run in {db}; "
+            f"--table-only wrote nothing, {result.target}.md and .json are as they were",
             EXIT_FAILED,
         )
     err_console.print(
