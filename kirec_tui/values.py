@@ -27,6 +27,9 @@ def value_text(key: str, value: object) -> str:
 
 
 def duration_text(seconds: float) -> str:
+    """A duration as the workbench writes it everywhere: 350 ms, 4.2 s, 4m 30s, 2h 01m."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(round(seconds), 60)

@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from kirec_tui.values import duration_text
 from kirec_tui.widgets.table import Table
 
 MAX_RESULTS = 50
@@ -41,14 +42,6 @@ class LoadedDataset:
 
     def __repr__(self) -> str:
         return f"LoadedDataset({self.dataset!r})"
-
-
-def duration_text(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
 
 
 def progress_text(progress) -> str:

@@ -12,7 +12,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
-from kirec_tui.screens.items import duration_text, message_of, parse_run_ids, progress_text
+from kirec_tui.screens.items import message_of, parse_run_ids, progress_text
+from kirec_tui.values import duration_text
 from kirec_tui.widgets.table import Table
 
 
