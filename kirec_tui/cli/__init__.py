@@ -13,6 +13,7 @@ from kirec_tui.cli import data, items, ranking, runs
 from kirec_tui.cli.bench import bench_command
 from kirec_tui.cli.embed import embed_command
 from kirec_tui.cli.extract import extract_command
+from kirec_tui.cli.process_end import end_now_if_asked
 from kirec_tui.cli.run import run_command
 
 app = typer.Typer(
@@ -35,9 +36,13 @@ app.command("bench")(bench_command)
 
 def main() -> None:
     try:
-        app()
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's own handler
-        raise SystemExit(130) from None
+        try:
+            app()
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's own handler
+            raise SystemExit(130) from None
+    except SystemExit as done:  # how every command ends (Click exits even on success)
+        end_now_if_asked(done.code)  # a DDP rank ends here, without the interpreter's finalization
+        raise
     finally:
         # The command has written and closed what it made. The interpreter's final garbage collection over the
         # objects torch leaves would take a second or two of every exit; frozen, they just go with the process.

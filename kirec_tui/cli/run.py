@@ -13,6 +13,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 from rich.table import Table
 
+from kirec_tui.cli.process_end import end_without_finalization
 from kirec_tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, err_console, fail, friendly_errors
 from kirec_tui.options import flags_of, option
 
@@ -204,6 +205,8 @@ def run_command(
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             finally:
                 distributed.leave()
+                if distributed.enabled:  # gloo's threads outlive the group: see process_end
+                    end_without_finalization()
             if compared is not None and result.status == "FINISHED":
                 beside = baseline_beside(compared, progress, stop)
     if distributed.is_main:  # rank 0 reports for every rank
