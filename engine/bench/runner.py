@@ -9,14 +9,21 @@ RUNNING is marked INTERRUPTED (store.mark_orphans) and its cell is trained again
 made it (to recompute a table later); cells without one are listed in `missing`.
 
 `jobs` > 1 trains that many cells at once, each in its own process (spawned: a fresh torch per cell); a tuning
-choice waits for its grid, so the two phases run one after the other.
+choice waits for its grid, so the two phases run one after the other. A stop (should_stop) reaches the running cells,
+which end INTERRUPTED at their next step, and cancels the cells not started, as with one job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import json
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import multiprocessing
+import signal
+import sys
+import threading
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +34,8 @@ from engine.config import RunConfig
 from engine.events import EventSink, Status, ignore_events
 from engine.workspace import Workspace
 
-SELECTION_KEY = "valid/NDCG@10"  # the trainer's early-stopping metric, so tuning selects on what training did
+SELECTION_KEY = "valid/NDCG@10"
+STOP_POLL_SECONDS = 0.2  # how often a parallel bench checks should_stop while its cells train  # the trainer's early-stopping metric, so tuning selects on what training did
 
 
 @dataclass(frozen=True)
@@ -165,24 +173,45 @@ class _Context:
                     return False
                 answered[index] = CellRun(cell, result.run_id, reused=False)
             return True
-        import multiprocessing
-
         self.on_event(Status(f"bench: training {total} cells, {self.jobs} at a time"))
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        spawn = multiprocessing.get_context("spawn")
+        stop_cells = spawn.Event()  # what a stop asks of the cells running in the workers
+        pool = ProcessPoolExecutor(
+            max_workers=self.jobs, mp_context=spawn, initializer=_start_worker, initargs=(stop_cells,)
+        )
+        try:
             futures = {
                 pool.submit(_train_in_worker, cfg.to_dict(), str(self.cwd)): (index, cell)
                 for index, cell, cfg in pending
             }
-            complete = True
-            for future in as_completed(futures):
-                index, cell = futures[future]
-                run_id, status = future.result()
-                self.on_event(Status(f"bench: {cell.label()}: run {run_id} {status}"))
-                if status == "FINISHED":
-                    answered[index] = CellRun(cell, run_id, reused=False)
-                else:
+            complete, waiting = True, set(futures)
+            while waiting:
+                done, waiting = wait(waiting, timeout=STOP_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.cancelled():
+                        continue
+                    index, cell = futures[future]
+                    run_id, status = future.result()
+                    self.on_event(Status(f"bench: {cell.label()}: run {run_id} {status}"))
+                    if status == "FINISHED":
+                        answered[index] = CellRun(cell, run_id, reused=False)
+                    else:
+                        complete = False
+                if self.should_stop is not None and self.should_stop() and not stop_cells.is_set():
                     complete = False
+                    self._stop_cells(stop_cells, waiting)
+        except BaseException:  # a second Ctrl-C: the workers must not go on training behind the user's back
+            self._stop_cells(stop_cells, futures)
+            raise
+        finally:
+            pool.shutdown(wait=True)  # the stopped cells end at their next step, INTERRUPTED and resumable
         return complete
+
+    def _stop_cells(self, stop_cells: Any, futures: Any) -> None:
+        stop_cells.set()
+        for future in futures:
+            future.cancel()  # cells that have not started never start
+        self.on_event(Status("bench: stopping the running cells after their current step"))
 
     def _fingerprint(self, cfg: RunConfig) -> tuple[str, str]:
         """(dataset name, fingerprint) of a cell's preprocessed data; preprocessing is cached, and read once here."""
@@ -197,8 +226,35 @@ class _Context:
         return self._fingerprints[key]
 
 
+_stop_requested: Any = None  # in a worker process: the bench's stop event
+_bench_gone = threading.Event()  # in a worker process: set when the bench process died
+
+
+def _start_worker(stop_cells: Any) -> None:
+    """A worker leaves Ctrl-C to the bench: a terminal sends it to the whole process group, and a worker that took it
+    would abort its cell mid-write instead of stopping at the next step as the bench asks. A bench killed outright
+    (SIGKILL) cannot ask: on Linux the kernel then sends the worker SIGTERM, and its cell stops as if asked, instead
+    of training on, orphaned, into a store that the next bench reads."""
+    global _stop_requested
+    _stop_requested = stop_cells
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _bench_gone.set())
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():  # died before the line above
+        _bench_gone.set()
+
+
+def _stop_in_worker() -> bool:
+    return _bench_gone.is_set() or (_stop_requested is not None and _stop_requested.is_set())
+
+
 def _train_in_worker(config: dict[str, Any], cwd: str) -> tuple[int | None, str]:
     from engine.pipeline import run_experiment
 
-    result = run_experiment(RunConfig.from_dict(config, source="bench cell"), cwd=Path(cwd))
+    result = run_experiment(
+        RunConfig.from_dict(config, source="bench cell"), should_stop=_stop_in_worker, cwd=Path(cwd)
+    )
     return result.run_id, result.status

@@ -3,6 +3,7 @@ seed, reuse of finished runs, and a real kill -9 of a bench subprocess that the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -325,6 +326,87 @@ def test_jobs_train_cells_in_parallel_processes_with_the_same_results(tiny_datas
             assert left.config["train"]["seed"] == right.config["train"]["seed"] == p.cell.seed
             assert left.test_metrics["test/NDCG@10"] == pytest.approx(right.test_metrics["test/NDCG@10"], abs=1e-6)
             assert ranks_path(left) is not None
+
+
+def _run_statuses(db: Path) -> tuple[list[str], int]:
+    """(every run's status, epochs recorded by running runs), read from the store while a bench writes it."""
+    if not db.exists():
+        return [], 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
+            statuses = [s for (s,) in con.execute("select status from runs order by id")]
+            (epochs,) = con.execute(
+                "select count(*) from metrics m join runs r on r.id = m.run_id "
+                "where r.status = 'RUNNING' and m.key = 'valid/NDCG@10' and m.step is not null"
+            ).fetchone()
+            return statuses, epochs
+    except sqlite3.OperationalError:  # the schema is still being created
+        return [], 0
+
+
+def _start_long_parallel_bench(tiny_dataset: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
+    """A bench of three long cells (a tuning grid), two at a time, once two epochs are in the store. It runs in a
+    session of its own, so a test can end it and every worker with one killpg whatever happens."""
+    bench = write_bench(
+        tmp_path / "b.toml",
+        tiny_dataset,
+        '[bench]\nmethods = ["id"]\ndatasets = ["DATASET"]\nseeds = [1]\n[method.id]\n"train.patience" = 10000\n'
+        '[tune]\n"model.dropout" = [0.1, 0.2, 0.3]\n',
+        epochs=2000,
+    )
+    db, out = tmp_path / "runs.db", tmp_path / "results" / "b"
+    command = [sys.executable, "-m", "kirec_tui.cli", "bench", str(bench), "--db", str(db), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        command + ["--jobs", "2"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 180
+    while _run_statuses(db)[1] < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the store's own state: the cells have trained epochs
+    if _run_statuses(db)[1] < 2:
+        _end_session(proc)
+        pytest.fail(f"no cell trained (exit {proc.poll()})")
+    return proc, db, out
+
+
+def _end_session(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_parallel_bench_at_its_cells_next_step(tiny_dataset, tmp_path):
+    # Before the fix the stop reached only the bench process, which waited for every cell of the phase to finish
+    # (a real bench: an hour) and then called the bench complete.
+    proc, db, out = _start_long_parallel_bench(tiny_dataset, tmp_path)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)  # 2,000 epochs a cell: only a stop that reached them ends this
+    finally:
+        _end_session(proc)
+    assert proc.returncode == 130, stderr[-2000:]
+    statuses, _ = _run_statuses(db)
+    # The running cells ended INTERRUPTED (resumable: a rerun trains them again), the third never started.
+    assert statuses and set(statuses) == {"INTERRUPTED"} and len(statuses) <= 2
+    assert "stopping the running cells" in " ".join(stderr.split())  # rich wraps long lines
+    assert not json.loads(out.with_suffix(".json").read_text())["complete"]  # the table of what finished says so
+
+
+@pytest.mark.slow
+def test_a_parallel_bench_killed_outright_leaves_no_cell_training(tiny_dataset, tmp_path):
+    # Before the fix its workers trained on, orphaned, writing runs that the next bench marks INTERRUPTED.
+    proc, db, _ = _start_long_parallel_bench(tiny_dataset, tmp_path)
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 120
+        while "RUNNING" in _run_statuses(db)[0] and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the store: each orphaned cell ends its run at its next step
+        statuses, _ = _run_statuses(db)
+    finally:
+        _end_session(proc)
+    assert statuses and set(statuses) == {"INTERRUPTED"}, statuses
 
 
 def test_the_table_counts_epochs_trained_not_validations(tiny_dataset, tmp_path):
