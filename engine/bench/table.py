@@ -348,7 +348,10 @@ def _ms(value: MeanStd | None, digits: int = 4) -> str:
 
 
 def describe_budget(configs: list[Any]) -> str:
-    """The training limits the cells ran under (RunConfigs): "train.max_train_seconds = 60, train.epochs = 200"."""
+    """The training limits the cells ran under (RunConfigs): "train.max_train_seconds = 60, train.epochs = 200";
+    "" when no cell ran (a bench stopped before its first cell finished has no budget to show)."""
+    if not configs:
+        return ""
     parts = []
     for key, values in (
         ("train.max_train_seconds", {c.train.max_train_seconds for c in configs}),

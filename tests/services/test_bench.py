@@ -391,6 +391,7 @@ def test_sigterm_stops_a_parallel_bench_at_its_cells_next_step(tiny_dataset, tmp
     assert statuses and set(statuses) == {"INTERRUPTED"} and len(statuses) <= 2
     assert "stopping the running cells" in " ".join(stderr.split())  # rich wraps long lines
     assert not json.loads(out.with_suffix(".json").read_text())["complete"]  # the table of what finished says so
+    assert "Budget per cell" not in out.with_suffix(".md").read_text()  # no cell finished: no limits to list
 
 
 @pytest.mark.slow
