@@ -40,8 +40,13 @@ class StepLoss:
     loss: float
 
 
+EPOCH_SECONDS = "time/epoch_seconds"  # the stored metric key of an epoch's seconds (EpochEnd)
+
+
 @dataclass(frozen=True)
 class EpochEnd:
+    """One epoch trained and validated; the store records train_seconds + eval_seconds as EPOCH_SECONDS."""
+
     epoch: int
     train_loss: float
     valid: dict[str, float]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from engine.events import EPOCH_SECONDS
 from engine.services.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -284,7 +285,6 @@ RUN_OUTPUT_PARAMS = (
     "knowledge.frozen_values",
     "knowledge.adapter_params",
 )
-EPOCH_SECONDS = "time/epoch_seconds"  # the per-epoch wall time, derived from when each epoch was recorded
 DURATION_OUTPUT = "run.duration_seconds"
 BEST_EPOCH_OUTPUT = "run.best_epoch"
 
@@ -360,9 +360,12 @@ def _number_or_text(value: str | None) -> object:
 
 
 def epoch_seconds(run, series: dict) -> list[float]:
-    """Each epoch's wall time from the run's per-epoch records (`series`: key -> MetricPoints): from one
-    epoch's record to the next, the first from the run's start (the pipeline creates the run just before it
-    trains). A resumed run's first epoch after the resume also counts the time the run stood still."""
+    """Each epoch's seconds (`series`: key -> MetricPoints): the trainer's own figure where the run recorded it;
+    for runs recorded before that, from one epoch's record to the next, the first from the run's start (so a
+    resumed run's first epoch after the resume also counts the time the run stood still)."""
+    recorded = series.get(EPOCH_SECONDS)
+    if recorded:
+        return [point.value for point in recorded]
     import math
 
     stamps: dict[int, float] = {}

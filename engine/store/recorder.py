@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from engine.events import EpochEnd, Event, RunFinished
+from engine.events import EPOCH_SECONDS, EpochEnd, Event, RunFinished
 from engine.store.queries import TEST_PREFIX, VALID_PREFIX, RunStore
 
 
 class StoreRecorder:
     """An `engine.events.EventSink` that writes one run's epochs and final result to `store`.
 
-    EpochEnd -> `train/loss` and `valid/<metric>` at step = epoch. RunFinished -> final `valid/...` and
+    EpochEnd -> `train/loss`, `valid/<metric>` and `time/epoch_seconds` (training + validation, as the trainer
+    timed them: a resumed run's first epoch does not count the time it stood still) at step = epoch. RunFinished -> final `valid/...` and
     `test/...` metrics (step None), a `best_epoch` tag when known, and the run's final status and error.
     Every other event is ignored, as is a RunFinished that names a different run.
     """
@@ -20,7 +21,11 @@ class StoreRecorder:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, EpochEnd):
-            metrics = {"train/loss": event.train_loss, **_prefixed(VALID_PREFIX, event.valid)}
+            metrics = {
+                "train/loss": event.train_loss,
+                **_prefixed(VALID_PREFIX, event.valid),
+                EPOCH_SECONDS: event.train_seconds + event.eval_seconds,
+            }
             self.store.log_metrics(self.run_id, metrics, step=event.epoch)
         elif isinstance(event, RunFinished) and event.run_id in (None, self.run_id):
             self.store.log_metrics(

@@ -82,7 +82,7 @@ def test_side_by_side_splits_params_and_reads_every_curve(tmp_path: Path, clock:
             )
             record = StoreRecorder(store, run_id)
             for epoch, seconds in enumerate((30.0, 45.0), start=1):
-                clock.now += seconds
+                clock.now += seconds + 7  # 7 s outside the trainer's own timing (checkpoints, a pause)
                 valid = {"NDCG@10": 0.1 * epoch, "MRR@10": 0.05 * epoch, "HR@10/head": 0.2}
                 record(EpochEnd(epoch, 1.0 / epoch, valid, seconds - 5, 5.0, True))
             store.log_metrics(run_id, {"info/epochs_run": 2.0}, step=None)
@@ -100,13 +100,23 @@ def test_side_by_side_splits_params_and_reads_every_curve(tmp_path: Path, clock:
         assert view.outputs["knowledge.embed_seconds"] == (1.5, 2.5)  # numbers, not their text
         assert view.outputs["knowledge.extracted_from_cache"] == (7, 7)
         assert view.outputs["info/epochs_run"] == (2.0, 2.0)
-        assert view.outputs[DURATION_OUTPUT] == (85.0, 85.0)
+        assert view.outputs[DURATION_OUTPUT] == (99.0, 99.0)
         assert view.outputs[BEST_EPOCH_OUTPUT] == (2, 2)
         assert set(view.metrics) == {"valid/NDCG@10", "test/NDCG@10", "test/users"}
         assert set(view.curves) == {"train/loss", "valid/NDCG@10", "valid/MRR@10", "valid/HR@10/head", EPOCH_SECONDS}
         assert view.curves["valid/MRR@10"][ids[1]] == pytest.approx([0.05, 0.1])
-        assert view.curves[EPOCH_SECONDS][ids[0]] == [30.0, 45.0]  # from the start, then epoch to epoch
+        assert view.curves[EPOCH_SECONDS][ids[0]] == [30.0, 45.0]  # the trainer's seconds, not the 37 and 52 between
         assert view.token == store.last_change()
+
+
+def test_runs_recorded_without_epoch_seconds_get_them_from_their_records_times(tmp_path: Path, clock: Clock):
+    with open_store(tmp_path / "runs.db") as store:
+        run_id = make_run(store, "old", {})
+        for epoch, seconds in enumerate((30.0, 45.0), start=1):
+            clock.now += seconds
+            store.log_metrics(run_id, {"train/loss": 1.0 / epoch}, step=epoch)  # as the recorder once wrote them
+        view = runs_side_by_side(store, [run_id])
+    assert view.curves[EPOCH_SECONDS][run_id] == [30.0, 45.0]  # from the start, then record to record
 
 
 def test_store_reads_every_series_and_final_metric_in_one_call(tmp_path: Path):

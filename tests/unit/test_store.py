@@ -21,7 +21,16 @@ from sqlalchemy import event, text
 from sqlmodel import SQLModel
 
 import engine
-from engine.events import DeviceStats, EpochEnd, EpochStarted, RunFinished, RunStarted, Status, StepLoss
+from engine.events import (
+    EPOCH_SECONDS,
+    DeviceStats,
+    EpochEnd,
+    EpochStarted,
+    RunFinished,
+    RunStarted,
+    Status,
+    StepLoss,
+)
 from engine.store import (
     SCHEMA_VERSION,
     MetricPoint,
@@ -601,7 +610,7 @@ def test_store_recorder_turns_events_into_rows(store: RunStore):
         EpochStarted(epoch=1, steps=10),
         StepLoss(epoch=1, step=1, steps=10, loss=3.0),
         EpochEnd(
-            epoch=1, train_loss=2.5, valid={"NDCG@10": 0.1, "HR@10": 0.2}, train_seconds=1, eval_seconds=1, is_best=True
+            epoch=1, train_loss=2.5, valid={"NDCG@10": 0.1, "HR@10": 0.2}, train_seconds=3, eval_seconds=1, is_best=True
         ),
         DeviceStats(device="cpu", utilization=50.0, memory_used_mb=None, memory_total_mb=None),
         EpochEnd(
@@ -626,11 +635,12 @@ def test_store_recorder_turns_events_into_rows(store: RunStore):
     assert [(p.step, p.value) for p in store.metric_history(run_id, "train/loss")] == [(1, 2.5), (2, 2.0)]
     assert [(p.step, p.value) for p in store.metric_history(run_id, "valid/NDCG@10")] == [(1, 0.1), (2, 0.15)]
     assert [(p.step, p.value) for p in store.metric_history(run_id, "valid/HR@10")] == [(1, 0.2), (2, 0.25)]
+    assert [(p.step, p.value) for p in store.metric_history(run_id, EPOCH_SECONDS)] == [(1, 4.0), (2, 2.0)]
     detail = store.get_run(run_id)
     assert detail.valid_metrics == {"valid/NDCG@10": 0.15}
     assert detail.test_metrics == {"test/NDCG@10": 0.12, "test/HR@10": 0.3}
     assert detail.summary.status is RunStatus.FINISHED and detail.tags == {"best_epoch": "2"}
-    assert raw(store.path, "SELECT COUNT(*) FROM metrics WHERE run_id = ?", run_id)[0][0] == 6 + 3
+    assert raw(store.path, "SELECT COUNT(*) FROM metrics WHERE run_id = ?", run_id)[0][0] == 8 + 3
     assert store.get_run(other_run).summary.status is RunStatus.RUNNING  # its RunFinished went to another sink
 
 
