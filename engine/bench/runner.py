@@ -20,6 +20,7 @@ import ctypes
 import dataclasses
 import json
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -34,8 +35,8 @@ from engine.config import RunConfig
 from engine.events import EventSink, Status, ignore_events
 from engine.workspace import Workspace
 
-SELECTION_KEY = "valid/NDCG@10"
-STOP_POLL_SECONDS = 0.2  # how often a parallel bench checks should_stop while its cells train  # the trainer's early-stopping metric, so tuning selects on what training did
+SELECTION_KEY = "valid/NDCG@10"  # the trainer's early-stopping metric, so tuning selects on what training did
+STOP_POLL_SECONDS = 0.2  # how often a parallel bench checks should_stop while its cells train
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,8 @@ class _Context:
         return complete
 
     def _stop_cells(self, stop_cells: Any, futures: Any) -> None:
+        if stop_cells.is_set():
+            return
         stop_cells.set()
         for future in futures:
             future.cancel()  # cells that have not started never start
@@ -228,6 +231,7 @@ class _Context:
 
 _stop_requested: Any = None  # in a worker process: the bench's stop event
 _bench_gone = threading.Event()  # in a worker process: set when the bench process died
+_in_cell = threading.Event()  # in a worker process: set while it trains a cell
 
 
 def _start_worker(stop_cells: Any) -> None:
@@ -238,13 +242,19 @@ def _start_worker(stop_cells: Any) -> None:
     global _stop_requested
     _stop_requested = stop_cells
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda signum, frame: _bench_gone.set())
+    signal.signal(signal.SIGTERM, _on_bench_gone)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     parent = multiprocessing.parent_process()
     if parent is not None and not parent.is_alive():  # died before the line above
         _bench_gone.set()
+
+
+def _on_bench_gone(signum: int, frame: Any) -> None:
+    _bench_gone.set()
+    if not _in_cell.is_set():  # idle, it would wait for work forever: nobody is left to send any
+        os._exit(1)
 
 
 def _stop_in_worker() -> bool:
@@ -254,7 +264,13 @@ def _stop_in_worker() -> bool:
 def _train_in_worker(config: dict[str, Any], cwd: str) -> tuple[int | None, str]:
     from engine.pipeline import run_experiment
 
-    result = run_experiment(
-        RunConfig.from_dict(config, source="bench cell"), should_stop=_stop_in_worker, cwd=Path(cwd)
-    )
+    _in_cell.set()
+    try:
+        result = run_experiment(
+            RunConfig.from_dict(config, source="bench cell"), should_stop=_stop_in_worker, cwd=Path(cwd)
+        )
+    finally:
+        _in_cell.clear()
+    if _bench_gone.is_set():  # the cell ended INTERRUPTED, its store closed; nobody is left to read the result
+        os._exit(1)
     return result.run_id, result.status

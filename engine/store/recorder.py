@@ -10,8 +10,9 @@ class StoreRecorder:
     """An `engine.events.EventSink` that writes one run's epochs and final result to `store`.
 
     EpochEnd -> `train/loss`, `valid/<metric>` and `time/epoch_seconds` (training + validation, as the trainer
-    timed them: a resumed run's first epoch does not count the time it stood still) at step = epoch. RunFinished -> final `valid/...` and
-    `test/...` metrics (step None), a `best_epoch` tag when known, and the run's final status and error.
+    timed them: a resumed run's first epoch does not count the time it stood still) at step = epoch.
+    RunFinished -> final `valid/...` and `test/...` metrics (step None), a `best_epoch` tag when known, and the
+    run's final status and error.
     Every other event is ignored, as is a RunFinished that names a different run.
     """
 

@@ -369,6 +369,16 @@ def _start_long_parallel_bench(tiny_dataset: Path, tmp_path: Path) -> tuple[subp
     return proc, db, out
 
 
+def _session_alive(proc: subprocess.Popen) -> bool:
+    """Whether any process of the bench's session is still running (zombies aside: nobody may reap them here)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[3]) == proc.pid:  # state and session: fields 3 and 6 of stat
+                return True
+    return False
+
+
 def _end_session(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -395,6 +405,7 @@ def test_sigterm_stops_a_parallel_bench_at_its_cells_next_step(tiny_dataset, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a parent's death reaches its children on Linux")
 def test_a_parallel_bench_killed_outright_leaves_no_cell_training(tiny_dataset, tmp_path):
     # Before the fix its workers trained on, orphaned, writing runs that the next bench marks INTERRUPTED.
     proc, db, _ = _start_long_parallel_bench(tiny_dataset, tmp_path)
@@ -405,9 +416,14 @@ def test_a_parallel_bench_killed_outright_leaves_no_cell_training(tiny_dataset, 
         while "RUNNING" in _run_statuses(db)[0] and time.monotonic() < deadline:
             time.sleep(0.05)  # polling the store: each orphaned cell ends its run at its next step
         statuses, _ = _run_statuses(db)
+        deadline = time.monotonic() + 60
+        while _session_alive(proc) and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting on the processes' own state: the workers exit once their cells ended
+        left = _session_alive(proc)
     finally:
         _end_session(proc)
     assert statuses and set(statuses) == {"INTERRUPTED"}, statuses
+    assert not left  # no worker (nor multiprocessing's resource tracker) lingers, idle, holding a torch
 
 
 def test_the_table_counts_epochs_trained_not_validations(tiny_dataset, tmp_path):
