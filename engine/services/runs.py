@@ -313,13 +313,14 @@ class RunsSideBySide:
         return tuple(run.id for run in self.runs)
 
 
-def runs_side_by_side(store: "RunStore", run_ids: list[int]) -> RunsSideBySide:
-    """The runs' configuration apart from what they recorded, their final metrics and every logged curve.
+def runs_side_by_side(store: "RunStore", run_ids: list[int], curves: bool = True) -> RunsSideBySide:
+    """The runs' configuration apart from what they recorded, their final metrics and every logged curve
+    (`curves=False`: none, and no per-epoch rows read, for a caller that shows only the final figures).
     Raises RunNotFoundError for an unknown id."""
     token = store.last_change()
     comparison = store.compare_runs(run_ids)
     ids = comparison.run_ids
-    series = store.metric_series(ids)
+    series = store.metric_series(ids) if curves else {}
     finals = store.final_metrics(ids)
     settings = {k: v for k, v in comparison.params.items() if not is_output_param(k)}
     outputs: dict[str, tuple[object | None, ...]] = {
@@ -331,10 +332,11 @@ def runs_side_by_side(store: "RunStore", run_ids: list[int]) -> RunsSideBySide:
     best = tuple(run.tags.get("best_epoch") for run in comparison.runs)
     if any(b is not None for b in best):
         outputs[BEST_EPOCH_OUTPUT] = tuple(None if b is None else int(b) for b in best)
-    curves: dict[str, dict[int, list[float]]] = {}
+    per_epoch: dict[str, dict[int, list[float]]] = {}
     for key in sorted({k for s in series.values() for k in s}):
-        curves[key] = {i: [p.value for p in series.get(i, {}).get(key, [])] for i in ids}
-    curves[EPOCH_SECONDS] = {run.id: epoch_seconds(run, series.get(run.id, {})) for run in comparison.runs}
+        per_epoch[key] = {i: [p.value for p in series.get(i, {}).get(key, [])] for i in ids}
+    if curves:
+        per_epoch[EPOCH_SECONDS] = {run.id: epoch_seconds(run, series.get(run.id, {})) for run in comparison.runs}
     return RunsSideBySide(
         token=token,
         runs=comparison.runs,
@@ -342,7 +344,7 @@ def runs_side_by_side(store: "RunStore", run_ids: list[int]) -> RunsSideBySide:
         differing_settings={k: v for k, v in settings.items() if len(set(v)) > 1},
         outputs=outputs,
         metrics=comparison.metrics,
-        curves=curves,
+        curves=per_epoch,
     )
 
 

@@ -172,7 +172,7 @@ def compare_command(
     from kirec_tui.values import value_text
 
     with friendly_errors(), naming_runs(*run_ids):
-        comparison = runs_side_by_side(open_db(db, workspace), run_ids)
+        comparison = runs_side_by_side(open_db(db, workspace), run_ids, curves=False)  # it prints no curve
     console = Console()
     params = Table(title="settings" + ("" if all_params else " that differ"))
     params.add_column("key")

@@ -108,6 +108,18 @@ def test_side_by_side_splits_params_and_reads_every_curve(tmp_path: Path, clock:
         assert view.curves[EPOCH_SECONDS][ids[0]] == [30.0, 45.0]  # the trainer's seconds, not the 37 and 52 between
         assert view.token == store.last_change()
 
+        def no_series(run_ids):
+            raise AssertionError("curves=False read the per-epoch rows")
+
+        store.metric_series = no_series
+        finals_only = runs_side_by_side(store, ids, curves=False)
+        assert finals_only.curves == {}
+        assert (finals_only.settings, finals_only.outputs, finals_only.metrics) == (
+            view.settings,
+            view.outputs,
+            view.metrics,
+        )
+
 
 def test_runs_recorded_without_epoch_seconds_get_them_from_their_records_times(tmp_path: Path, clock: Clock):
     with open_store(tmp_path / "runs.db") as store:
