@@ -15,14 +15,11 @@ which end INTERRUPTED at their next step, and cancels the cells not started, as 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
 import json
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -33,6 +30,7 @@ from engine.bench.identity import FinishedRuns
 from engine.bench.spec import BenchSpec, Cell
 from engine.config import RunConfig
 from engine.events import EventSink, Status, ignore_events
+from engine.processes import signal_when_parent_dies
 from engine.workspace import Workspace
 
 SELECTION_KEY = "valid/NDCG@10"  # the trainer's early-stopping metric, so tuning selects on what training did
@@ -243,9 +241,7 @@ def _start_worker(stop_cells: Any) -> None:
     _stop_requested = stop_cells
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_bench_gone)
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    signal_when_parent_dies(signal.SIGTERM)
     parent = multiprocessing.parent_process()
     if parent is not None and not parent.is_alive():  # died before the line above
         _bench_gone.set()

@@ -324,12 +324,9 @@ def launch_ranks(
 def _interrupt_when_parent_dies() -> None:
     """In torchrun's process, before it starts (Linux): SIGINT when `kirec run` dies, even by SIGKILL, so the
     ranks stop (INTERRUPTED) instead of training on unseen in their own sessions. Elsewhere nothing."""
-    import ctypes
-    import sys
+    from engine.processes import signal_when_parent_dies
 
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGINT))  # PR_SET_PDEATHSIG
+    signal_when_parent_dies(signal.SIGINT)
 
 
 def _print_metrics(result, beside=None, method: str | None = None) -> None:
