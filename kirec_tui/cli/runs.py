@@ -11,6 +11,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from kirec_tui.cli.errors import friendly_errors
 from kirec_tui.cli.workspace import WorkspaceOption, workspace_of
@@ -173,7 +174,9 @@ def compare_command(
 
     with friendly_errors(), naming_runs(*run_ids):
         comparison = runs_side_by_side(open_db(db, workspace), run_ids, curves=False)  # it prints no curve
+    run_ids = list(comparison.run_ids)  # a repeated id is one run: one column, aligned with the values
     console = Console()
+    console.print(_runs_header(comparison.runs))
     params = Table(title="settings" + ("" if all_params else " that differ"))
     params.add_column("key")
     for rid in run_ids:
@@ -203,6 +206,23 @@ def compare_command(
             row.append(f"{values[1] - values[0]:+.4f}")
         metrics.add_row(key, *row)
     console.print(metrics)
+
+
+def _runs_header(runs: tuple) -> Table:  # engine.store.RunDetail, as RunsSideBySide.runs
+    """Which runs these are: name, status, and the researcher's tags and note where any run has them (the note
+    is often what says why a run was made, so a comparison without it loses the question it answers)."""
+    table = Table(title="runs")
+    table.add_column("")
+    for run in runs:
+        table.add_column(f"run {run.summary.id}", overflow="fold")
+    summaries = [run.summary for run in runs]
+    table.add_row("name", *(s.name for s in summaries))
+    table.add_row("status", *(str(s.status) for s in summaries))
+    if any(s.labels for s in summaries):
+        table.add_row("tags", *(" ".join(s.labels) for s in summaries))
+    if any(s.note for s in summaries):
+        table.add_row("note", *(Text(s.note or "") for s in summaries))  # Text: a note's brackets are not markup
+    return table
 
 
 @app.command("export")

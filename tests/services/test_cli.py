@@ -72,6 +72,14 @@ def test_runs_show_compare_export(finished_run, tiny_dataset, tmp_path):
     compared = invoke("runs", "compare", str(first["run_id"]), str(second_id), "--db", str(db), cwd=tmp_path)
     assert compared.exit_code == 0
     assert "train.seed" in compared.stdout and "model.backbone" not in compared.stdout  # only what differs
+    assert "tags" not in compared.stdout.split("settings")[0]  # no empty tags row when no run has any
+    invoke("runs", "tag", str(second_id), "seed-sweep", "--db", str(db), cwd=tmp_path)
+    invoke("runs", "note", str(first["run_id"]), "why", "[seed", "7]", "--db", str(db), cwd=tmp_path)
+    header = invoke("runs", "compare", str(first["run_id"]), str(second_id), "--db", str(db), cwd=tmp_path)
+    header = header.stdout.split("settings")[0]
+    assert re.search(r"tags\W+seed-sweep", header) and re.search(r"note\W+why \[seed 7\]", header)
+    same = invoke("runs", "compare", str(second_id), str(second_id), "--db", str(db), cwd=tmp_path).stdout
+    assert same.count(f"run {second_id}") == 4 and "difference" not in same  # one run: one column in each table
     every = invoke("runs", "compare", str(first["run_id"]), str(second_id), "--all", "--db", str(db), cwd=tmp_path)
     settings, recorded = every.stdout.split("recorded by the runs")
     assert "model.backbone" in settings and "model.parameters" not in settings  # a count the run made, not a setting
