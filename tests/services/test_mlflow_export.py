@@ -174,3 +174,21 @@ def test_the_mlflow_export_takes_the_listing_filters(runs_db, tmp_path):
     assert result.exit_code == 0, result.output
     beauty = [run_id for run_id, spec in zip(ids, RUN_SPECS) if spec[1] == "amazon-beauty"]
     assert beauty and set(exported_runs(out)) == set(beauty)
+
+
+def test_mlflow_with_an_output_file_is_refused_before_anything_is_written(runs_db, tmp_path):
+    db, _ = runs_db
+    result = invoke(
+        "runs",
+        "export",
+        "--db",
+        str(db),
+        "--mlflow",
+        str(tmp_path / "mlflow"),
+        "-o",
+        str(tmp_path / "runs.csv"),
+        cwd=tmp_path,
+    )
+    assert result.exit_code == 2 and "give it or --output, not both" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "mlflow").exists() and not (tmp_path / "runs.csv").exists()
