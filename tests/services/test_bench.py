@@ -260,14 +260,19 @@ def test_sampled_protocol_runs_go_in_their_own_labelled_table(tiny_dataset, tmp_
     assert row.metrics["HR@10"].mean == 1.0  # 6 candidates: every target is in the top 10
 
 
-def _finished_rows(db: Path) -> list[tuple[int, str]]:
+def _query_store(db: Path, *queries: str) -> list[list[tuple]]:
+    """Each query's rows, read (read-only) from the store while a bench writes it; none before its schema exists."""
     if not db.exists():
-        return []
+        return [[] for _ in queries]
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
-            return con.execute("select id, method from runs where status = 'FINISHED' order by id").fetchall()
+            return [con.execute(query).fetchall() for query in queries]
     except sqlite3.OperationalError:  # the schema is still being created
-        return []
+        return [[] for _ in queries]
+
+
+def _finished_rows(db: Path) -> list[tuple[int, str]]:
+    return _query_store(db, "select id, method from runs where status = 'FINISHED' order by id")[0]
 
 
 @pytest.mark.slow
@@ -329,19 +334,14 @@ def test_jobs_train_cells_in_parallel_processes_with_the_same_results(tiny_datas
 
 
 def _run_statuses(db: Path) -> tuple[list[str], int]:
-    """(every run's status, epochs recorded by running runs), read from the store while a bench writes it."""
-    if not db.exists():
-        return [], 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
-            statuses = [s for (s,) in con.execute("select status from runs order by id")]
-            (epochs,) = con.execute(
-                "select count(*) from metrics m join runs r on r.id = m.run_id "
-                "where r.status = 'RUNNING' and m.key = 'valid/NDCG@10' and m.step is not null"
-            ).fetchone()
-            return statuses, epochs
-    except sqlite3.OperationalError:  # the schema is still being created
-        return [], 0
+    """(every run's status, epochs recorded by running runs)."""
+    statuses, epochs = _query_store(
+        db,
+        "select status from runs order by id",
+        "select count(*) from metrics m join runs r on r.id = m.run_id "
+        "where r.status = 'RUNNING' and m.key = 'valid/NDCG@10' and m.step is not null",
+    )
+    return [s for (s,) in statuses], epochs[0][0] if epochs else 0
 
 
 def _start_long_parallel_bench(tiny_dataset: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
