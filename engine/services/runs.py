@@ -312,6 +312,18 @@ class RunsSideBySide:
     def run_ids(self) -> tuple[int, ...]:
         return tuple(run.id for run in self.runs)
 
+    @property
+    def annotations(self) -> dict[str, tuple[str, ...]]:
+        """The researcher's "tags" (space-joined) and "note" per run, each key only when some run has one: the
+        note often says why a run was made, and a comparison without it loses the question it answers."""
+        summaries = [run.summary for run in self.runs]
+        rows: dict[str, tuple[str, ...]] = {}
+        if any(s.labels for s in summaries):
+            rows["tags"] = tuple(" ".join(s.labels) for s in summaries)
+        if any(s.note for s in summaries):
+            rows["note"] = tuple(s.note or "" for s in summaries)
+        return rows
+
 
 def runs_side_by_side(store: "RunStore", run_ids: list[int], curves: bool = True) -> RunsSideBySide:
     """The runs' configuration apart from what they recorded, their final metrics and every logged curve

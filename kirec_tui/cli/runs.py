@@ -176,7 +176,7 @@ def compare_command(
         comparison = runs_side_by_side(open_db(db, workspace), run_ids, curves=False)  # it prints no curve
     run_ids = list(comparison.run_ids)  # a repeated id is one run: one column, aligned with the values
     console = Console()
-    console.print(_runs_header(comparison.runs))
+    console.print(_runs_header(comparison))
     params = Table(title="settings" + ("" if all_params else " that differ"))
     params.add_column("key")
     for rid in run_ids:
@@ -208,20 +208,16 @@ def compare_command(
     console.print(metrics)
 
 
-def _runs_header(runs: tuple) -> Table:  # engine.store.RunDetail, as RunsSideBySide.runs
-    """Which runs these are: name, status, and the researcher's tags and note where any run has them (the note
-    is often what says why a run was made, so a comparison without it loses the question it answers)."""
+def _runs_header(comparison) -> Table:  # engine.services.runs.RunsSideBySide
+    """Which runs these are: name, status, and the researcher's tags and note where any run has them."""
     table = Table(title="runs")
     table.add_column("")
-    for run in runs:
+    for run in comparison.runs:
         table.add_column(f"run {run.summary.id}", overflow="fold")
-    summaries = [run.summary for run in runs]
-    table.add_row("name", *(s.name for s in summaries))
-    table.add_row("status", *(str(s.status) for s in summaries))
-    if any(s.labels for s in summaries):
-        table.add_row("tags", *(" ".join(s.labels) for s in summaries))
-    if any(s.note for s in summaries):
-        table.add_row("note", *(Text(s.note or "") for s in summaries))  # Text: a note's brackets are not markup
+    table.add_row("name", *(run.summary.name for run in comparison.runs))
+    table.add_row("status", *(str(run.summary.status) for run in comparison.runs))
+    for key, values in comparison.annotations.items():
+        table.add_row(key, *(Text(v) for v in values))  # Text: a note's brackets are not markup
     return table
 
 

@@ -1,5 +1,6 @@
-"""Runs side by side: their configuration (the params that differ, or all), what they recorded apart from it, final
-metrics against a baseline run, and any logged curve overlaid. With one run it is that run's detail view.
+"""Runs side by side: their configuration (the params that differ, or all), what they recorded apart from it (led by
+the researcher's tags and note), final metrics against a baseline run, and any logged curve overlaid. With one run
+it is that run's detail view.
 
 The screen follows the store as the Runs screen does: a timer polls the store's cheap `last_change()` token and
 reloads when it moved, so a run opened while RUNNING shows its epochs as they come and FINISHED when it ends.
@@ -253,6 +254,9 @@ class CompareScreen(Screen):
 
     def _fill_outputs(self) -> None:
         rows = []
+        for key, values in self.view.annotations.items():  # the researcher's tags and note lead
+            cells = [Text(key, style="bold cyan"), *(Text(shortened(v), style="cyan") for v in values)]
+            rows.append((key, cells))
         for key, values in self.view.outputs.items():
             differs = len(self.run_ids) > 1 and len(set(values)) > 1
             style = "bold" if differs else ""
@@ -260,7 +264,9 @@ class CompareScreen(Screen):
             cells += [Text(shortened(value_text(key, v)), style=style, justify="right") for v in values]
             rows.append((key, cells))
         self._refill(self.query_one("#compare-outputs", DataTable), ["output", *self._headers()], rows)
-        self.query_one("#outputs-title", Label).update(f"outputs, recorded by the run ({len(rows)})")
+        notes = len(self.view.annotations)
+        count = f"{len(rows) - notes}" + (" and the tags/note" if notes else "")
+        self.query_one("#outputs-title", Label).update(f"outputs, recorded by the run ({count})")
 
     def _fill_metrics(self) -> None:
         ids = self.run_ids
@@ -351,9 +357,8 @@ class CompareScreen(Screen):
         if self.view is None or table is None or not table.row_count:
             return
         key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
-        source = {"compare-params": self.view.settings, "compare-outputs": self.view.outputs}.get(
-            table.id, self.view.metrics
-        )
+        outputs = {**self.view.annotations, **self.view.outputs}
+        source = {"compare-params": self.view.settings, "compare-outputs": outputs}.get(table.id, self.view.metrics)
         values = source.get(key, ())
         self.app.push_screen(
             FullValueModal(key, [(f"#{rid}", value_text(key, v)) for rid, v in zip(self.run_ids, values)])

@@ -194,6 +194,33 @@ async def test_outputs_stay_out_of_the_configuration(tmp_path):
         assert cells(screen, "#compare-outputs", "knowledge.embed_seconds")[1:] == ["2.5 s", "3.5 s"]
 
 
+async def test_the_researchers_tags_and_note_lead_the_outputs(tmp_path):
+    db = tmp_path / "runs.db"
+    first, second = two_finished_runs(db)
+    note = "why: does the [bold] lr matter? " + "y" * 40  # brackets are text, and longer than a cell
+    app = make_app(tmp_path, db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_compare(pilot, [first, second])
+        outputs = [str(k.value) for k in screen.query_one("#compare-outputs").rows]
+        assert "tags" not in outputs and "note" not in outputs  # no run has either: no empty rows
+        with open_store(db) as store:
+            store.set_labels(second, ["baseline", "lr-probe"])
+            store.set_note(first, note)
+        screen._load()
+        await wait_until(pilot, lambda: "note" in [str(k.value) for k in screen.query_one("#compare-outputs").rows])
+        outputs = [str(k.value) for k in screen.query_one("#compare-outputs").rows]
+        assert outputs[:2] == ["tags", "note"]
+        assert cells(screen, "#compare-outputs", "tags")[1:] == ["", "baseline lr-probe"]
+        shown = cells(screen, "#compare-outputs", "note")
+        assert shown[1].startswith("why: does the [bold]") and shown[1].endswith("…") and shown[2] == ""
+        table = screen.query_one("#compare-outputs")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("note"))
+        await pilot.press("enter")
+        assert isinstance(app.screen, FullValueModal)
+        assert note in " ".join(str(s.content) for s in app.screen.query(".full-value-line"))
+
+
 async def test_counts_print_as_integers_and_long_values_open_whole(tmp_path):
     db = tmp_path / "runs.db"
     first, second = two_finished_runs(db)
