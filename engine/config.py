@@ -33,6 +33,7 @@ from engine.choices import (
     PROTOCOL_CHOICES,
     REDUCTION_CHOICES,
     SASREC_BLOCK_CHOICES,
+    DISTILL_TEACHER_CHOICES,
     SELECTION_METRIC_K,
 )
 from engine.dotted import flatten_dotted  # also re-exported: callers of the config flatten through here
@@ -129,6 +130,9 @@ class KnowledgeConfig:
     embedding_cache: str | None = None  # folder of the embedding cache; None: <workspace>/.cache/embeddings
     distill_weight: float = 0.1  # llm-esr: alpha, the weight of the self-distillation toward similar users (0: off)
     similar_users: int = 10  # llm-esr: how many most similar users (by training history) each user distils from
+    distill_teacher: str = (
+        "step"  # llm-esr: step (neighbours re-encoded every step, as the paper) | epoch (once an epoch)
+    )
 
 
 @dataclass
@@ -536,6 +540,7 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
         ),
     )
     yield "knowledge.similar_users", _at_least(k.similar_users, 1)
+    yield "knowledge.distill_teacher", _choice(k.distill_teacher, DISTILL_TEACHER_CHOICES)
 
 
 def _workspace_problem(setting: str) -> str | None:

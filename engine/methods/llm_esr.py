@@ -1,7 +1,8 @@
 """`llm-esr` (LLM-ESR, NeurIPS 2024): a frozen semantic view (the semantic table through a trainable adapter) and
 a collaborative view (an ID table initialised from the scaled PCA of the same table), cross-attention between
 them, one shared SASRec encoder, and self-distillation toward the users with the most similar training histories
-(weight `knowledge.distill_weight`, `knowledge.similar_users` neighbours). See engine.models.llm_esr.
+(weight `knowledge.distill_weight`, `knowledge.similar_users` neighbours, teachers re-encoded every step or once an
+epoch: `knowledge.distill_teacher`). See engine.models.llm_esr.
 
 The main loss is the run's `train.loss` (the official code uses BCE with one negative), so every method of a
 table is trained under one protocol; the collaborative view's initialisation is `knowledge.reduction` (pca)."""
@@ -55,7 +56,8 @@ class LlmEsrMethod(Method):
 
         if cfg.model.backbone != "sasrec":
             raise ConfigError(f"model.backbone: method 'llm-esr' is built on sasrec, got '{cfg.model.backbone}'")
-        return LLMESR(items, cfg.model, cfg.knowledge.distill_weight, cfg.knowledge.similar_users)
+        k = cfg.knowledge
+        return LLMESR(items, cfg.model, k.distill_weight, k.similar_users, k.distill_teacher)
 
     def prepare_training(self, model, dataset) -> None:
         if model.extra_loss_term() is not None:  # no distillation (alpha = 0): nothing to retrieve

@@ -86,6 +86,10 @@ class SequentialBackbone(nn.Module):
         model needs one overrides this; by default the item representation's own term (if any) is used."""
         return self.items.extra_loss_term()
 
+    def start_epoch(self) -> None:
+        """Called by the trainer before each training epoch's first step, in train mode, outside autocast; the
+        default does nothing (LLM-ESR's once-an-epoch teachers are encoded here)."""
+
     def score_all(self, seq: torch.Tensor) -> torch.Tensor:
         """Scores [B, num_items + 1] for every item; column 0 (padding) is meaningless."""
         return self.last_hidden(seq) @ self.item_table().T

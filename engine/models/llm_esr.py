@@ -16,6 +16,11 @@ whose TRAINING histories are most similar (cosine of the mean semantic vector of
 embeds a prompt of the history's titles with an LLM, also from the training part). At each step the user's last
 hidden state is pulled (MSE) toward the mean of its neighbours' last hidden states, computed without gradient,
 weighted by `distill_weight` (alpha). The neighbours exist only for training; nothing of them is stored.
+
+`teacher = "epoch"` is this project's cheaper variant, not the paper's: every user's teacher state is encoded once
+at each epoch's start (eval mode, so without dropout) and the step reads its neighbours' rows. A step then encodes
+its batch only, where the paper's encodes the batch and k neighbours each (k = 10: 11 x the sequences), and the
+teacher lags the student by at most one epoch.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.choices import DISTILL_TEACHER_CHOICES
 from engine.config import ConfigError, ModelConfig
 from engine.data.dataset import PAD
 from engine.models.base import ExtraLoss, ItemRepresentation, SequentialBackbone
@@ -35,6 +41,7 @@ from engine.semantic.fusion import ID_INIT_STD, SemanticTable
 
 CROSS_HEADS = 2  # the official Multi_CrossAttention(hidden, hidden, 2)
 SIMILARITY_CHUNK = 1024  # users per block of the similarity matrix (Beauty's 22k x 22k would be 2 GB at once)
+TEACHER_CHUNK = 1024  # teacher inputs per forward when encoding every user's teacher state (teacher = "epoch")
 
 
 class DualViewItems(ItemRepresentation):
@@ -86,8 +93,18 @@ class CrossAttention(nn.Module):
 class LLMESR(SequentialBackbone):
     objective = "causal"
 
-    def __init__(self, items: DualViewItems, cfg: ModelConfig, distill_weight: float = 0.0, similar_users: int = 10):
+    def __init__(
+        self,
+        items: DualViewItems,
+        cfg: ModelConfig,
+        distill_weight: float = 0.0,
+        similar_users: int = 10,
+        teacher: str = "step",
+    ):
         super().__init__()
+        if teacher not in DISTILL_TEACHER_CHOICES:
+            raise ConfigError(f"knowledge.distill_teacher: expected one of {DISTILL_TEACHER_CHOICES}, got {teacher!r}")
+        self.teacher = teacher
         dim = cfg.hidden_size
         if items.view_dim != dim:
             raise ConfigError(f"model.hidden_size: {dim} differs from the llm-esr views' width {items.view_dim}")
@@ -105,6 +122,7 @@ class LLMESR(SequentialBackbone):
         self._user_of_row: dict[bytes, int] | None = None
         self._neighbours: torch.Tensor | None = None
         self._teacher_inputs: torch.Tensor | None = None
+        self._teacher_states: torch.Tensor | None = None  # teacher = "epoch": [U, 2D], encoded at the epoch's start
 
     # --- encoding ---------------------------------------------------------------------------------------------
 
@@ -170,11 +188,37 @@ class LLMESR(SequentialBackbone):
             users.append(user)
         return torch.tensor(users, dtype=torch.long)
 
+    def start_epoch(self) -> None:
+        if self.teacher == "epoch" and self.extra_loss_term() is not None:
+            self._teacher_states = self.teacher_states()
+
+    @torch.no_grad()
+    def teacher_states(self) -> torch.Tensor:
+        """[U, 2D]: every user's last hidden state over its teacher input, in eval mode (no dropout), fp32."""
+        if self._teacher_inputs is None:
+            raise RuntimeError("llm-esr: the distillation needs prepare_distillation(train sequences) before training")
+        was_training, device = self.training, self.items.ids.weight.device
+        self.eval()
+        try:
+            states = []
+            for start in range(0, len(self._teacher_inputs), TEACHER_CHUNK):
+                chunk = self._teacher_inputs[start : start + TEACHER_CHUNK]
+                width = max(int((chunk != PAD).sum(dim=1).max()), 1)
+                states.append(self.forward(chunk[:, -width:].to(device))[:, -1].float())
+            return torch.cat(states)
+        finally:
+            self.train(was_training)
+
     def distillation_loss(self, inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """MSE between each user's last hidden state and the mean of its neighbours' (no gradient through
         the teachers, as the official `.detach()`); unweighted."""
         neighbours = self._neighbours[self.users_of(inputs)]  # [B, k]
         b, k = neighbours.shape
+        if self.teacher == "epoch":
+            if self._teacher_states is None:
+                raise RuntimeError("llm-esr: teacher 'epoch' needs start_epoch() before the epoch's first step")
+            teachers = self._teacher_states[neighbours.to(self._teacher_states.device)].mean(dim=1)
+            return F.mse_loss(hidden[:, -1], teachers.to(hidden.dtype))
         teacher_inputs = self._teacher_inputs[neighbours.reshape(-1)]
         width = int((teacher_inputs != PAD).sum(dim=1).max())
         with torch.no_grad():

@@ -177,6 +177,7 @@ def train(
         on_event(EpochStarted(epoch=epoch, steps=steps))
         model.train()
         epoch_start = time.perf_counter()
+        model.start_epoch()  # inside the epoch's clock: what it computes is training time
         loss_sum = torch.zeros((), device=device)
         for step, batch in enumerate(batcher.epoch(), start=1):
             if should_stop is not None and should_stop():

@@ -28,14 +28,14 @@ def table(tmp_path):
     return np.load(write_table(tmp_path / "table.npy", NUM_ITEMS, E))
 
 
-def build(table, distill_weight=0.0, similar_users=2, dropout=0.0, seed=3):
+def build(table, distill_weight=0.0, similar_users=2, dropout=0.0, seed=3, teacher="step"):
     kcfg = KnowledgeConfig(
         method="llm-esr", reduction="pca", distill_weight=distill_weight, similar_users=similar_users
     )
     items, info = build_item_representation(kcfg, NUM_ITEMS, D, table, seed=seed)
     mcfg = ModelConfig(hidden_size=D, num_heads=2, num_layers=1, max_len=6, dropout=dropout)
     torch.manual_seed(seed)
-    return LLMESR(items, mcfg, distill_weight, similar_users), info
+    return LLMESR(items, mcfg, distill_weight, similar_users, teacher), info
 
 
 def test_shapes_padding_and_scores_are_the_sum_of_both_views(table):
@@ -92,8 +92,8 @@ def dataset_of(seqs):
     )
 
 
-def neighbours_for(table, seqs):
-    model, _ = build(table, distill_weight=0.5, similar_users=3)
+def neighbours_for(table, seqs, **kwargs):
+    model, _ = build(table, distill_weight=0.5, similar_users=3, **kwargs)
     get_method("llm-esr").prepare_training(model, dataset_of(seqs))
     return model
 
@@ -143,6 +143,74 @@ def test_the_distillation_term_is_off_at_alpha_zero_and_weighted_by_alpha_otherw
     )
 
 
+def training_rows(seqs, width=6):
+    """The trainer's input rows for these users: each training sequence (s[:-2]) without its last item."""
+    inputs = torch.zeros(len(seqs), width, dtype=torch.long)
+    for r, s in enumerate(seqs):
+        row = s[:-2][:-1][-width:]
+        inputs[r, width - len(row) :] = torch.from_numpy(row)
+    return inputs
+
+
+def test_epoch_teachers_are_encoded_once_without_dropout_and_reused_through_the_epoch(table):
+    seqs = sequences()
+    model = neighbours_for(table, seqs, dropout=0.5, teacher="epoch")
+    inputs = training_rows(seqs)
+    model.train()
+    with pytest.raises(RuntimeError, match="start_epoch"):
+        model.distillation_loss(inputs, model(inputs))
+    model.start_epoch()
+    assert model.training  # the trainer's mode is given back
+    states = model._teacher_states
+    assert torch.equal(model.teacher_states(), states)  # eval mode: no dropout noise in the teachers
+    model.eval()
+    neighbours = model._neighbours[0]
+    expected = model(model._teacher_inputs[neighbours])[:, -1].mean(dim=0)
+    model.train()
+    torch.manual_seed(0)
+    hidden = model(inputs[:1])
+    torch.testing.assert_close(model.distillation_loss(inputs[:1], hidden), torch.mean((hidden[0, -1] - expected) ** 2))
+    with torch.no_grad():  # a step changes the weights: the teachers stay those of the epoch's start
+        model.items.ids.weight.add_(0.5)
+    hidden = model(inputs[:1])
+    torch.testing.assert_close(model.distillation_loss(inputs[:1], hidden), torch.mean((hidden[0, -1] - expected) ** 2))
+    step = neighbours_for(table, seqs, dropout=0.5)  # the paper's teachers follow the weights
+    step.load_state_dict(model.state_dict())
+    step.eval()
+    assert not torch.allclose(step.distillation_loss(inputs[:1], hidden), model.distillation_loss(inputs[:1], hidden))
+    model.start_epoch()
+    assert not torch.allclose(model._teacher_states, states)  # the next epoch re-encodes them
+
+
+def test_the_trainer_starts_every_epoch_with_the_models_hook(tiny_dataset, tmp_path, one_torch_thread, monkeypatch):
+    from engine.pipeline import run_experiment
+
+    calls = []
+    original = LLMESR.start_epoch
+
+    def counted(self):
+        original(self)
+        calls.append(self._teacher_states is not None)
+
+    monkeypatch.setattr(LLMESR, "start_epoch", counted)
+    cfg = load_config(
+        flags={
+            **SMALL,
+            "train.epochs": 3,
+            "train.patience": 3,
+            "knowledge.method": "llm-esr",
+            "knowledge.similar_users": 2,
+            "knowledge.distill_teacher": "epoch",
+            "data.dataset": str(tiny_dataset),
+            "db": str(tmp_path / "runs.db"),
+            "knowledge.semantic_table": str(write_table(tmp_path / "table.npy", 30)),
+        }
+    )
+    result = run_experiment(cfg, cwd=tmp_path)
+    assert result.status == "FINISHED"
+    assert calls == [True, True, True]  # once an epoch, and each time the teachers were encoded
+
+
 def test_a_tiny_run_through_the_registry_and_its_reload_give_identical_scores(tiny_dataset, tmp_path, one_torch_thread):
     from engine.pipeline import run_experiment
     from engine.store import open_store
@@ -188,6 +256,8 @@ def test_bad_settings_are_refused_with_the_field_named(tiny_dataset, tmp_path):
         load_config(flags={**base, "knowledge.distill_weight": -0.1})
     with pytest.raises(ConfigError, match="knowledge.similar_users"):
         load_config(flags={**base, "knowledge.similar_users": 0})
+    with pytest.raises(ConfigError, match="knowledge.distill_teacher"):
+        load_config(flags={**base, "knowledge.distill_teacher": "batch"})
     with pytest.raises(ConfigError, match="knowledge.reduction: 'adapter-mlp' is trained with the model"):
         check_method_config(load_config(flags={**base, "knowledge.reduction": "adapter-mlp"}))
     table = write_table(tmp_path / "t.npy", NUM_ITEMS, E)
