@@ -36,7 +36,7 @@ from engine.choices import DISTILL_TEACHER_CHOICES
 from engine.config import ConfigError, ModelConfig
 from engine.data.dataset import PAD
 from engine.models.base import ExtraLoss, ItemRepresentation, SequentialBackbone
-from engine.models.sasrec import INITIALISERS, TransformerEncoder, attention_mask
+from engine.models.sasrec import INITIALISERS, TransformerEncoder, attention_mask, xavier_init
 from engine.semantic.fusion import ID_INIT_STD, SemanticTable
 
 CROSS_HEADS = 2  # the official Multi_CrossAttention(hidden, hidden, 2)
@@ -116,8 +116,12 @@ class LLMESR(SequentialBackbone):
         self.encoder = TransformerEncoder(cfg, causal=True)  # shared by both views (positions included)
         self.llm2id = CrossAttention(dim, heads)  # queries: semantic view; keys, values: collaborative view
         self.id2llm = CrossAttention(dim, heads)
-        for module in (self.encoder, self.llm2id, self.id2llm):
-            module.apply(INITIALISERS[cfg.init])
+        self.encoder.apply(INITIALISERS[cfg.init])  # the shared SASRec as every other method's
+        # The official code Xavier-initialises its own modules. Under N(0, 0.02) two chained 64 x 64 projections
+        # shrink the views about 40 x before the encoder sees them (ml-latest-small, no distillation: validation
+        # NDCG@10 0.045 against the ID model's 0.071).
+        for module in (self.llm2id, self.id2llm, self.items.semantic.adapter):
+            module.apply(xavier_init)
         # Training only (prepare_distillation): input row -> user, each user's neighbours and teacher input.
         self._user_of_row: dict[bytes, int] | None = None
         self._neighbours: torch.Tensor | None = None

@@ -76,6 +76,17 @@ def test_the_collaborative_table_starts_as_the_scaled_pca_and_the_semantic_table
     assert model.items.ids.weight.requires_grad
 
 
+def test_its_own_modules_start_xavier_whatever_the_backbones_init(table):
+    model, _ = build(table)  # ModelConfig's default init: N(0, 0.02) for the shared encoder
+    for linear in (model.llm2id.q, model.id2llm.v, model.llm2id.out, model.items.semantic.adapter[0]):
+        fan_out, fan_in = linear.weight.shape
+        xavier = (2 / (fan_in + fan_out)) ** 0.5
+        assert float(linear.weight.detach().std()) == pytest.approx(
+            xavier, rel=0.35
+        )  # far from 0.02 (xavier >= 0.12 here)
+    assert torch.all(model.llm2id.out.bias == 0)
+
+
 def sequences(seed=0, users=12):
     rng = np.random.default_rng(seed)
     return [rng.integers(1, NUM_ITEMS + 1, size=int(rng.integers(4, 9))) for _ in range(users)]
