@@ -117,9 +117,10 @@ class LLMESR(SequentialBackbone):
         self.llm2id = CrossAttention(dim, heads)  # queries: semantic view; keys, values: collaborative view
         self.id2llm = CrossAttention(dim, heads)
         self.encoder.apply(INITIALISERS[cfg.init])  # the shared SASRec as every other method's
-        # The official code Xavier-initialises its own modules. Under N(0, 0.02) two chained 64 x 64 projections
-        # shrink the views about 40 x before the encoder sees them (ml-latest-small, no distillation: validation
-        # NDCG@10 0.045 against the ID model's 0.071).
+        # The official code Xavier-initialises its own modules. Under N(0, 0.02) the cross-attention's chained
+        # projections shrank the views 50-130 x at the start (std 0.16 / 0.36 in, 0.0012 / 0.0079 out; now 0.048 /
+        # 0.17), and without distillation the model reached validation NDCG@10 0.045 on ml-latest-small, against
+        # the ID model's 0.071.
         for module in (self.llm2id, self.id2llm, self.items.semantic.adapter):
             module.apply(xavier_init)
         # Training only (prepare_distillation): input row -> user, each user's neighbours and teacher input.
