@@ -130,9 +130,8 @@ class KnowledgeConfig:
     embedding_cache: str | None = None  # folder of the embedding cache; None: <workspace>/.cache/embeddings
     distill_weight: float = 0.1  # llm-esr: alpha, the weight of the self-distillation toward similar users (0: off)
     similar_users: int = 10  # llm-esr: how many most similar users (by training history) each user distils from
-    distill_teacher: str = (
-        "step"  # llm-esr: step (neighbours re-encoded every step, as the paper) | epoch (once an epoch)
-    )
+    distill_teacher: str = "step"  # llm-esr: step (re-encoded every step, as the paper) | epoch (once an epoch)
+    llm_esr_residual: float = 0.0  # llm-esr: r in cross-attention(view) + r * view; 0 as the official code
 
 
 @dataclass
@@ -541,6 +540,12 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     )
     yield "knowledge.similar_users", _at_least(k.similar_users, 1)
     yield "knowledge.distill_teacher", _choice(k.distill_teacher, DISTILL_TEACHER_CHOICES)
+    yield (
+        "knowledge.llm_esr_residual",
+        None
+        if math.isfinite(k.llm_esr_residual) and k.llm_esr_residual >= 0
+        else f"must be a finite number >= 0, got {k.llm_esr_residual}",
+    )
 
 
 def _workspace_problem(setting: str) -> str | None:

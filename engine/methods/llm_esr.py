@@ -57,7 +57,7 @@ class LlmEsrMethod(Method):
         if cfg.model.backbone != "sasrec":
             raise ConfigError(f"model.backbone: method 'llm-esr' is built on sasrec, got '{cfg.model.backbone}'")
         k = cfg.knowledge
-        return LLMESR(items, cfg.model, k.distill_weight, k.similar_users, k.distill_teacher)
+        return LLMESR(items, cfg.model, k.distill_weight, k.similar_users, k.distill_teacher, k.llm_esr_residual)
 
     def prepare_training(self, model, dataset) -> None:
         if model.extra_loss_term() is not None:  # no distillation (alpha = 0): nothing to retrieve

@@ -100,11 +100,12 @@ class LLMESR(SequentialBackbone):
         distill_weight: float = 0.0,
         similar_users: int = 10,
         teacher: str = "step",
+        residual: float = 0.0,
     ):
         super().__init__()
         if teacher not in DISTILL_TEACHER_CHOICES:
             raise ConfigError(f"knowledge.distill_teacher: expected one of {DISTILL_TEACHER_CHOICES}, got {teacher!r}")
-        self.teacher = teacher
+        self.teacher, self.residual = teacher, float(residual)
         dim = cfg.hidden_size
         if items.view_dim != dim:
             raise ConfigError(f"model.hidden_size: {dim} differs from the llm-esr views' width {items.view_dim}")
@@ -156,6 +157,8 @@ class LLMESR(SequentialBackbone):
         ids, sem = (self._embed(view) for view in self.items.views(seq))
         allowed = attention_mask(valid, causal=True)
         cross_ids, cross_sem = self.llm2id(sem, ids, allowed), self.id2llm(ids, sem, allowed)
+        if self.residual:  # the official `1 * cross + 0 * own`: each position's own vector added back, weight r
+            cross_ids, cross_sem = cross_ids + self.residual * ids, cross_sem + self.residual * sem
         both = self._encode(torch.cat([cross_ids, cross_sem]), valid.repeat(2, 1))  # one pass of the shared encoder
         return torch.cat(both.chunk(2), dim=-1)
 

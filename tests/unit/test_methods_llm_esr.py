@@ -15,6 +15,7 @@ from engine.data.dataset import SequenceDataset
 from engine.methods import check_method_config, get_method
 from engine.models.llm_esr import LLMESR, DualViewItems
 from engine.models.losses import sequence_loss
+from engine.models.sasrec import attention_mask
 from engine.semantic.fusion import ID_INIT_STD, build_item_representation
 from engine.semantic.reduction import reduce_table
 from engine.training.distributed import TrainingStep
@@ -28,14 +29,14 @@ def table(tmp_path):
     return np.load(write_table(tmp_path / "table.npy", NUM_ITEMS, E))
 
 
-def build(table, distill_weight=0.0, similar_users=2, dropout=0.0, seed=3, teacher="step"):
+def build(table, distill_weight=0.0, similar_users=2, dropout=0.0, seed=3, teacher="step", residual=0.0):
     kcfg = KnowledgeConfig(
         method="llm-esr", reduction="pca", distill_weight=distill_weight, similar_users=similar_users
     )
     items, info = build_item_representation(kcfg, NUM_ITEMS, D, table, seed=seed)
     mcfg = ModelConfig(hidden_size=D, num_heads=2, num_layers=1, max_len=6, dropout=dropout)
     torch.manual_seed(seed)
-    return LLMESR(items, mcfg, distill_weight, similar_users, teacher), info
+    return LLMESR(items, mcfg, distill_weight, similar_users, teacher, residual), info
 
 
 def test_shapes_padding_and_scores_are_the_sum_of_both_views(table):
@@ -62,6 +63,23 @@ def test_the_causal_mask_holds_through_cross_attention_and_the_shared_encoder(ta
     a, b = model(seq), model(later)
     torch.testing.assert_close(a[0, :3], b[0, :3])  # positions 0..2 do not see items 3..5
     assert not torch.allclose(a[0, 3:], b[0, 3:])
+
+
+def test_a_residual_adds_each_positions_own_view_back_and_keeps_the_mask(table):
+    seq = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    plain, _ = build(table)
+    with_own, _ = build(table, residual=1.0)
+    with_own.load_state_dict(plain.state_dict())
+    plain.eval(), with_own.eval()
+    assert not torch.allclose(plain(seq), with_own(seq))
+    ids, sem = (with_own._embed(v) for v in with_own.items.views(seq))
+    allowed = attention_mask(seq != 0, causal=True)
+    cross = torch.cat([with_own.llm2id(sem, ids, allowed) + ids, with_own.id2llm(ids, sem, allowed) + sem])
+    expected = with_own._encode(cross, (seq != 0).repeat(2, 1))
+    torch.testing.assert_close(with_own(seq), torch.cat(expected.chunk(2), dim=-1))
+    later = seq.clone()
+    later[0, 3:] = torch.tensor([9, 10, 11])
+    torch.testing.assert_close(with_own(seq)[0, :3], with_own(later)[0, :3])
 
 
 def test_the_collaborative_table_starts_as_the_scaled_pca_and_the_semantic_table_is_frozen(table):
@@ -269,6 +287,8 @@ def test_bad_settings_are_refused_with_the_field_named(tiny_dataset, tmp_path):
         load_config(flags={**base, "knowledge.similar_users": 0})
     with pytest.raises(ConfigError, match="knowledge.distill_teacher"):
         load_config(flags={**base, "knowledge.distill_teacher": "batch"})
+    with pytest.raises(ConfigError, match="knowledge.llm_esr_residual"):
+        load_config(flags={**base, "knowledge.llm_esr_residual": -1.0})
     with pytest.raises(ConfigError, match="knowledge.reduction: 'adapter-mlp' is trained with the model"):
         check_method_config(load_config(flags={**base, "knowledge.reduction": "adapter-mlp"}))
     table = write_table(tmp_path / "t.npy", NUM_ITEMS, E)
