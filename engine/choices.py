@@ -29,5 +29,6 @@ DEVICE_SPEC = (
 )
 SELECTION_METRIC_K = 10  # early stopping and best-epoch selection use NDCG@10, so eval.ks must contain 10
 # llm-esr's distillation teachers: the neighbours re-encoded by the current model at every step (the paper), or
-# every user's teacher state encoded once at each epoch's start and reused through it (~10x cheaper a step on CPU)
+# every user's teacher state encoded once at each epoch's start and reused through it (3.4 x less time an epoch on
+# ml-latest-small, docs/results/README.md "LLM-ESR")
 DISTILL_TEACHER_CHOICES = ("step", "epoch")
