@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from engine.choices import (
     BACKBONE_CHOICES,
     DEVICE_SPEC,
+    DISTILL_TEACHER_CHOICES,
     EMBED_TEXT_CHOICES,
     ENCODER_CHOICES,
     EXTRACTOR_CHOICES,
@@ -33,7 +34,6 @@ from engine.choices import (
     PROTOCOL_CHOICES,
     REDUCTION_CHOICES,
     SASREC_BLOCK_CHOICES,
-    DISTILL_TEACHER_CHOICES,
     SELECTION_METRIC_K,
 )
 from engine.dotted import flatten_dotted  # also re-exported: callers of the config flatten through here
@@ -376,6 +376,10 @@ def _positive_finite(value: float | None, optional: bool = False) -> str | None:
     )
 
 
+def _non_negative_finite(value: float) -> str | None:
+    return None if math.isfinite(value) and value >= 0 else f"must be a finite number >= 0, got {value}"
+
+
 def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     """(dotted key, problem or None) for every rule; the key is the field a message names first."""
     d, m, t, e, k = cfg.data, cfg.model, cfg.train, cfg.eval, cfg.knowledge
@@ -435,14 +439,7 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     yield "train.epochs", _at_least(t.epochs, 1)
     yield "train.batch_size", _at_least(t.batch_size, 1)
     yield "train.lr", _positive_finite(t.lr)
-    yield (
-        "train.weight_decay",
-        (
-            None
-            if math.isfinite(t.weight_decay) and t.weight_decay >= 0
-            else f"must be a finite number >= 0, got {t.weight_decay}"
-        ),
-    )
+    yield "train.weight_decay", _non_negative_finite(t.weight_decay)
     yield "train.loss", _choice(t.loss, LOSS_CHOICES)
     yield "train.num_negatives", _at_least(t.num_negatives, 1)
     yield "train.lr_schedule", _choice(t.lr_schedule, LR_SCHEDULE_CHOICES)
@@ -532,22 +529,10 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
         yield "knowledge.prompts_dir", _prompts_dir_problem(k.prompts_dir)
     if k.prompt:
         yield "knowledge.prompt", _prompt_problem(k.prompt, k.prompts_dir)
-    yield (
-        "knowledge.distill_weight",
-        (
-            None
-            if math.isfinite(k.distill_weight) and k.distill_weight >= 0
-            else f"must be a finite number >= 0, got {k.distill_weight}"
-        ),
-    )
+    yield "knowledge.distill_weight", _non_negative_finite(k.distill_weight)
     yield "knowledge.similar_users", _at_least(k.similar_users, 1)
     yield "knowledge.distill_teacher", _choice(k.distill_teacher, DISTILL_TEACHER_CHOICES)
-    yield (
-        "knowledge.llm_esr_residual",
-        None
-        if math.isfinite(k.llm_esr_residual) and k.llm_esr_residual >= 0
-        else f"must be a finite number >= 0, got {k.llm_esr_residual}",
-    )
+    yield "knowledge.llm_esr_residual", _non_negative_finite(k.llm_esr_residual)
 
 
 def _workspace_problem(setting: str) -> str | None:

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.choices import DISTILL_TEACHER_CHOICES
 from engine.config import ConfigError, ModelConfig
 from engine.data.dataset import PAD
 from engine.models.base import ExtraLoss, ItemRepresentation, SequentialBackbone
@@ -103,8 +102,6 @@ class LLMESR(SequentialBackbone):
         residual: float = 0.0,
     ):
         super().__init__()
-        if teacher not in DISTILL_TEACHER_CHOICES:
-            raise ConfigError(f"knowledge.distill_teacher: expected one of {DISTILL_TEACHER_CHOICES}, got {teacher!r}")
         self.teacher, self.residual = teacher, float(residual)
         dim = cfg.hidden_size
         if items.view_dim != dim:

@@ -94,7 +94,8 @@ def train(
     Under DDP (`distributed`, already joined) this runs on every rank: see engine/training/distributed.py. Rank 0
     alone writes the checkpoint files; every rank calls `checkpoints` alike, and the others never write.
     A method's extra loss term (`model.extra_loss_term()`, engine.models.base.ExtraLoss) is added to the loss at
-    every step; without one (every method today) nothing is added or computed.
+    every step; without one nothing is added or computed. `model.start_epoch()` runs before each epoch's first
+    step, inside its clock (a no-op but for LLM-ESR's once-an-epoch teachers).
     """
     tc = cfg.train
     registry.entry("loss", tc.loss)  # an unknown name: ConfigError naming train.loss, before any work
