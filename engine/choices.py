@@ -32,3 +32,6 @@ SELECTION_METRIC_K = 10  # early stopping and best-epoch selection use NDCG@10, 
 # every user's teacher state encoded once at each epoch's start and reused through it (3.4 x less time an epoch on
 # ml-latest-small, docs/results/README.md "LLM-ESR")
 DISTILL_TEACHER_CHOICES = ("step", "epoch")
+# knowledge.side_fields: where an item's categorical side values come from (engine.semantic.side_fields), the same
+# sources as the embedded text's, or none
+SIDE_FIELDS_CHOICES = ("none",) + EMBED_TEXT_CHOICES

@@ -35,6 +35,7 @@ from engine.choices import (
     REDUCTION_CHOICES,
     SASREC_BLOCK_CHOICES,
     SELECTION_METRIC_K,
+    SIDE_FIELDS_CHOICES,
 )
 from engine.dotted import flatten_dotted  # also re-exported: callers of the config flatten through here
 
@@ -134,6 +135,10 @@ class KnowledgeConfig:
     similar_users: int = 10  # llm-esr: how many most similar users (by training history) each user distils from
     distill_teacher: str = "step"  # llm-esr: step (re-encoded every step, as the paper) | epoch (once an epoch)
     llm_esr_residual: float = 0.0  # llm-esr: r in cross-attention(view) + r * view; 0 as the official code
+    # none | raw | attributes | both: categorical field values as their own trained embeddings, added to the item
+    # vector (engine.semantic.side_fields, FDSA-style side information)
+    side_fields: str = "none"
+    side_min_count: int = 2  # a side value seen on fewer items is left out (one item's value is a second ID)
 
 
 @dataclass
@@ -533,6 +538,8 @@ def _problems(cfg: RunConfig) -> Iterator[tuple[str, str | None]]:
     yield "knowledge.similar_users", _at_least(k.similar_users, 1)
     yield "knowledge.distill_teacher", _choice(k.distill_teacher, DISTILL_TEACHER_CHOICES)
     yield "knowledge.llm_esr_residual", _non_negative_finite(k.llm_esr_residual)
+    yield "knowledge.side_fields", _choice(k.side_fields, SIDE_FIELDS_CHOICES)
+    yield "knowledge.side_min_count", _at_least(k.side_min_count, 1)
 
 
 def _workspace_problem(setting: str) -> str | None:

@@ -78,10 +78,52 @@ def build_items(
     should_stop: Callable[[], bool] | None = None,
     stored: Mapping[str, Any] | None = None,
 ) -> tuple[ItemRepresentation, dict[str, Any]]:
-    """The item representation of the run's method (engine.methods), and what it records about its knowledge.
+    """The item representation of the run's method (engine.methods), and what it records about its knowledge;
+    with `knowledge.side_fields`, the item's side values' embeddings added to it (engine.semantic.side_fields).
 
     `stored` (a finished run's checkpoint tensors under `items.`, prefix removed) builds the modules of that run
     without extraction, encoding or reduction, for the checkpoint to be loaded into (engine.trained)."""
+    k = cfg.knowledge
+    side = k.side_fields != "none"
+    if stored is not None:
+        from engine.semantic.side_fields import BASE_PREFIX, side_fields_from_checkpoint
+
+        if not side:
+            return _method_items(cfg, dataset, cwd, on_event, device, should_stop, None, stored)
+        base_stored = {key[len(BASE_PREFIX) :]: v for key, v in stored.items() if key.startswith(BASE_PREFIX)}
+        base, info = _method_items(cfg, dataset, cwd, on_event, device, should_stop, None, base_stored)
+        return side_fields_from_checkpoint(base, stored), info
+    attributes, extraction_info = None, {}
+    if k.side_fields in ("attributes", "both"):  # extracted once: the semantic table reuses them
+        attributes, extraction_info = extract_attributes(cfg, dataset, cwd, on_event, should_stop)
+    items, info = _method_items(cfg, dataset, cwd, on_event, device, should_stop, attributes, None)
+    info = {**extraction_info, **info}
+    if side:
+        from engine.semantic.side_fields import build_vocabulary, item_field_values, with_side_fields
+
+        values = item_field_values(dataset.item_text, attributes, k.side_fields)
+        vocabulary = build_vocabulary(values, k.side_min_count)
+        items, side_info = with_side_fields(items, vocabulary, seed=cfg.train.seed)
+        info.update(side_info)
+        on_event(
+            Status(
+                f"knowledge: {vocabulary.size} side values ({k.side_fields} fields seen on at least "
+                f"{k.side_min_count} items) cover {vocabulary.items_covered} of {dataset.num_items} items"
+            )
+        )
+    return items, info
+
+
+def _method_items(
+    cfg: RunConfig,
+    dataset: SequenceDataset,
+    cwd: Path,
+    on_event: EventSink,
+    device: Any,
+    should_stop: Callable[[], bool] | None,
+    attributes: list[dict[str, Any] | None] | None,
+    stored: Mapping[str, Any] | None,
+) -> tuple[ItemRepresentation, dict[str, Any]]:
     from engine.methods import ItemBuild, get_method
 
     k = cfg.knowledge
@@ -95,7 +137,7 @@ def build_items(
         return build_item_representation(
             k, dataset.num_items, cfg.model.hidden_size, None, seed=cfg.train.seed, stored=stored
         )
-    table, info = semantic_table(cfg, dataset, cwd, on_event, device, should_stop)
+    table, info = semantic_table(cfg, dataset, cwd, on_event, device, should_stop, attributes=attributes)
     items, rep_info = build_item_representation(k, dataset.num_items, cfg.model.hidden_size, table, seed=cfg.train.seed)
     info.update({key: value for key, value in rep_info.items() if key != "notes"})
     if rep_info.get("notes"):  # one string, the notes joined by "; "
@@ -110,9 +152,11 @@ def semantic_table(
     on_event: EventSink = ignore_events,
     device: Any = None,
     should_stop: Callable[[], bool] | None = None,
+    attributes: list[dict[str, Any] | None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The item vectors [num_items + 1, dim] before reduction: read from `knowledge.semantic_table` when set,
-    else extracted (as `embed_text` needs) and embedded, both through their caches."""
+    else extracted (as `embed_text` needs; `attributes` when the caller has them already) and embedded, both
+    through their caches."""
     k = cfg.knowledge
     if k.semantic_table:
         from engine.semantic.table_file import load_semantic_table
@@ -126,8 +170,7 @@ def semantic_table(
     from engine.semantic.texts import item_texts
 
     info: dict[str, Any] = {}
-    attributes = None
-    if k.embed_text in ("attributes", "both"):
+    if k.embed_text in ("attributes", "both") and attributes is None:
         attributes, info = extract_attributes(cfg, dataset, cwd, on_event, should_stop)
     texts = item_texts(dataset.item_text, attributes, k.embed_text)
     if texts.fell_back_to_raw:

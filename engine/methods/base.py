@@ -54,12 +54,18 @@ class Method:
     needs_semantic: ClassVar[bool] = True  # False: no semantic table is extracted, embedded or read
     fixed_reduction_only: ClassVar[bool] = False  # True: the reduction must be fitted before training (no adapter)
     uses_fusion: ClassVar[bool] = False  # True: knowledge.fusion chooses how it combines ID and semantic vectors
+    # False: the method's model reads its item representation's own parts (llm-esr's views, unisrec's cosine
+    # scores over its whitened table), so knowledge.side_fields cannot be added on top of it
+    takes_side_fields: ClassVar[bool] = True
 
     def config_problem(self, kcfg: "KnowledgeConfig") -> tuple[str, str] | None:
         """(dotted key, problem) when the knowledge config asks this method for something it cannot do, else
         None; torch-free, so validation can call it before any data is read."""
         from engine import registry
 
+        problem = self.side_fields_problem(kcfg)
+        if problem is not None:
+            return problem
         if (
             self.needs_semantic
             and self.fixed_reduction_only
@@ -72,6 +78,17 @@ class Method:
                 f"ID table before training; method '{kcfg.method}' needs one of {fixed}",
             )
         return None
+
+    def side_fields_problem(self, kcfg: "KnowledgeConfig") -> tuple[str, str] | None:
+        if kcfg.side_fields == "none" or self.takes_side_fields:
+            return None
+        from engine import registry
+
+        taking = [name for name in registry.choices("method") if registry.load("method", name).takes_side_fields]
+        return (
+            "knowledge.side_fields",
+            f"method '{kcfg.method}' builds its own item views; side fields apply to {', '.join(taking)}",
+        )
 
     def item_representation(self, build: ItemBuild) -> "ItemRepresentation":
         raise NotImplementedError

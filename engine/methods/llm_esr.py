@@ -20,6 +20,7 @@ def official_adapter(table_dim: int, dim: int):
 
 
 class LlmEsrMethod(Method):
+    takes_side_fields = False
     fixed_reduction_only = True  # the ID table starts from a reduction fitted before training
 
     def item_representation(self, build: ItemBuild):

@@ -16,8 +16,10 @@ from engine.methods.base import ItemBuild, Method
 
 
 class UniSRecMethod(Method):
+    takes_side_fields = False
+
     def config_problem(self, kcfg):
-        return None  # the reduction is not used, so no reduction is refused
+        return self.side_fields_problem(kcfg)  # the reduction is not used, so no reduction is refused
 
     def item_representation(self, build: ItemBuild):
         from engine.semantic.fusion import SemanticTable

@@ -32,6 +32,9 @@ CASES = {
     "init-pca": {"knowledge.method": "init"},
     "semantic-only-adapter-linear": {"knowledge.method": "semantic-only", "knowledge.reduction": "adapter-linear"},
     "id": {"knowledge.method": "id"},
+    # side values' embeddings wrap the method's items (their tensors under items.base.*)
+    "kirec-gated-add-side-raw": {"knowledge.fusion": "gated-add", "knowledge.side_fields": "raw"},
+    "id-side-raw": {"knowledge.method": "id", "knowledge.side_fields": "raw"},
 }
 
 # What the old reload ran again, and nothing may run now: the LLM backend, the encoder, the table file, the
