@@ -111,8 +111,9 @@ def baseline_config(cfg: RunConfig) -> RunConfig:
 
 
 def wants_baseline(cfg: RunConfig) -> bool:
-    """A run of a knowledge method is compared with the plain ID model; an id run is that model itself."""
-    return cfg.knowledge.method != BASELINE_METHOD
+    """A run of a knowledge method is compared with the plain ID model; an id run is that model itself, unless
+    side values' embeddings are added to it (knowledge.side_fields)."""
+    return cfg.knowledge.method != BASELINE_METHOD or cfg.knowledge.side_fields != "none"
 
 
 def find_baseline(cfg: RunConfig, cwd: Path | None = None) -> Baseline | None:

@@ -180,7 +180,7 @@ def run_command(
         if compared is not None and not (experiments.wants_baseline(compared) if baseline is None else baseline):
             compared = None
         if compared is not None and not experiments.wants_baseline(compared):
-            raise fail("--baseline: this run is the plain ID model (knowledge.method=id) itself", 2)
+            raise fail("--baseline: this run is the plain ID model (knowledge.method=id, no side fields) itself", 2)
         beside = None
         progress_display = (
             ConsoleProgress(err_console, cfg.train.epochs) if distributed.is_main else contextlib.nullcontext(_ignore)

@@ -143,7 +143,7 @@ def test_no_baseline_for_an_id_run_or_when_turned_off(tiny_dataset, table, tmp_p
 @pytest.mark.parametrize(
     "flags, words",
     [
-        (["--method", "id", "--baseline"], "plain ID model (knowledge.method=id) itself"),
+        (["--method", "id", "--baseline"], "plain ID model (knowledge.method=id, no side fields) itself"),
         (["--method", "kirec", "--baseline", "--nproc", "2"], "--baseline trains in one process"),
     ],
 )
@@ -202,3 +202,7 @@ def test_the_baseline_config_is_the_bench_id_cell_of_the_same_settings():
     assert config_identity(base.to_dict()) == config_identity(experiments.baseline_config(other).to_dict())
     assert experiments.wants_baseline(RunConfig())  # the embedded default is a knowledge method: make run compares
     assert not experiments.wants_baseline(base)
+    sided = RunConfig()
+    sided.knowledge.method, sided.knowledge.side_fields = "id", "raw"
+    assert experiments.wants_baseline(sided)  # id + side values' embeddings is not the plain ID model
+    assert experiments.baseline_config(sided).knowledge == KnowledgeConfig(method="id")
