@@ -38,6 +38,10 @@ def bench_command(
     backbones: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.backbones.")] = None,
     datasets: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.datasets.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated; replaces bench.seeds.")] = None,
+    baseline: Annotated[
+        Optional[str],
+        typer.Option(help="The method gains and p-values are against (one of the methods); replaces bench.baseline."),
+    ] = None,
     set_: Annotated[
         list[str], typer.Option("--set", help="Any config field for every cell: SECTION.FIELD=VALUE.")
     ] = [],
@@ -54,7 +58,7 @@ def bench_command(
 
     if jobs < 1:
         raise fail(f"--jobs: expected at least 1, got {jobs}", EXIT_USAGE)
-    overrides = {"methods": methods, "backbones": backbones, "datasets": datasets, "seeds": seeds}
+    overrides = {"methods": methods, "backbones": backbones, "datasets": datasets, "seeds": seeds, "baseline": baseline}
     command = _command_line(config, db, workspace, out, jobs, overrides, set_, table_only)
     flags = parse_set_options(set_)
     with friendly_errors(), stop_on_first_ctrl_c() as stop:

@@ -461,3 +461,35 @@ def test_table_only_never_replaces_a_table_nor_makes_a_database(tiny_dataset, tm
         assert read.exit_code != 0 and said.startswith("error: ") and db in said, read.output
         assert {suffix: out.with_suffix(suffix).read_bytes() for suffix in table} == table
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_baseline_flag_compares_every_row_with_another_method_of_the_bench(tiny_dataset, tmp_path):
+    """--baseline: the question "does B add to A" is a paired test of B against A, not of each against id."""
+    body = (
+        '[bench]\nmethods = ["id", "id-d5"]\ndatasets = ["DATASET"]\n'
+        '[method.id-d5]\n"knowledge.method" = "id"\n"model.dropout" = 0.5\n'
+    )
+    bench = write_bench(tmp_path / "b.toml", tiny_dataset, body)
+    db, out = str(tmp_path / "runs.db"), tmp_path / "t"
+    made = CliRunner().invoke(app, ["bench", str(bench), "--db", db, "--out", str(out)], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    against_id = json.loads(out.with_suffix(".json").read_text())
+    read = CliRunner().invoke(
+        app,
+        ["bench", str(bench), "--db", db, "--out", str(out), "--table-only", "--baseline", "id-d5"],
+        catch_exceptions=False,
+    )
+    assert read.exit_code == 0, read.output
+    table = json.loads(out.with_suffix(".json").read_text())
+    assert table["baseline"] == "id-d5" and "--baseline id-d5" in table["command"]
+    rows = {r["method"]: r for r in table["rows"]}
+    before = {r["method"]: r for r in against_id["rows"]}
+    assert rows["id-d5"]["baseline"] and not rows["id"]["baseline"]
+    assert rows["id"]["run_ids"] == before["id"]["run_ids"]  # the same runs, read again
+    gain = rows["id"]["test"]["NDCG@10"]["mean"] / rows["id-d5"]["test"]["NDCG@10"]["mean"] - 1
+    assert rows["id"]["gain"]["NDCG@10"] == pytest.approx(gain)
+    assert rows["id"]["gain"]["NDCG@10"] == pytest.approx(
+        -before["id-d5"]["gain"]["NDCG@10"] / (1 + before["id-d5"]["gain"]["NDCG@10"])
+    )
+    bad = CliRunner().invoke(app, ["bench", str(bench), "--db", db, "--table-only", "--baseline", "nope"])
+    assert bad.exit_code == 2 and "bench.baseline" in bad.output
