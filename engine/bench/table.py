@@ -39,6 +39,7 @@ class Row:
     seeds: list[int]
     setting: dict[str, Any]
     metrics: dict[str, MeanStd | None]
+    valid: dict[str, MeanStd | None]  # at each run's best epoch: what early stopping and the [tune] grid choose by
     head: dict[str, MeanStd | None]
     tail: dict[str, MeanStd | None]
     parameters: int | None
@@ -67,6 +68,7 @@ class Row:
             "run_ids": self.run_ids,
             "setting": self.setting,
             "test": {k: ms(v) for k, v in self.metrics.items()},
+            "valid": {k: ms(v) for k, v in self.valid.items()},
             "head": {k: ms(v) for k, v in self.head.items()},
             "tail": {k: ms(v) for k, v in self.tail.items()},
             "gain": self.gain,
@@ -132,8 +134,8 @@ def _row(runs: list[Any], details: list[Any], epochs_run: list[int], is_baseline
     protocol = first.params.get("eval.protocol", FULL)
     per_user, users = _per_user_average(details)
 
-    def stat(key: str) -> MeanStd | None:
-        values = [d.test_metrics.get(key) for d in details]
+    def stat(key: str, split: str = "test") -> MeanStd | None:
+        values = [(d.test_metrics if split == "test" else d.valid_metrics).get(key) for d in details]
         return None if any(v is None or not math.isfinite(v) for v in values) else mean_std(values)
 
     def tag_stat(tag: str) -> MeanStd | None:
@@ -151,6 +153,7 @@ def _row(runs: list[Any], details: list[Any], epochs_run: list[int], is_baseline
         seeds=[r.cell.seed for r in runs],
         setting=dict(runs[0].cell.setting),
         metrics={m: stat(f"test/{m}") for m in METRICS},
+        valid={m: stat(f"valid/{m}", "valid") for m in METRICS},
         head={m: stat(f"test/{m}/head") for m in GROUP_METRICS},
         tail={m: stat(f"test/{m}/tail") for m in GROUP_METRICS},
         parameters=None if parameters is None else int(parameters),

@@ -491,5 +491,8 @@ def test_baseline_flag_compares_every_row_with_another_method_of_the_bench(tiny_
     assert rows["id"]["gain"]["NDCG@10"] == pytest.approx(
         -before["id-d5"]["gain"]["NDCG@10"] / (1 + before["id-d5"]["gain"]["NDCG@10"])
     )
+    with open_store(db) as store:  # the validation score selection used, beside the test scores
+        valid = [store.get_run(i).valid_metrics["valid/NDCG@10"] for i in rows["id"]["run_ids"]]
+    assert rows["id"]["valid"]["NDCG@10"]["mean"] == pytest.approx(float(np.mean(valid)))
     bad = CliRunner().invoke(app, ["bench", str(bench), "--db", db, "--table-only", "--baseline", "nope"])
     assert bad.exit_code == 2 and "bench.baseline" in bad.output
