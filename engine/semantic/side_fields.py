@@ -3,7 +3,7 @@ dataset's own fields (brand, categories, genres, year) and/or the LLM's extracte
 vocabulary with its own trained embeddings, mean-pooled per item and added to the method's item vector
 (`knowledge.side_fields`).
 
-No language model encodes anything here: a value is a token ("brand=opi", "mood=light"), so two items share a
+No language model encodes anything here: a value is a token ("brand=opi", "llm.mood=light"), so two items share a
 vector exactly where they share a value. A value seen on fewer than `knowledge.side_min_count` items is left out:
 a value of one item only would be a second ID embedding. Free-text and unique fields (title, description) are
 never tokens; the semantic table is what reads them.
@@ -139,6 +139,7 @@ class SideFieldItems(ItemRepresentation):
 def with_side_fields(
     base: ItemRepresentation, vocabulary: SideVocabulary, seed: int = 0
 ) -> tuple[SideFieldItems, dict[str, Any]]:
+    """`base` with the vocabulary's embeddings added, and what the run records about them."""
     items = SideFieldItems(base, vocabulary.index, vocabulary.size, seed)
     return items, {**vocabulary.info(), "side_params": items.side.weight.numel()}
 
