@@ -24,6 +24,7 @@ LR_SCHEDULE_CHOICES = registry.choices("lr_schedule")
 PROTOCOL_CHOICES = registry.choices("protocol")
 EXTRACTOR_CHOICES = registry.choices("extractor")
 DATASET_FORMAT_CHOICES = registry.choices("dataset_format")
+ANSWER_FORMAT_CHOICES = registry.choices("answer_format")  # a prompt's `answer_format`
 DEVICE_SPEC = (
     r"auto|cpu|cuda(:\d+)?"  # the syntax engine.training.device resolves; whether the device exists is its job
 )

@@ -46,6 +46,7 @@ FIELDS: Mapping[str, str | None] = MappingProxyType(
         "protocol": "eval.protocol",
         "lr_schedule": "train.lr_schedule",
         "dataset_format": None,
+        "answer_format": None,  # a prompt file's `answer_format`
     }
 )
 
@@ -219,6 +220,18 @@ _ENTRIES: tuple[Entry, ...] = (
         "sampled",
         "rank the positive among eval.num_sampled sampled negatives (for papers)",
         "engine.evaluation.evaluator:RankingEvaluator",
+    ),
+    Entry(
+        "answer_format",
+        "json",
+        "the answer as one compact JSON object",
+        "engine.extraction.answer_formats:JSON",
+    ),
+    Entry(
+        "answer_format",
+        "lines",
+        "the values alone, '|' between attributes and ',' between list items (a third fewer tokens)",
+        "engine.extraction.answer_formats:LINES",
     ),
     # Detection order of a folder outside the dataset registry: the first whose interactions file exists wins.
     Entry(

@@ -193,7 +193,7 @@ def extract_items(
         if not asks:
             break
         try:
-            _ask_backend(backend, asks, schema, prompt.system, settle, should_stop)
+            _ask_backend(backend, asks, schema, prompt.system, settle, should_stop, prompt.answer_format)
         except _Stopped:
             report.interrupted = True
             break
@@ -219,6 +219,7 @@ def _ask_backend(
     system: str,
     settle: Callable[[_Ask, Answer], None],
     should_stop: Callable[[], bool] | None,
+    answer_format: str = "json",
 ) -> None:
     """One round: every answer is settled as the backend hands it back (or, for a backend that cannot stream,
     when the round ends), and a stop request ends the round after the answer being settled."""
@@ -232,22 +233,25 @@ def _ask_backend(
                 raise _Stopped  # the backend abandons the answers still decoding; they are asked again next time
 
     prompts = [a.prompt for a in asks]
-    if _accepts_on_answer(backend):
-        answers = backend.generate(prompts, schema, system=system, on_answer=on_answer)
-    else:
-        answers = backend.generate(prompts, schema, system=system)
+    options: dict[str, Any] = {}
+    if _accepts(backend, "on_answer"):
+        options["on_answer"] = on_answer
+    if answer_format != "json" and _accepts(backend, "answer_format"):
+        options["answer_format"] = answer_format  # a backend without a grammar answers JSON anyway
+    answers = backend.generate(prompts, schema, system=system, **options)
     for index, answer in enumerate(answers):  # what a backend did not hand back one by one; all of it is kept
         if index not in settled:
             settled.add(index)
             settle(asks[index], answer)
 
 
-def _accepts_on_answer(backend: ExtractionBackend) -> bool:
+def _accepts(backend: ExtractionBackend, keyword: str) -> bool:
+    """Whether the backend's generate takes `keyword` (test doubles and older backends may not)."""
     try:
         parameters = inspect.signature(backend.generate).parameters
     except (TypeError, ValueError):
         return False
-    return "on_answer" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return keyword in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _progress(report: ExtractionReport, done: int, total: int) -> ExtractionProgress:

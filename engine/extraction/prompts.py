@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from engine.choices import ANSWER_FORMAT_CHOICES
 from engine.extraction.entities import unescape_entities
 from engine.extraction.schema import AttributeSchema, SchemaError, parse_attribute_specs
 
@@ -39,7 +40,16 @@ ITEM_FIELDS_SKIPPED = frozenset({"id", "item_id", "asin"})
 ITEM_VALUE_CHARS = 160
 ITEM_LIST_VALUES = 8
 ITEM_TEXT_CHARS = 600
-TOP_LEVEL_KEYS = {"name", "description", "datasets", "system", "template", "optional_fields", "attributes"}
+TOP_LEVEL_KEYS = {
+    "name",
+    "description",
+    "datasets",
+    "system",
+    "template",
+    "optional_fields",
+    "attributes",
+    "answer_format",
+}
 _VERSION_SUFFIX = re.compile(r"^(?P<base>.+?)\.v(?P<version>\d+)$")
 
 
@@ -72,6 +82,9 @@ class Prompt:
     datasets: tuple[str, ...] = ()
     optional_fields: frozenset[str] = frozenset()
     placeholders: tuple[str, ...] = field(default=())
+    # How a grammar-constrained backend (llama.cpp) spells the answer while decoding (engine.extraction.answer_formats);
+    # backends without a grammar answer JSON whatever this says. The stored answer is JSON either way.
+    answer_format: str = "json"
 
     @property
     def content_hash(self) -> str:
@@ -185,6 +198,11 @@ def parse_prompt(text: str, source: Path | str | None = None) -> Prompt:
     for key in ("system", "description"):
         if not isinstance(raw.get(key, ""), str):
             raise PromptError(f"{where}: '{key}' must be a string")
+    answer_format = raw.get("answer_format", "json")
+    if answer_format not in ANSWER_FORMAT_CHOICES:
+        raise PromptError(
+            f"{where}: 'answer_format' must be one of {', '.join(ANSWER_FORMAT_CHOICES)}, not {answer_format!r}"
+        )
     for key in ("datasets", "optional_fields"):
         value = raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -207,6 +225,7 @@ def parse_prompt(text: str, source: Path | str | None = None) -> Prompt:
         datasets=tuple(raw.get("datasets", [])),
         optional_fields=frozenset(raw.get("optional_fields", [])),
         placeholders=placeholders,
+        answer_format=answer_format,
     )
 
 

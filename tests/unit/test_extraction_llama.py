@@ -275,3 +275,21 @@ def test_a_long_few_shot_prefix_is_evaluated_once_not_per_item(
         assert evaluated["prefix"] == 0  # kept from the previous call
     finally:
         backend.close()
+
+
+def test_the_lines_format_decodes_fewer_tokens_into_the_same_valid_json(tiny_gguf: Path) -> None:
+    prompt = load_prompt("movies")
+    texts = movie_prompts(4)
+    backend = LlamaCppBackend(tiny_gguf, parallel=2, max_tokens=400, n_threads=1)
+    try:
+        as_json = backend.generate(texts, prompt.json_schema(), system=prompt.system)
+        json_tokens = backend.tokens_decoded
+        as_lines = backend.generate(texts, prompt.json_schema(), system=prompt.system, answer_format="lines")
+        lines_tokens = backend.tokens_decoded - json_tokens
+        for raw in as_lines:  # random weights, yet llama.cpp took the grammar and every line maps back to the schema
+            assert set(prompt.schema.validate(parse_json_object(raw))) == set(prompt.schema.names)
+        assert backend.generate(texts, prompt.json_schema(), system=prompt.system, answer_format="lines") == as_lines
+        assert backend.generate(texts, prompt.json_schema(), system=prompt.system) == as_json  # grammars switch back
+    finally:
+        backend.close()
+    assert 0 < lines_tokens < json_tokens  # no keys, quotes or brackets to decode

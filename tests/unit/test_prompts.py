@@ -20,6 +20,8 @@ from engine.extraction.prompts import (
 from engine.extraction.schema import OutputError, parse_json_object
 from engine.semantic.texts import item_texts, render_attribute_text, render_raw_text
 
+ROOT = Path(__file__).resolve().parents[2]
+
 VALID = '''
 name = "toy"
 datasets = ["toy-data"]
@@ -183,14 +185,20 @@ def test_attributes_render_as_the_text_that_is_embedded() -> None:
 # either file orphans them. Add a new prompt file instead, or re-ship the answers and update the pin.
 SHIPPED_PROMPT_HASHES = {
     "movies": "12972e4cdcf37c7a904c48c1f08ed577abc248dd6a392cb64cb3aeac003a8085",
-    "products": "d64044dc1667a83e5283ae6f2713ddef643e5d875898082358b3f4b45858298f",
+    # the `lines` answer format since session 18 (docs/results/README.md "Extraction cost")
+    "products": "a46dcf8665f0c2b8548ec100ed2580d8fc70069452026fcbc3ef3850b9dc617e",
 }
+# The JSON-format products prompt that made the README's earlier Beauty attribute results, kept byte for byte so
+# `--prompt benchmarks/prompts/products-json.toml` finds their cached answers.
+EARLIER_PRODUCTS_HASH = "d64044dc1667a83e5283ae6f2713ddef643e5d875898082358b3f4b45858298f"
 
 
 def test_the_movie_and_beauty_defaults_are_unchanged_and_still_chosen_for_their_datasets() -> None:
     for dataset, name in [("ml-latest-small", "movies"), ("ml-100k", "movies"), ("amazon-beauty", "products")]:
         prompt = default_prompt_for(dataset)
         assert (prompt.name, prompt.content_hash) == (name, SHIPPED_PROMPT_HASHES[name])
+    earlier = load_prompt(ROOT / "benchmarks" / "prompts" / "products-json.toml")
+    assert (earlier.name, earlier.content_hash, earlier.answer_format) == ("products", EARLIER_PRODUCTS_HASH, "json")
 
 
 def test_a_generic_format_dataset_gets_the_neutral_prompt_which_renders_its_item(tmp_path: Path) -> None:

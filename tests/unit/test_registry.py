@@ -25,6 +25,11 @@ def test_every_registered_name_resolves_to_an_implementation(entry):
         from engine.data.formats.spec import FormatSpec
 
         assert isinstance(implementation, FormatSpec) and callable(implementation.load)
+    elif entry.kind == "answer_format":  # a wire format: its grammar, completeness check and conversion to JSON
+        from engine.extraction.answer_formats import AnswerFormat
+
+        assert isinstance(implementation, AnswerFormat) and implementation.name == entry.name
+        assert callable(implementation.grammar) and callable(implementation.to_json)
     else:
         assert callable(implementation)
     assert entry.help.strip() and "\n" not in entry.help

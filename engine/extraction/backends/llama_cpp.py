@@ -9,7 +9,9 @@ Why it is fast (benchmarks/bench_extraction.py measures each lever against the o
   A finished sequence's slot takes the next item at once (continuous batching).
 - Cheap grammar. Each sequence has its own grammar sampler. The greedy token is checked against the grammar first
   and the full vocabulary is filtered only when it is rejected (what llama.cpp's own common sampler does).
-- Early stop. Decoding stops as soon as the JSON object is complete, instead of waiting for end-of-sequence.
+- Early stop. Decoding stops as soon as the answer is complete, instead of waiting for end-of-sequence.
+- Few tokens. No optional whitespace in the JSON, and a prompt may ask for `answer_format = "lines"`: the values
+  alone, a third fewer decoded tokens (engine/extraction/answer_formats.py), handed back as the same JSON.
 
 Each answer is handed back (`on_answer`) the moment its sequence finishes, so the driver stores it at once.
 Item text is data: it is tokenized with special tokens off, so a title holding "<|im_start|>" stays text; only the
@@ -29,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from engine import registry
+from engine.extraction.answer_formats import AnswerFormat
 from engine.local_models import LocalModelMissing, smollm2_gguf_path
 from engine.extraction.backends.base import (
     DEFAULT_MAX_TOKENS,
@@ -130,6 +134,7 @@ class LlamaCppBackend:
         self._mem = llama_cpp.llama_get_memory(ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._prefix: list[int] = []  # tokens held by sequence 0
+        self.tokens_decoded = 0  # answer tokens sampled so far, all calls (benchmarks/bench_prompt_cost.py)
         self._grammar_key: str | None = None
         self._slots: list[_Slot] = []
         # Candidate buffer for the full-vocabulary grammar filter, reused every time.
@@ -206,11 +211,19 @@ class LlamaCppBackend:
 
     # ---- generation ------------------------------------------------------------------------------------------
     def generate(
-        self, prompts: list[str], json_schema: dict[str, Any], system: str = "", on_answer: AnswerCallback | None = None
+        self,
+        prompts: list[str],
+        json_schema: dict[str, Any],
+        system: str = "",
+        on_answer: AnswerCallback | None = None,
+        answer_format: str = "json",
     ) -> list[Answer]:
+        """`answer_format` (a prompt's, engine.extraction.answer_formats) is how the grammar spells an answer while
+        it decodes; each answer is handed back as compact JSON whatever it is."""
         if not prompts:
             return []
-        self._ensure_samplers(json_schema)
+        wire = registry.load("answer_format", answer_format)
+        self._ensure_samplers(json_schema, wire)
         for slot in self._slots:  # a previous call that raised may have left sequences behind
             if slot.item >= 0:
                 self._lib.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
@@ -278,12 +291,13 @@ class LlamaCppBackend:
                 if not done:
                     slot.out += self._llm.detokenize([token])
                     slot.n_generated += 1
-                    done = _json_complete(slot.out) or slot.n_generated >= self.max_tokens
+                    self.tokens_decoded += 1
+                    done = wire.complete(slot.out) or slot.n_generated >= self.max_tokens
                 if done:
                     item = slot.item
                     lib.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
                     slot.item, slot.logits_index = -1, -1  # idle before the callback: it may raise and end the call
-                    finish(item, slot.out.decode("utf-8", "replace"))
+                    finish(item, wire.to_json(slot.out.decode("utf-8", "replace"), json_schema))
                 else:
                     slot.pending_token, slot.logits_index = token, -2
         return [o if o is not None else "" for o in outputs]
@@ -345,12 +359,12 @@ class LlamaCppBackend:
                 raise BackendError(f"{self.model_path.name}: llama_decode failed with code {rc} on the shared prefix")
         self._prefix = list(tokens[0][:target])
 
-    def _ensure_samplers(self, json_schema: dict[str, Any]) -> None:
-        key = json.dumps(json_schema, sort_keys=True)
+    def _ensure_samplers(self, json_schema: dict[str, Any], wire: AnswerFormat) -> None:
+        key = wire.name + ":" + json.dumps(json_schema, sort_keys=True)
         if key == self._grammar_key:
             return
         self._free_samplers()
-        grammar = compact_json_grammar(json_schema).encode("utf-8")
+        grammar = wire.grammar(json_schema).encode("utf-8")
         for i in range(self.parallel):
             sampler = self._lib.llama_sampler_init_grammar(self._vocab, grammar, b"root")
             if not sampler:
@@ -380,24 +394,6 @@ class LlamaCppBackend:
             pass
 
 
-def compact_json_grammar(json_schema: dict[str, Any]) -> str:
-    """GBNF for the schema, with no optional whitespace and no control characters inside strings.
-
-    Whitespace between JSON tokens is a quarter of a small answer's tokens, and every token costs a decoding step.
-    Control characters (newlines in a string) are never wanted and are what random-weight test models emit.
-    """
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    lines = []
-    for line in json_schema_to_gbnf(json.dumps(json_schema)).splitlines():
-        if line.startswith("space ::="):
-            line = 'space ::= ""'
-        elif line.startswith("char ::="):
-            line = line.replace('[^"\\\\]', '[^"\\\\\\x00-\\x1f]', 1)
-        lines.append(line)
-    return "\n".join(lines)
-
-
 def _common_prefix_len(sequences: list[list[int]], limit: int) -> int:
     n = 0
     first = sequences[0]
@@ -405,15 +401,3 @@ def _common_prefix_len(sequences: list[list[int]], limit: int) -> int:
     while n < limit and all(s[n] == first[n] for s in sequences[1:]):
         n += 1
     return n
-
-
-def _json_complete(out: bytearray) -> bool:
-    """True once the answer is a complete JSON object (the grammar would only allow trailing whitespace)."""
-    text = out.decode("utf-8", "ignore").rstrip()
-    if not text.endswith("}"):
-        return False
-    try:
-        json.loads(text)
-        return True
-    except json.JSONDecodeError:
-        return False
