@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "prompt-cost.json"))
     args = parser.parse_args()
 
+    from engine import registry
     from engine.config import DataConfig
     from engine.data.preprocess import load_dataset
     from engine.extraction.backends.llama_cpp import LlamaCppBackend
@@ -62,7 +63,8 @@ def main() -> None:
         backend.generate(
             texts[:2], schema, system=prompt.system, answer_format=answer_format
         )  # evaluates this prompt's shared prefix
-        tokens = [backend.tokenize_chat(t, prompt.system) for t in texts]
+        system = registry.load("answer_format", answer_format).system_text(prompt.system)  # what the model reads
+        tokens = [backend.tokenize_chat(t, system) for t in texts]
         prefix = len(os.path.commonprefix(tokens))  # what every item shares, evaluated once
         item_tokens = [len(t) - prefix for t in tokens]
         rates, outputs = [], []

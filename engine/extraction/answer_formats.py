@@ -9,8 +9,9 @@ other part of kirec reads (validation, the cache, the quality report), so a form
 - `lines`: the values alone in the schema's order, `|` between attributes, `,` between a list's items, ended by a
   newline: `hair dryer|hair|ionic,compact`. Values may then not contain `|` (nor `,` inside a list item).
 
-A prompt file names its format (`answer_format`), so the prompt's hash, which keys the cache, covers it. Backends
-without a grammar (transformers, an OpenAI-compatible server) answer JSON whatever the prompt's format.
+A prompt file names its format (`answer_format`), so the prompt's hash, which keys the cache, covers it. A backend
+that decodes `lines` adds the format's instruction after the prompt's system text; backends without a grammar
+(transformers, an OpenAI-compatible server) answer JSON, without it, whatever the prompt's format.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ class AnswerFormat:
     grammar: Callable[[dict[str, Any]], str]  # JSON schema → GBNF
     complete: Callable[[bytes], bool]  # the decoded bytes so far form a whole answer
     to_json: Callable[[str, dict[str, Any]], str]  # decoded text → the answer as compact JSON text
+    # Said after the prompt's system text by a backend that decodes this format, so a prompt's own words suit
+    # every backend (a server constrained to JSON never reads "separated by |").
+    instruction: str = ""
+
+    def system_text(self, system: str) -> str:
+        return " ".join(part for part in (system.strip(), self.instruction) if part)
 
 
 # ---- json ---------------------------------------------------------------------------------------------------------
@@ -111,4 +118,10 @@ def lines_to_json(text: str, json_schema: dict[str, Any]) -> str:
 
 
 JSON = AnswerFormat("json", compact_json_grammar, json_complete, lambda text, _schema: text)
-LINES = AnswerFormat("lines", lines_grammar, lines_complete, lines_to_json)
+LINES = AnswerFormat(
+    "lines",
+    lines_grammar,
+    lines_complete,
+    lines_to_json,
+    "You answer with the values only, in the order asked, separated by |.",
+)

@@ -64,6 +64,14 @@ def test_the_grammar_asks_for_every_property_in_order_and_ends_with_a_newline():
     assert lines_complete(b"x|face|\n") and not lines_complete(b"x|face|a")
 
 
+def test_only_the_lines_format_adds_its_instruction_to_the_system_text():
+    assert LINES.system_text("You are a shopping expert. ") == (
+        "You are a shopping expert. You answer with the values only, in the order asked, separated by |."
+    )
+    assert JSON.system_text(" You are a film expert.") == "You are a film expert."
+    assert LINES.system_text("") == LINES.instruction
+
+
 def test_the_formats_are_registered_and_json_is_returned_as_it_is():
     assert registry.choices("answer_format") == ("json", "lines")
     assert registry.load("answer_format", "lines") is LINES and registry.load("answer_format", "json") is JSON

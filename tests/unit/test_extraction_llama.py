@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gguf")
 
+from engine.extraction.answer_formats import LINES  # noqa: E402
 from engine.extraction.backends import BackendError, create_backend  # noqa: E402
 from engine.extraction.backends.base import Refusal  # noqa: E402
 from engine.extraction.backends.llama_cpp import PREFIX_BUDGET, LlamaCppBackend  # noqa: E402
@@ -286,6 +287,9 @@ def test_the_lines_format_decodes_fewer_tokens_into_the_same_valid_json(tiny_ggu
         json_tokens = backend.tokens_decoded
         as_lines = backend.generate(texts, prompt.json_schema(), system=prompt.system, answer_format="lines")
         lines_tokens = backend.tokens_decoded - json_tokens
+        # the format's instruction follows the prompt's system text in what the model reads
+        read = backend.tokenize_chat(texts[0], prompt.system + " " + LINES.instruction)
+        assert backend._prefix == read[: len(backend._prefix)] and len(backend._prefix) > 100
         for raw in as_lines:  # random weights, yet llama.cpp took the grammar and every line maps back to the schema
             assert set(prompt.schema.validate(parse_json_object(raw))) == set(prompt.schema.names)
         assert backend.generate(texts, prompt.json_schema(), system=prompt.system, answer_format="lines") == as_lines

@@ -223,6 +223,7 @@ class LlamaCppBackend:
         if not prompts:
             return []
         wire = registry.load("answer_format", answer_format)
+        system = wire.system_text(system)  # "... separated by |." for lines, the prompt's own text for JSON
         self._ensure_samplers(json_schema, wire)
         for slot in self._slots:  # a previous call that raised may have left sequences behind
             if slot.item >= 0:
