@@ -2,7 +2,8 @@
 and items/s with kirec's llama.cpp backend, on real items of a dataset (their full text, tags included).
 
 On a small model the CPU is compute-bound, so items/s follows tokens per item; this measures the "compact
-schema" lever by comparing prompts on the same items, each timed in the same process after a warm-up.
+schema" and "answer format" levers by comparing prompts (and `--answer-formats`) on the same items, each timed in
+the same process after a warm-up, and prints each field's answer quality beside the cost.
 
     .venv/bin/python benchmarks/bench_prompt_cost.py --dataset ml-latest-small --prompts movies \\
         benchmarks/prompts/movies-compact.toml --items 128 --repeats 3
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -20,8 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_extraction import valid_fraction  # noqa: E402
 
 
 def main() -> None:
@@ -52,9 +52,9 @@ def main() -> None:
     dataset = load_dataset(DataConfig(dataset=args.dataset), cwd=ROOT)
     step = max(1, dataset.num_items // args.items)
     items = list(range(1, dataset.num_items + 1, step))[: args.items]
+    backend = LlamaCppBackend(parallel=args.parallel)  # the answer format is chosen per call
     rows = []
     for answer_format, name in [(f, n) for f in args.answer_formats for n in args.prompts]:
-        backend = LlamaCppBackend(parallel=args.parallel)
         prompt = load_prompt(name)
         answer_format = answer_format or prompt.answer_format
         validate_prompt(prompt, dataset_fields(dataset.item_text[1:]))
@@ -80,8 +80,9 @@ def main() -> None:
             ]
             rates.append(len(texts) / (time.perf_counter() - start))
         answer_tokens_mean = (backend.tokens_decoded - decoded_before) / len(texts)  # as decoded, in its format
+        answers = [_validated(prompt, o) for o in outputs]
         quality = measure_quality(
-            [_validated(prompt, o) for o in outputs],
+            answers,
             [title_of(dataset.item_text[i]) for i in items],
             prompt.schema.names,
             prompt.name,
@@ -97,7 +98,7 @@ def main() -> None:
             "answer_tokens_mean": answer_tokens_mean,
             "items_per_s_median": statistics.median(rates),
             "items_per_s_all": [round(r, 3) for r in rates],
-            "valid": valid_fraction(prompt, outputs),
+            "valid": sum(a is not None for a in answers) / len(answers),
             "distinct_answers": len(set(outputs)),
             "quality": {
                 f.name: {
@@ -110,9 +111,7 @@ def main() -> None:
                 }
                 for f in quality.fields
             },
-            "enum_in_categories": _enum_in_categories(
-                prompt, [_validated(prompt, o) for o in outputs], [dataset.item_text[i] for i in items]
-            ),
+            "enum_in_categories": _enum_in_categories(prompt, answers, [dataset.item_text[i] for i in items]),
             "sample": outputs[:3],
             "answers": dict(zip([dataset.item_ids[i] for i in items], outputs)) if args.keep_answers else None,
             "model": backend.fingerprint,
@@ -129,7 +128,7 @@ def main() -> None:
             print(line, flush=True)
         for name, share in row["enum_in_categories"].items():
             print(f"  {name}: {share:.0%} of the answers name a word of the item's categories", flush=True)
-        backend.close()
+    backend.close()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -151,8 +150,6 @@ def _enum_in_categories(prompt, answers, item_texts) -> dict[str, float]:
     """Per enum field: the share of valid answers whose value is a word of the item's own categories ("nails" for
     "Makeup, Nails, Nail Polish"; plural and singular alike). A lenient check that an answer is grounded in the
     item rather than the same value for all: where a path names two choices ("Skin Care, Face"), either counts."""
-    import re
-
     out: dict[str, float] = {}
     for spec in prompt.schema.attributes:
         if spec.type != "enum":

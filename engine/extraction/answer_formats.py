@@ -25,7 +25,7 @@ from typing import Any, Callable
 class AnswerFormat:
     name: str
     grammar: Callable[[dict[str, Any]], str]  # JSON schema → GBNF
-    complete: Callable[[bytes], bool]  # the decoded bytes so far form a whole answer
+    complete: Callable[[bytearray], bool]  # the decoded bytes so far form a whole answer (asked every token)
     to_json: Callable[[str, dict[str, Any]], str]  # decoded text → the answer as compact JSON text
     # Said after the prompt's system text by a backend that decodes this format, so a prompt's own words suit
     # every backend (a server constrained to JSON never reads "separated by |").
@@ -54,9 +54,9 @@ def compact_json_grammar(json_schema: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def json_complete(out: bytes) -> bool:
+def json_complete(out: bytearray) -> bool:
     """True once the answer is a complete JSON object (the grammar would only allow trailing whitespace)."""
-    text = bytes(out).decode("utf-8", "ignore").rstrip()
+    text = out.decode("utf-8", "ignore").rstrip()
     if not text.endswith("}"):
         return False
     try:
@@ -92,8 +92,8 @@ def lines_grammar(json_schema: dict[str, Any]) -> str:
     return "\n".join([root] + rules)
 
 
-def lines_complete(out: bytes) -> bool:
-    return bytes(out).endswith(b"\n")
+def lines_complete(out: bytearray) -> bool:
+    return out.endswith(b"\n")
 
 
 def lines_to_json(text: str, json_schema: dict[str, Any]) -> str:

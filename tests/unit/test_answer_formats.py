@@ -61,7 +61,7 @@ def test_the_grammar_asks_for_every_property_in_order_and_ends_with_a_newline():
     assert root == 'root ::= v0 "|" v1 "|" v2 "\\n"'
     assert 'v1 ::= "face" | "eyes"' in grammar  # the enum's values, as the schema lists them
     assert "{1,24}" in grammar and "{0,1}" in grammar  # the string's length bound; a list of at most 2
-    assert lines_complete(b"x|face|\n") and not lines_complete(b"x|face|a")
+    assert lines_complete(bytearray(b"x|face|\n")) and not lines_complete(bytearray(b"x|face|a"))
 
 
 def test_only_the_lines_format_adds_its_instruction_to_the_system_text():
